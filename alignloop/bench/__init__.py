@@ -1,0 +1,1 @@
+"""Benchmarks; each module defines ``register(bench_app: typer.Typer)`` adding one command."""

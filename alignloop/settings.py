@@ -1,0 +1,101 @@
+"""Settings: environment (``ALIGNLOOP_*``) over ``configs/pipeline.yaml`` over defaults. Loaded once per command."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+DEFAULT_CONFIG = "configs/pipeline.yaml"
+# Used only when no key is configured; `alignloop worker` warns about it. Never use it in production.
+DEV_PII_KEY = "alignloop-dev-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALIGNLOOP_", extra="forbid", validate_default=True)
+
+    home: Path = Field(Path(".alignloop"), description="Local state: broker data, lake, worker state.")
+
+    # --- Kafka client (any cluster) ---
+    kafka_bootstrap: str = Field("localhost:9092", description="Comma-separated host:port list.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    topic_prefix: str = Field("", description="Prefix for every topic name, to share a cluster.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions for topics created by `topics create`.")
+    replication_factor: int = Field(1, ge=1)
+
+    # --- local broker (alignloop broker start) ---
+    broker_port: int = Field(9092, ge=1, le=65535)
+    broker_controller_port: int = Field(9093, ge=1, le=65535)
+    broker_heap: str = Field("768m", pattern=r"^\d+[mMgG]$")
+
+    # --- worker ---
+    app_id: str = Field("alignloop", pattern=r"^[A-Za-z0-9._-]+$", description="Faust app id = consumer group.")
+    max_record_bytes: int = Field(1_000_000, ge=1024, description="Larger records go to the DLQ as too_large.")
+    sink_batch_size: int = Field(2000, ge=1, description="Events per batch; one Delta commit per batch.")
+    sink_flush_interval_s: float = Field(1.0, gt=0, description="Longest a record waits in a batch.")
+    checkpoint_every: int = Field(50, ge=1, description="Write a Delta checkpoint every N commits.")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 disables.")
+    pii_hmac_key: SecretStr = Field(SecretStr(DEV_PII_KEY), description="Tenant key for pseudonyms.")
+    policy_path: Path = Field(Path("configs/policy.yaml"))
+
+    # --- lake ---
+    lake_root: str = Field("", description="Local path or object-store URI; default <home>/lake.")
+    lake_storage_options: dict[str, str] = Field(default_factory=dict, description="deltalake storage_options.")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, v: str) -> str:
+        hosts = [h.strip() for h in v.split(",") if h.strip()]
+        if not hosts or any(":" not in h or not h.rsplit(":", 1)[1].isdigit() for h in hosts):
+            raise ValueError("expected host:port[,host:port...], e.g. localhost:9092")
+        return ",".join(hosts)
+
+    @property
+    def lake(self) -> str:
+        return self.lake_root or str(self.home / "lake")
+
+    def table_uri(self, name: str) -> str:
+        root = self.lake.rstrip("/")
+        return f"{root}/{name}"
+
+    def topic(self, name: str) -> str:
+        from schemas.topics import topic_name
+
+        return topic_name(name, self.topic_prefix)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("ALIGNLOOP_CONFIG", DEFAULT_CONFIG)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if Path(path).is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """A bad setting, phrased as one line naming the fix."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        env = f"ALIGNLOOP_{field.upper()}"
+        raise ConfigError(
+            f"bad setting {field!r}: {err['msg']} (got {err.get('input')!r}); fix {env} or "
+            f"{os.environ.get('ALIGNLOOP_CONFIG', DEFAULT_CONFIG)}"
+        ) from None

@@ -1,0 +1,74 @@
+"""Topic registry: every topic the pipeline uses, with its contract and retention.
+
+Topic names can carry a prefix (settings ``topic_prefix``) so several pipelines — or tests — share one cluster.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from schemas.dlq import DeadLetter
+from schemas.preference import Label, Preference
+from schemas.trace import Trace
+from schemas.verdict import JudgedTrace
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    model: type[BaseModel] | None
+    description: str
+    raw_zone: bool = False  # may hold unscrubbed PII: short retention, tight ACLs
+    compacted: bool = False
+    retention_ms: int = 7 * DAY_MS
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def topic_configs(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if not self.compacted:
+            cfg["retention.ms"] = str(self.retention_ms)
+        cfg.update(self.configs)
+        return cfg
+
+
+TRACES = "agent.traces"
+DLQ = "agent.traces.dlq"
+JUDGED = "traces.judged"
+ESCALATIONS = "judge.escalations"
+LABELS = "feedback.labels"
+PREFERENCES = "feedback.preferences"
+HUMAN_QUEUE = "judge.human_queue"
+DRIFT = "drift.events"
+TRAIN_REQUESTS = "train.requests"
+REGISTRY = "models.registry"
+ROLLOUT = "rollout.flags"
+AUDIT = "audit.log"
+
+TOPICS: dict[str, TopicSpec] = {
+    s.name: s
+    for s in [
+        TopicSpec(TRACES, Trace, "Raw agent traces (unscrubbed).", raw_zone=True, retention_ms=3 * DAY_MS),
+        TopicSpec(DLQ, DeadLetter, "Records that failed validation, with reason and original bytes.",
+                  raw_zone=True, retention_ms=3 * DAY_MS),
+        TopicSpec(JUDGED, JudgedTrace, "Scrubbed traces with fast-judge verdicts.", retention_ms=30 * DAY_MS),
+        TopicSpec(ESCALATIONS, None, "Judged traces escalated to high-fidelity judges.", retention_ms=30 * DAY_MS),
+        TopicSpec(LABELS, Label, "High-fidelity labels from LLM judges and humans.", retention_ms=365 * DAY_MS),
+        TopicSpec(PREFERENCES, Preference, "Preferences logged through the SDK.", retention_ms=365 * DAY_MS),
+        TopicSpec(HUMAN_QUEUE, None, "Escalations only a person can judge.", retention_ms=30 * DAY_MS),
+        TopicSpec(DRIFT, None, "Drift events from the online monitors.", retention_ms=365 * DAY_MS),
+        TopicSpec(TRAIN_REQUESTS, None, "Retraining requests.", retention_ms=90 * DAY_MS),
+        TopicSpec(REGISTRY, None, "Trained adapters with manifests and gate results.", compacted=True),
+        TopicSpec(ROLLOUT, None, "Rollout flags per agent (compacted: latest wins).", compacted=True),
+        TopicSpec(AUDIT, None, "Audit trail of promotions, rollbacks and config changes.", retention_ms=-1),
+    ]
+}
+
+
+def topic_name(name: str, prefix: str = "") -> str:
+    """The physical topic name for a logical one."""
+    if name not in TOPICS:
+        raise KeyError(f"unknown topic {name!r}; known: {', '.join(sorted(TOPICS))}")
+    return f"{prefix}{name}"

@@ -1,0 +1,116 @@
+"""The Trace contract: what agents publish to ``agent.traces``.
+
+The canonical layout nests tool calls; the flat layout of the RFT requirement (``selected_tools``, ``tool_args``,
+``tool_results``, ``latency`` in seconds, ``flags`` as a mapping) is accepted and normalised on the way in, so
+agents written against either shape validate.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TRACE_SCHEMA_VERSION = 1
+
+
+class ContextItem(BaseModel):
+    """One piece of context the agent saw: a prior turn, a memory, a retrieved document."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: str = Field("context", description="user | assistant | system | tool | memory | document | context")
+    content: str = Field(..., description="Text of the item (scrubbed downstream of agent.traces).")
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, description="Tool name as the agent registered it.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Arguments the model chose.")
+    result: Any = Field(None, description="What the tool returned (any JSON value).")
+    error: str | None = Field(None, description="Error message when the call failed.")
+    status: Literal["ok", "error", "timeout"] = "ok"
+    latency_ms: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _status_from_error(self) -> "ToolCall":
+        if self.error and self.status == "ok":
+            self.status = "timeout" if "timeout" in self.error.lower() or "timed out" in self.error.lower() else "error"
+        return self
+
+
+class Trace(BaseModel):
+    """One agent turn: the request, what the agent did, what it answered."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_version: int = Field(TRACE_SCHEMA_VERSION, ge=1, description="Contract version; newer ones go to the DLQ.")
+    trace_id: str = Field(..., min_length=1, max_length=128)
+    conversation_id: str = Field(..., min_length=1, max_length=128)
+    agent_id: str = Field("default", min_length=1, max_length=128)
+    policy_id: str = Field("base", min_length=1, max_length=256, description="Model/adapter that served this turn.")
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    user_message: str
+    context: list[ContextItem] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    final_response: str
+    latency_ms: float = Field(0.0, ge=0)
+    flags: list[str] = Field(default_factory=list, description="Agent-side safety/quality flags.")
+    candidates: list[str] = Field(default_factory=list, description="Alternative responses, for preference pairs.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_flat_layout(cls, data: Any) -> Any:
+        """Map the flat 004 layout onto the canonical one."""
+        if not isinstance(data, dict):
+            return data
+        flat = {"selected_tools", "tool_args", "tool_results", "latency"} & data.keys()
+        if not flat:
+            return data
+        data = dict(data)
+        tools = data.pop("selected_tools", None) or []
+        args = data.pop("tool_args", None) or []
+        results = data.pop("tool_results", None) or []
+        if not isinstance(tools, list):
+            raise ValueError("selected_tools must be a list of tool names")
+        if isinstance(args, dict):  # {tool_name: args}
+            args = [args.get(t, {}) for t in tools]
+        if isinstance(results, dict):
+            results = [results.get(t) for t in tools]
+        if not isinstance(args, list) or not isinstance(results, list):
+            raise ValueError("tool_args/tool_results must be lists aligned with selected_tools, or dicts by tool")
+        if tools and not data.get("tool_calls"):
+            data["tool_calls"] = [
+                {"name": t, "args": args[i] if i < len(args) and args[i] is not None else {},
+                 "result": results[i] if i < len(results) else None}
+                for i, t in enumerate(tools)
+            ]
+        if "latency" in data:
+            latency = data.pop("latency")
+            if "latency_ms" not in data and latency is not None:
+                data["latency_ms"] = float(latency) * 1000.0
+        return data
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _context_from_text(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [{"role": "context", "content": v}] if v else []
+        if isinstance(v, dict):
+            return [{"role": "memory", "content": json.dumps(v, sort_keys=True)}]
+        if isinstance(v, list):
+            return [{"role": "context", "content": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("flags", mode="before")
+    @classmethod
+    def _flags_from_mapping(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return sorted(k if val is True else f"{k}:{val}" for k, val in v.items() if val not in (False, None, ""))
+        return v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
