@@ -34,6 +34,74 @@ TRACES_SCHEMA = pa.schema([
     pa.field("processed_at", pa.timestamp("us", tz="UTC"), nullable=False),
 ])
 
+SFT_EXAMPLES_TABLE = "sft_examples"
+SFT_EXAMPLES_SCHEMA = pa.schema([
+    pa.field("example_id", pa.string(), nullable=False),   # = trace_id for examples curated from traces
+    pa.field("trace_id", pa.string()),
+    pa.field("conversation_id", pa.string()),
+    pa.field("policy_id", pa.string()),
+    pa.field("prompt", pa.string(), nullable=False),        # scrubbed; context rendered in
+    pa.field("response", pa.string(), nullable=False),      # scrubbed
+    pa.field("domain", pa.string()),
+    pa.field("score", pa.float64()),                        # aggregate judge score in [0, 1]
+    pa.field("confidence", pa.float64()),
+    pa.field("judge_versions_json", pa.string()),           # {"policy": "1", ...}
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("src_topic", pa.string()),
+    pa.field("src_partition", pa.int32()),
+    pa.field("src_offset", pa.int64()),
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+
+PREFERENCES_TABLE = "preferences"
+PREFERENCES_SCHEMA = pa.schema([                           # seed 000's preference store
+    pa.field("pref_id", pa.string(), nullable=False),
+    pa.field("prompt", pa.string(), nullable=False),
+    pa.field("candidates", pa.list_(pa.string()), nullable=False),
+    pa.field("chosen_idx", pa.int32(), nullable=False),
+    pa.field("rejected_idx", pa.int32(), nullable=False),
+    pa.field("chosen", pa.string(), nullable=False),
+    pa.field("rejected", pa.string(), nullable=False),
+    pa.field("strength", pa.float64()),
+    pa.field("rationale", pa.string()),
+    pa.field("safety_tags", pa.list_(pa.string())),
+    pa.field("source", pa.string()),                        # llm_judge | human | sdk | rule
+    pa.field("annotator", pa.string()),
+    pa.field("trace_id", pa.string()),
+    pa.field("conversation_id", pa.string()),
+    pa.field("policy_id", pa.string()),
+    pa.field("judge_versions_json", pa.string()),
+    pa.field("metadata_json", pa.string()),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("src_topic", pa.string()),
+    pa.field("src_partition", pa.int32()),
+    pa.field("src_offset", pa.int64()),
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+
+LABELS_TABLE = "labels"
+LABELS_SCHEMA = pa.schema([
+    pa.field("label_id", pa.string(), nullable=False),
+    pa.field("trace_id", pa.string(), nullable=False),
+    pa.field("policy_id", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("annotator", pa.string()),
+    pa.field("passed", pa.bool_()),
+    pa.field("scores_json", pa.string()),
+    pa.field("confidence", pa.float64()),
+    pa.field("rationale", pa.string()),
+    pa.field("judge_version", pa.string()),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("src_topic", pa.string()),
+    pa.field("src_partition", pa.int32()),
+    pa.field("src_offset", pa.int64()),
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+
+# name -> (schema, partition columns). Other areas add their tables here (adapters, drift_events, calibration).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     TRACES_TABLE: (TRACES_SCHEMA, ["date"]),
+    SFT_EXAMPLES_TABLE: (SFT_EXAMPLES_SCHEMA, ["date"]),
+    PREFERENCES_TABLE: (PREFERENCES_SCHEMA, ["date"]),
+    LABELS_TABLE: (LABELS_SCHEMA, ["date"]),
 }
