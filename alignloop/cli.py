@@ -11,17 +11,16 @@ import sys
 
 import typer
 
+from alignloop.errors import UserError
 from alignloop.settings import ConfigError
+
+__all__ = ["UserError", "app", "bench_app", "main"]
 
 app = typer.Typer(help="alignloop: continuous alignment of LLM agents from production traffic.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 bench_app = typer.Typer(help="Benchmarks: print a table, write bench/results/<name>-<timestamp>.json.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
-
-
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit code 2."""
 
 
 def _discover(package: str, target: typer.Typer) -> None:

@@ -24,6 +24,7 @@ class TopicSpec:
     raw_zone: bool = False  # may hold unscrubbed PII: short retention, tight ACLs
     compacted: bool = False
     retention_ms: int = 7 * DAY_MS
+    partitions: int | None = None  # None = the configured default
     configs: dict[str, str] = field(default_factory=dict)
 
     def topic_configs(self) -> dict[str, str]:
@@ -62,7 +63,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(TRAIN_REQUESTS, None, "Retraining requests.", retention_ms=90 * DAY_MS),
         TopicSpec(REGISTRY, None, "Trained adapters with manifests and gate results.", compacted=True),
         TopicSpec(ROLLOUT, None, "Rollout flags per agent (compacted: latest wins).", compacted=True),
-        TopicSpec(AUDIT, None, "Audit trail of promotions, rollbacks and config changes.", retention_ms=-1),
+        TopicSpec(AUDIT, None, "Audit trail of promotions, rollbacks and config changes (one partition: total order).",
+                  retention_ms=-1, partitions=1),
     ]
 }
 

@@ -44,7 +44,8 @@ class Trace(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_version: int = Field(TRACE_SCHEMA_VERSION, ge=1, description="Contract version; newer ones go to the DLQ.")
+    schema_version: int = Field(TRACE_SCHEMA_VERSION, ge=1, le=TRACE_SCHEMA_VERSION,
+                                description="Contract version; newer ones go to the DLQ.")
     trace_id: str = Field(..., min_length=1, max_length=128)
     conversation_id: str = Field(..., min_length=1, max_length=128)
     agent_id: str = Field("default", min_length=1, max_length=128)

@@ -1,0 +1,31 @@
+"""`alignloop worker`: the stream worker (Faust)."""
+from __future__ import annotations
+
+import logging
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("worker")
+    def worker(
+        metrics_port: int = typer.Option(None, help="Prometheus /metrics port (default: settings; 0 disables)."),
+        loglevel: str = typer.Option("warning", help="debug | info | warning | error"),
+    ) -> None:
+        """Validate → scrub → judge every trace on agent.traces; publish and land them in Delta."""
+        import faust
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from alignloop.settings import DEV_PII_KEY, load_settings
+        from streams.app import create_app
+
+        s = load_settings()
+        if s.pii_hmac_key.get_secret_value() == DEV_PII_KEY:
+            logging.getLogger("alignloop").warning(
+                "ALIGNLOOP_PII_HMAC_KEY is not set: pseudonyms use the development key (fine locally, not in production)")
+        registry = CollectorRegistry()
+        port = s.metrics_port if metrics_port is None else metrics_port
+        if port:
+            start_http_server(port, registry=registry)
+        app_, _ = create_app(s, registry=registry)
+        faust.Worker(app_, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()

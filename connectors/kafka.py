@@ -1,0 +1,159 @@
+"""Kafka client plumbing shared by every command: connection settings (SASL/TLS), topic creation, producers."""
+from __future__ import annotations
+
+import asyncio
+import ssl
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+from schemas.topics import TOPICS
+
+if TYPE_CHECKING:
+    from alignloop.settings import Settings
+
+
+def ssl_context(settings: "Settings") -> ssl.SSLContext | None:
+    if "SSL" not in settings.kafka_security_protocol:
+        return None
+    ctx = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    if settings.kafka_ssl_certfile:
+        ctx.load_cert_chain(str(settings.kafka_ssl_certfile),
+                            str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+    return ctx
+
+
+def aiokafka_client_kwargs(settings: "Settings") -> dict[str, Any]:
+    kw: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap.split(","),
+                          "security_protocol": settings.kafka_security_protocol}
+    if "SASL" in settings.kafka_security_protocol:
+        kw["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        kw["sasl_plain_username"] = settings.kafka_sasl_username
+        kw["sasl_plain_password"] = (settings.kafka_sasl_password.get_secret_value()
+                                     if settings.kafka_sasl_password else None)
+    if (ctx := ssl_context(settings)) is not None:
+        kw["ssl_context"] = ctx
+    return kw
+
+
+def faust_broker_kwargs(settings: "Settings") -> dict[str, Any]:
+    """``broker=`` and ``broker_credentials=`` for faust.App."""
+    import faust
+
+    urls = ";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(","))
+    kw: dict[str, Any] = {"broker": urls}
+    ctx = ssl_context(settings)
+    if "SASL" in settings.kafka_security_protocol:
+        kw["broker_credentials"] = faust.SASLCredentials(
+            username=settings.kafka_sasl_username or "",
+            password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else "",
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN", ssl_context=ctx)
+    elif ctx is not None:
+        kw["broker_credentials"] = faust.SSLCredentials(ctx)
+    return kw
+
+
+async def create_topics(settings: "Settings", partitions: int | None = None,
+                        names: list[str] | None = None) -> dict[str, str]:
+    """Create every registered topic (or ``names``); idempotent. Returns {topic: 'created' | 'exists'}."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    partitions = partitions or settings.partitions
+    admin = AIOKafkaAdminClient(**aiokafka_client_kwargs(settings), request_timeout_ms=30000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [TOPICS[n] for n in (names or list(TOPICS))]
+        new = [NewTopic(settings.topic(s.name), num_partitions=s.partitions or partitions,
+                        replication_factor=settings.replication_factor, topic_configs=s.topic_configs())
+               for s in wanted if settings.topic(s.name) not in existing]
+        if new:
+            await admin.create_topics(new)
+        # topic metadata propagates asynchronously; wait until every topic is visible
+        for _ in range(50):
+            if {settings.topic(s.name) for s in wanted} <= set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.1)
+        return {settings.topic(s.name): ("created" if settings.topic(s.name) not in existing else "exists")
+                for s in wanted}
+    finally:
+        await admin.close()
+
+
+async def list_topics(settings: "Settings") -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**aiokafka_client_kwargs(settings), request_timeout_ms=15000)
+    await admin.start()
+    try:
+        return sorted(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def producer(settings: "Settings", **overrides: Any) -> AsyncIterator[Any]:
+    """An idempotent aiokafka producer (acks=all), started and flushed/stopped around the block."""
+    from aiokafka import AIOKafkaProducer
+
+    kw = dict(aiokafka_client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=5,
+              max_batch_size=1 << 20, compression_type=None, max_request_size=10 << 20)
+    kw.update(overrides)
+    prod = AIOKafkaProducer(**kw)
+    await prod.start()
+    try:
+        yield prod
+        await prod.flush()
+    finally:
+        await prod.stop()
+
+
+async def end_offsets(settings: "Settings", topic: str) -> dict[int, int]:
+    """{partition: high-water mark} of a topic."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(settings: "Settings", topic: str, *, timeout_s: float = 5.0,
+                     max_records: int | None = None) -> list[Any]:
+    """Every record currently in ``topic`` (from the beginning up to the high-water marks)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    ends = await end_offsets(settings, topic)
+    targets = {p: e for p, e in ends.items() if e > 0}
+    if not targets:
+        return []
+    consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=16 << 20)
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in targets]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        done: set[int] = set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while len(done) < len(targets) and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for tp, msgs in batch.items():
+                out.extend(msgs)
+                if msgs and msgs[-1].offset + 1 >= targets[tp.partition]:
+                    done.add(tp.partition)
+                deadline = loop.time() + timeout_s
+            if max_records and len(out) >= max_records:
+                break
+        return out
+    finally:
+        await consumer.stop()

@@ -1,0 +1,142 @@
+"""The Faust worker: a thin adapter around ``Pipeline`` and ``DeltaSink``.
+
+Guarantee: at-least-once from Kafka plus idempotent Delta commits. Per batch the worker (1) runs the pure step,
+(2) publishes judged traces and dead letters and waits for the broker's acks, (3) commits the rows to Delta with
+one transaction id per source partition, and only then (4) lets Faust ack the events so their offsets may be
+committed. A crash anywhere replays the batch; step (3) skips what is already in the table. Agent concurrency is 1
+(faust-streaming #606) and Faust's exactly_once is not used (#323, #517).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from connectors.delta_sink import DeltaSink
+from connectors.kafka import faust_broker_kwargs
+from schemas.dlq import DeadLetter
+from schemas.tables import TABLES, TRACES_TABLE
+from schemas.topics import DLQ, JUDGED, TRACES
+from streams.metrics import PipelineMetrics
+from streams.pipeline import Pipeline, to_row
+
+if TYPE_CHECKING:
+    from alignloop.settings import Settings
+
+log = logging.getLogger("alignloop.worker")
+
+
+class TraceHandler:
+    """Everything the agent does with one batch of events; testable without a running worker."""
+
+    def __init__(self, settings: "Settings", pipeline: Pipeline, sink: DeltaSink, metrics: PipelineMetrics,
+                 send: Any):
+        self.settings = settings
+        self.pipeline = pipeline
+        self.sink = sink
+        self.metrics = metrics
+        self.send = send  # async (topic, key, value) -> awaitable delivery future
+        self.judged_topic = settings.topic(JUDGED)
+        self.dlq_topic = settings.topic(DLQ)
+        self.hooks: list[Any] = []  # extra per-batch consumers of judged traces (escalation, curation, drift)
+
+    async def handle(self, batch: Sequence[tuple[str, int, int, bytes | None, bytes]]) -> int:
+        """batch: (topic, partition, offset, key, value). Returns rows landed."""
+        started = time.perf_counter()
+        offsets: dict[tuple[str, int], int] = {}
+        for topic, partition, offset, _, _ in batch:
+            offsets[(topic, partition)] = max(offset, offsets.get((topic, partition), -1))
+        fresh = self.sink.filter_new((t, p, o, (t, p, o, k, v)) for t, p, o, k, v in batch)
+        if len(fresh) < len(batch):
+            self.metrics.skipped.labels(TRACES_TABLE).inc(len(batch) - len(fresh))
+        rows, judged, futures = [], [], []
+        for topic, partition, offset, key, value in fresh:
+            outcome = self.pipeline.process(value, topic, partition, offset, key)
+            self.metrics.observe(outcome)
+            if isinstance(outcome, DeadLetter):
+                futures.append(await self.send(self.dlq_topic, key, outcome.model_dump_json().encode()))
+                continue
+            judged.append(outcome)
+            rows.append(to_row(outcome))
+            futures.append(await self.send(self.judged_topic, key, outcome.model_dump_json().encode()))
+        for hook in self.hooks:
+            futures.extend(await hook(judged))
+        if futures:
+            await asyncio.gather(*futures)  # downstream has it before the table says it is done
+        step_s = time.perf_counter() - started
+        self.metrics.records_in.labels("sink").inc(len(rows))
+        if offsets:
+            written = await asyncio.to_thread(self.sink.write, rows, offsets)
+            if written:
+                self.metrics.records_out.labels("sink").inc(written)
+                self.metrics.batch_rows.labels(TRACES_TABLE).observe(written)
+                self.metrics.commit_seconds.labels(TRACES_TABLE).observe(self.sink.stats.last_commit_s)
+                self.metrics.landed_ts.labels(TRACES_TABLE).set(time.time())
+        self.metrics.batch_seconds.observe(step_s)
+        return len(rows)
+
+
+def create_app(settings: "Settings", *, registry: CollectorRegistry | None = None,
+               pipeline: Pipeline | None = None) -> tuple[faust.App, TraceHandler]:
+    registry = registry or CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    app = faust.App(
+        settings.app_id,
+        **faust_broker_kwargs(settings),
+        datadir=str(settings.home / "worker"),
+        key_serializer="raw", value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=5,
+        producer_max_batch_size=1 << 20,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.sink_batch_size * 2),
+        web_enabled=False,
+        topic_disable_leader=True,
+    )
+    schema, partition_by = TABLES[TRACES_TABLE]
+    sink = DeltaSink(settings.table_uri(TRACES_TABLE), schema, partition_by, name=f"{settings.app_id}-traces",
+                     storage_options=settings.lake_storage_options or None, checkpoint_every=settings.checkpoint_every)
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        return await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=None)
+
+    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, send)
+    source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)
+
+    @app.agent(source, concurrency=1)
+    async def process(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_interval_s):
+            batch = [(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+                     for e in events]
+            await handler.handle(batch)
+            _update_lag(app, metrics, events)
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(app_: faust.App, *, revoked: Any, **_: Any) -> None:
+        sink.refresh()  # another worker may commit these partitions now
+
+    @app.on_partitions_assigned.connect
+    async def _on_assigned(app_: faust.App, *, assigned: Any, **_: Any) -> None:
+        sink.refresh()
+
+    app.alignloop_metrics = metrics  # type: ignore[attr-defined]
+    return app, handler
+
+
+def _update_lag(app: faust.App, metrics: PipelineMetrics, events: Sequence[Any]) -> None:
+    last: dict[Any, int] = {}
+    for e in events:
+        last[e.message.tp] = max(e.message.offset, last.get(e.message.tp, -1))
+    for tp, offset in last.items():
+        try:
+            hw = app.consumer.highwater(tp)
+        except Exception:  # highwater unknown until the first fetch response
+            continue
+        if hw is not None:
+            metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - offset - 1))

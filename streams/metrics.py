@@ -1,0 +1,59 @@
+"""Prometheus metrics of the stream worker. The registry is passed in, never a hidden global."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.dlq import DeadLetter
+from schemas.verdict import JudgedTrace
+
+STAGES = ("validate", "scrub", "judge", "sink")
+
+
+class PipelineMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self.records_in = Counter("alignloop_pipeline_records_in_total", "Records entering a stage.", ["stage"],
+                                  registry=registry)
+        self.records_out = Counter("alignloop_pipeline_records_out_total", "Records leaving a stage.", ["stage"],
+                                   registry=registry)
+        self.dlq = Counter("alignloop_pipeline_dlq_total", "Records dead-lettered, by stage and reason.",
+                           ["stage", "reason"], registry=registry)
+        self.pii = Counter("alignloop_pipeline_pii_findings_total", "PII findings, by entity kind.", ["kind"],
+                           registry=registry)
+        self.verdicts = Counter("alignloop_pipeline_verdicts_total", "Fast-judge verdicts.",
+                                ["judge", "status", "passed"], registry=registry)
+        self.outcomes = Counter("alignloop_pipeline_outcomes_total", "Aggregate outcome per trace.", ["outcome"],
+                                registry=registry)
+        self.skipped = Counter("alignloop_sink_skipped_total", "Redelivered records already in the table.",
+                               ["table"], registry=registry)
+        self.batch_rows = Histogram("alignloop_sink_batch_rows", "Rows per Delta commit.", ["table"],
+                                    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000), registry=registry)
+        self.commit_seconds = Histogram("alignloop_sink_commit_seconds", "Delta commit latency.", ["table"],
+                                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=registry)
+        self.batch_seconds = Histogram("alignloop_pipeline_batch_seconds", "Step time per consumed batch.",
+                                       buckets=(.005, .01, .05, .1, .25, .5, 1, 2.5, 5), registry=registry)
+        self.lag = Gauge("alignloop_worker_consumer_lag", "Records behind the high-water mark.",
+                         ["topic", "partition"], registry=registry)
+        self.landed_ts = Gauge("alignloop_sink_last_commit_timestamp_seconds", "Unix time of the last commit.",
+                               ["table"], registry=registry)
+        for stage in STAGES:  # export zeros from the start so rate() works on fresh workers
+            self.records_in.labels(stage)
+            self.records_out.labels(stage)
+
+    def observe(self, outcome: JudgedTrace | DeadLetter) -> None:
+        self.records_in.labels("validate").inc()
+        if isinstance(outcome, DeadLetter):
+            self.dlq.labels(outcome.stage, outcome.reason).inc()
+            if outcome.stage != "validate":
+                self.records_out.labels("validate").inc()
+                self.records_in.labels(outcome.stage).inc()
+            return
+        for stage in ("validate", "scrub", "judge"):
+            self.records_out.labels(stage).inc()
+        self.records_in.labels("scrub").inc()
+        self.records_in.labels("judge").inc()
+        for p in outcome.pii:
+            self.pii.labels(p.kind).inc(p.count)
+        for v in outcome.verdicts:
+            self.verdicts.labels(v.judge, v.status, str(v.passed).lower()).inc()
+        self.outcomes.labels(outcome.outcome).inc()

@@ -1,0 +1,141 @@
+"""The fused per-record step: validate → scrub → fast judges. Pure: no Kafka, no Delta, no metrics.
+
+``Pipeline.process`` never raises on input; every record becomes either a ``JudgedTrace`` or a ``DeadLetter``.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from schemas.dlq import DeadLetter
+from schemas.trace import TRACE_SCHEMA_VERSION, Trace
+from schemas.verdict import JudgedTrace, SourceRef
+from streams.judges.base import JudgeContext
+
+if TYPE_CHECKING:
+    from alignloop.settings import Settings
+    from streams.judges.base import Judge
+    from streams.scrub.base import Scrubber
+
+MAX_ERROR_CHARS = 2000
+
+
+def _short_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def classify_validation_error(exc: ValidationError) -> str:
+    """Map a pydantic error to a dead-letter reason."""
+    errors = exc.errors()
+    if any(e["type"] == "json_invalid" for e in errors):
+        return "invalid_json"
+    if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+        return "not_an_object"
+    if any(e["loc"] == ("schema_version",) and e["type"] == "less_than_equal" for e in errors):
+        return "unsupported_schema_version"
+    return "validation_error"
+
+
+class Pipeline:
+    def __init__(self, scrubber: "Scrubber", judges: list["Judge"], *, max_record_bytes: int = 1_000_000):
+        from streams.judges import aggregate
+        from streams.scrub import scrub_trace
+
+        self.scrubber = scrubber
+        self.judges = judges
+        self.max_record_bytes = max_record_bytes
+        self._scrub_trace = scrub_trace
+        self._aggregate = aggregate
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "Pipeline":
+        from streams.judges import build_fast_judges
+        from streams.scrub import build_scrubber
+
+        return cls(build_scrubber(settings), build_fast_judges(settings), max_record_bytes=settings.max_record_bytes)
+
+    def dead_letter(self, raw: bytes, key: bytes | None, topic: str, partition: int, offset: int, *,
+                    stage: str, reason: str, error: str) -> DeadLetter:
+        return DeadLetter(stage=stage, reason=reason, error=error[:MAX_ERROR_CHARS], topic=topic,
+                          partition=partition, offset=offset,
+                          key_b64=base64.b64encode(key).decode() if key is not None else None,
+                          value_b64=base64.b64encode(raw).decode(), failed_at=datetime.now(timezone.utc))
+
+    def validate(self, raw: bytes) -> Trace | tuple[str, str]:
+        """The Trace, or (reason, error) for the DLQ."""
+        if len(raw) > self.max_record_bytes:
+            return "too_large", f"record is {len(raw)} bytes; the limit is {self.max_record_bytes} (max_record_bytes)"
+        try:
+            return Trace.model_validate_json(raw)
+        except ValidationError as exc:
+            reason = classify_validation_error(exc)
+        except Exception as exc:  # pydantic-core raises ValueError on some broken input
+            return "invalid_json", f"{type(exc).__name__}: {exc}"
+        if reason == "invalid_json":
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as ude:
+                return "invalid_utf8", f"not UTF-8: {ude}"
+            try:
+                json.loads(raw)
+            except ValueError as jde:
+                return "invalid_json", f"not JSON: {jde}"
+        if reason == "unsupported_schema_version":
+            return reason, (f"schema_version is newer than this worker understands (max {TRACE_SCHEMA_VERSION}); "
+                            "upgrade the worker, then replay the DLQ")
+        return reason, _short_validation_error(exc)
+
+    def process(self, raw: bytes, topic: str, partition: int, offset: int,
+                key: bytes | None = None) -> JudgedTrace | DeadLetter:
+        checked = self.validate(raw)
+        if isinstance(checked, tuple):
+            return self.dead_letter(raw, key, topic, partition, offset, stage="validate", reason=checked[0],
+                                    error=checked[1])
+        try:
+            clean, pii = self._scrub_trace(checked, self.scrubber)
+        except Exception as exc:  # a scrubber bug must not leak raw text downstream, nor kill the worker
+            return self.dead_letter(raw, key, topic, partition, offset, stage="scrub", reason="processing_error",
+                                    error=f"{type(exc).__name__}: {exc}")
+        ctx = JudgeContext(pii=pii)
+        verdicts = [j.judge(clean, ctx) for j in self.judges]
+        return JudgedTrace(trace=clean, verdicts=verdicts, outcome=self._aggregate(verdicts), pii=pii,
+                           source=SourceRef(topic=topic, partition=partition, offset=offset),
+                           processed_at=datetime.now(timezone.utc))
+
+
+def _dump(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def to_row(j: JudgedTrace) -> dict[str, Any]:
+    """A `traces` table row (schemas.tables.TRACES_SCHEMA) from a judged trace."""
+    t = j.trace
+    scores: dict[str, float] = {}
+    for v in j.verdicts:
+        for dim, s in v.scores.items():
+            scores[dim] = min(s, scores.get(dim, 1.0))
+    return {
+        "trace_id": t.trace_id, "conversation_id": t.conversation_id, "agent_id": t.agent_id,
+        "policy_id": t.policy_id, "ts": t.timestamp, "date": t.timestamp.date().isoformat(),
+        "user_message": t.user_message, "final_response": t.final_response,
+        "context_json": _dump([c.model_dump() for c in t.context]),
+        "tool_calls_json": _dump([c.model_dump() for c in t.tool_calls]),
+        "tool_names": [c.name for c in t.tool_calls],
+        "n_tool_errors": sum(c.status != "ok" for c in t.tool_calls),
+        "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": _dump(t.candidates),
+        "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": _dump(scores),
+        "verdicts_json": _dump([v.model_dump() for v in j.verdicts]),
+        "tags": sorted({tag for v in j.verdicts for tag in v.tags}),
+        "pii_json": _dump([p.model_dump() for p in j.pii]), "pii_count": sum(p.count for p in j.pii),
+        "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
+        "processed_at": j.processed_at,
+    }
