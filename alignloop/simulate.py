@@ -89,7 +89,7 @@ class Truth:
     unsafe_request: bool = False
     refused: bool = False
     tool_failed: bool = False
-    pii_values: list[str] = field(default_factory=list)
+    pii: dict[str, str] = field(default_factory=dict)  # kind -> value planted in this trace
     drift_phase: int = 0
 
 
@@ -184,8 +184,8 @@ class Simulator:
                 answer += " Additional detail: the results are summarised above." * reps
                 if k.verbosity < 1:
                     answer = answer.split(".")[0] + "."
-        truth.pii_values = [v for v in pii.values() if v in ask or v in answer or any(
-            v in json.dumps(c) for c in tool_calls)]
+        tools_text = json.dumps(tool_calls)
+        truth.pii = {k: v for k, v in pii.items() if v in ask or v in answer or v in tools_text}
         context = [{"role": "user", "content": "Earlier: " + rng.choice(spec["asks"]).format(**fill)}]
         if k.size_bytes:
             body = len(ask) + len(answer) + 600

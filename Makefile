@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install everything first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= test,pii,judge,drift,train
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+JARS := .alignloop/kafka/libs/.resolved
+
+.PHONY: install demo test test-fast bench clean-state promtool
+
+install: $(STAMP) $(JARS) promtool
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	@rm -f $(VENV)/.installed-*; touch $@
+
+$(JARS): deploy/kafka/pom.xml
+	@rm -rf .alignloop/kafka/libs
+	$(BIN)/python -c "from pathlib import Path; from connectors.broker import LocalBroker; LocalBroker(Path('.alignloop')).resolve_jars()"
+	@touch $@
+
+# promtool (alert-rule unit tests) comes from Debian's prometheus package.
+promtool:
+	@command -v promtool >/dev/null || { $$(command -v sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$(command -v sudo) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+demo: install
+	$(BIN)/alignloop demo
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/alignloop bench pipeline --n 60000
+
+clean-state:
+	-$(BIN)/alignloop broker stop
+	rm -rf .alignloop
