@@ -1,0 +1,87 @@
+"""QualityJudge: cheap response-quality heuristics — empty, too short, too long, repetitive, placeholder text,
+and lexical overlap with the request as a weak "answers the question" signal (it only moves the score: tool
+answers often share no words with the request)."""
+from __future__ import annotations
+
+from schemas.trace import Trace
+from schemas.verdict import Verdict
+from streams.judges._text import config_hash, text_view
+from streams.judges.base import Judge, JudgeContext
+
+LOGIC_VERSION = "1"
+_STOP = frozenset("the a an and or but if of to in on at for with from by is are was were be been it this that "
+                  "these those i me my you your we our can could would should will please what which who how why "
+                  "when where do does did have has had not no yes so as about into than then there their them they "
+                  "he she his her its also just some any all more most very".split())
+
+
+class QualityJudge(Judge):
+    name = "quality"
+
+    def __init__(self, *, min_chars: int = 20, max_chars: int = 8000, min_unique_ratio: float = 0.35,
+                 placeholder_markers: list[str] | None = None):
+        if min_chars < 0 or max_chars <= min_chars:
+            raise ValueError("need 0 <= min_chars < max_chars")
+        if not 0 <= min_unique_ratio <= 1:
+            raise ValueError("min_unique_ratio must be in [0, 1]")
+        self.min_chars, self.max_chars, self.min_unique_ratio = min_chars, max_chars, min_unique_ratio
+        self.placeholders = tuple(m.lower() for m in (placeholder_markers if placeholder_markers is not None else
+                                  ["lorem ipsum", "todo:", "{{", "[insert", "as an ai language model"]))
+        self.version = f"{LOGIC_VERSION}.{config_hash([min_chars, max_chars, min_unique_ratio, self.placeholders])}"
+
+    def _unique_threshold(self, n: int) -> float:
+        # Longer texts repeat function words naturally (Heaps' law), so the bar drops with length.
+        if n <= 60:
+            return self.min_unique_ratio
+        return self.min_unique_ratio * (0.7 if n <= 400 else 0.45)
+
+    def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
+        text = trace.final_response.strip()
+        n_chars = len(text)
+        if n_chars == 0:
+            return Verdict(judge=self.name, judge_version=self.version, passed=False, confidence=0.95,
+                           scores={"task_success": 0.0, "helpfulness": 0.0}, tags=["quality:empty"],
+                           reasons=["empty answer"])
+        view = text_view(trace, ctx)
+        tags: list[str] = []
+        reasons: list[str] = []
+        helpful = success = 0.85
+        confidence = 0.7
+        failed = False
+        if n_chars < self.min_chars:
+            tags.append("quality:too_short")
+            reasons.append(f"answer is only {n_chars} characters")
+            helpful, success, failed = 0.2, 0.3, True
+            confidence = 0.45 if len(trace.user_message) < 40 else 0.65
+        elif n_chars > self.max_chars:
+            tags.append("quality:too_long")
+            reasons.append(f"answer is {n_chars} characters (> {self.max_chars})")
+            helpful = 0.6
+        words = view.resp_words
+        n = len(words)
+        if n >= 8:
+            ratio = len(view.resp_tokens) / n
+            if ratio < self._unique_threshold(n):
+                tags.append("quality:repetitive")
+                reasons.append(f"only {ratio:.0%} of the words are distinct")
+                helpful, success, failed, confidence = min(helpful, 0.2), min(success, 0.3), True, 0.75
+        if "\n" in text:
+            lines = [ln.strip() for ln in text.split("\n") if len(ln.strip()) > 20]
+            if len(lines) - len(set(lines)) >= 3:
+                tags.append("quality:repeated_lines")
+                reasons.append("the same line repeats")
+                helpful, failed, confidence = min(helpful, 0.3), True, 0.7
+        resp = view.response
+        for marker in self.placeholders:
+            if marker in resp:
+                tags.append("quality:placeholder")
+                reasons.append(f"placeholder text {marker!r}")
+                helpful, success, failed, confidence = min(helpful, 0.3), min(success, 0.3), True, 0.7
+                break
+        content = view.req_tokens - _STOP
+        if len(content) >= 4 and not failed:
+            overlap = len(content & view.resp_tokens) / len(content)
+            helpful = min(helpful, 0.6 + 0.4 * min(1.0, overlap * 3))
+        return Verdict(judge=self.name, judge_version=self.version, passed=not failed, confidence=confidence,
+                       scores={"task_success": round(success, 4), "helpfulness": round(helpful, 4)},
+                       tags=tags, reasons=reasons)
