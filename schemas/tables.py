@@ -105,3 +105,62 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     PREFERENCES_TABLE: (PREFERENCES_SCHEMA, ["date"]),
     LABELS_TABLE: (LABELS_SCHEMA, ["date"]),
 }
+
+# Trainers' model registry (issue 6): one row per event (trained, gate result); latest row per adapter_id wins.
+ADAPTERS_TABLE = "adapters"
+ADAPTERS_SCHEMA = pa.schema([
+    pa.field("adapter_id", pa.string(), nullable=False),    # <name>@<version>
+    pa.field("name", pa.string(), nullable=False),
+    pa.field("version", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),           # sft | dpo | reward
+    pa.field("event", pa.string(), nullable=False),          # trained | gated
+    pa.field("status", pa.string(), nullable=False),         # trained | gate_passed | gate_failed
+    pa.field("base_model", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("dataset_table", pa.string()),
+    pa.field("dataset_version", pa.int64()),
+    pa.field("dataset_hash", pa.string()),
+    pa.field("seed", pa.int64()),
+    pa.field("metrics_json", pa.string()),
+    pa.field("gate_json", pa.string()),
+    pa.field("manifest_json", pa.string()),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+TABLES[ADAPTERS_TABLE] = (ADAPTERS_SCHEMA, ["date"])
+
+DRIFT_EVENTS_TABLE = "drift_events"
+DRIFT_EVENTS_SCHEMA = pa.schema([                          # streams.drift.events.DriftEvent
+    pa.field("event_id", pa.string(), nullable=False),
+    pa.field("policy_id", pa.string(), nullable=False),
+    pa.field("signal", pa.string(), nullable=False),
+    pa.field("detector", pa.string()),
+    pa.field("since", pa.timestamp("us", tz="UTC")),
+    pa.field("detected_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("ref_mean", pa.float64()),
+    pa.field("current_mean", pa.float64()),
+    pa.field("magnitude", pa.float64()),
+    pa.field("z", pa.float64()),
+    pa.field("example_trace_ids", pa.list_(pa.string())),
+    pa.field("worker", pa.string()),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+
+CALIBRATION_TABLE = "calibration"
+CALIBRATION_SCHEMA = pa.schema([                           # streams.drift.tracker.CalibrationTracker.snapshot
+    pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("judge", pa.string(), nullable=False),
+    pa.field("policy_id", pa.string(), nullable=False),
+    pa.field("window_n", pa.int64()),
+    pa.field("ece", pa.float64()),
+    pa.field("brier", pa.float64()),
+    pa.field("bins_json", pa.string()),                     # [[lo, hi, count, mean_p, observed|null], ...]
+    pa.field("labels_total", pa.int64()),
+    pa.field("misjudged_total", pa.int64()),
+    pa.field("clusters_json", pa.string()),                 # [{cluster, size, top_terms, example_trace_ids}]
+])
+
+TABLES[DRIFT_EVENTS_TABLE] = (DRIFT_EVENTS_SCHEMA, ["date"])
+TABLES[CALIBRATION_TABLE] = (CALIBRATION_SCHEMA, ["date"])
