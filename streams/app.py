@@ -107,6 +107,9 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
         return await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=None)
 
     handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, send)
+    from streams.drift.wiring import install as install_drift  # drift monitors, calibration, retrain trigger
+
+    install_drift(app, handler, settings, registry)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)
 
     @app.agent(source, concurrency=1)
