@@ -1,0 +1,157 @@
+"""The worker adapter: a ``TraceHandler`` hook for drift and a label handler for calibration.
+
+Per batch of judged traces: remember confidences, update monitors, publish drift events (and retraining
+requests) and land them in Delta. Per batch of labels: join, update calibration metrics, snapshot to Delta.
+State (monitors, confidence store, trigger) is checkpointed to a local file every few seconds and at shutdown.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import time
+from typing import Any, Awaitable, Callable
+
+from schemas.preference import Label
+from schemas.topics import DRIFT, TRAIN_REQUESTS
+from schemas.verdict import JudgedTrace
+from streams.drift.bank import MonitorBank
+from streams.drift.config import DriftConfig
+from streams.drift.events import DriftEvent, TrainRequest
+from streams.drift.metrics import DriftMetrics
+from streams.drift.state import StateFile
+from streams.drift.tracker import CalibrationTracker
+from streams.drift.trigger import RetrainTrigger
+
+log = logging.getLogger("alignloop.drift")
+Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
+
+
+class DriftHook:
+    def __init__(self, cfg: DriftConfig, *, send: Send, metrics: DriftMetrics, drift_topic: str,
+                 train_topic: str, labels_topic: str = "feedback.labels", events_sink: Any = None, calibration_sink: Any = None,
+                 state: StateFile | None = None, worker: str = "", clock: Callable[[], float] = time.time):
+        self.cfg, self.send, self.metrics = cfg, send, metrics
+        self.drift_topic, self.train_topic, self.labels_topic = drift_topic, train_topic, labels_topic
+        self.events_sink, self.calibration_sink = events_sink, calibration_sink
+        self.state, self.worker, self.clock = state, worker, clock
+        self.bank = MonitorBank(cfg)
+        self.tracker = CalibrationTracker(cfg.calibration)
+        self.trigger = RetrainTrigger(cfg.trigger)
+        self.label_offsets: dict[int, int] = {}
+        self._last_save = clock()
+        self.restore()
+
+    # --- persistence ---
+    def dumps(self) -> bytes:
+        return pickle.dumps({"bank": self.bank.dumps(), "tracker": self.tracker, "trigger": self.trigger,
+                             "label_offsets": self.label_offsets}, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self) -> str:
+        """Load the state file if there is a usable one; returns 'restored', 'fresh' or 'discarded'."""
+        blob = self.state.load() if self.state else None
+        result = "fresh"
+        if blob is not None:
+            try:
+                s = pickle.loads(blob)  # noqa: S301 - our own file
+                bank = MonitorBank.loads(s["bank"], self.cfg)
+                if s["tracker"].cfg != self.cfg.calibration:
+                    raise ValueError("calibration config changed")
+                self.bank, self.tracker, self.trigger = bank, s["tracker"], s["trigger"]
+                self.trigger.cfg = self.cfg.trigger
+                self.label_offsets = s["label_offsets"]
+                result = "restored"
+            except Exception as exc:  # unreadable or from another config: start warming, say why
+                log.warning("drift state %s not restored (%s); monitors warm up again", self.state.path, exc)
+                result = "discarded"
+        self.metrics.state_restores.labels(result).inc()
+        return result
+
+    async def save(self) -> None:
+        if self.state is None:
+            return
+        blob = self.dumps()
+        await asyncio.to_thread(self.state.save, blob)
+        self._last_save = self.clock()
+        self.metrics.state_saves.inc()
+
+    # --- traces ---
+    async def __call__(self, judged: list[JudgedTrace]) -> list[Any]:
+        for j in judged:
+            self.tracker.store.remember(j)
+        alarms = self.bank.observe(judged)
+        self.metrics.traces.inc(len(judged))
+        self.metrics.monitors.set(len(self.bank.monitors))
+        self.metrics.warming.set(self.bank.warming())
+        self.metrics.store_size.set(len(self.tracker.store))
+        futures: list[Any] = []
+        events = [DriftEvent.from_alarm(a, self.worker) for a in alarms]
+        now = self.clock()
+        for a, e in zip(alarms, events):
+            log.warning("drift: policy=%s signal=%s z=%.1f since=%s", e.policy_id, e.signal, e.z, e.since)
+            self.metrics.on_alarm(a, now)
+            futures.append(await self.send(self.drift_topic, e.policy_id.encode(),
+                                           e.model_dump_json().encode()))
+            req = self.trigger.on_drift(e, now)
+            if req is not None:
+                futures.append(await self._request(req))
+        if events and self.events_sink is not None:
+            offsets: dict[tuple[str, int], int] = {}
+            for j in judged:
+                k = (j.source.topic, j.source.partition)
+                offsets[k] = max(offsets.get(k, -1), j.source.offset)
+            await asyncio.to_thread(self.events_sink.write, [e.to_row() for e in events], offsets)
+        if now - self._last_save >= self.cfg.checkpoint_interval_s:
+            await self.save()
+        return futures
+
+    async def _request(self, req: TrainRequest) -> Any:
+        self.metrics.train_requests.labels(req.policy_id, req.reason).inc()
+        log.warning("retraining requested for policy %s (%s)", req.policy_id, req.reason)
+        return await self.send(self.train_topic, req.policy_id.encode(), req.to_json())
+
+    # --- labels ---
+    async def on_labels(self, records: list[tuple[int, int, bytes]]) -> list[Any]:
+        """records: (partition, offset, value) from feedback.labels. Bad records are counted and skipped."""
+        futures: list[Any] = []
+        per_policy: dict[str, int] = {}
+        for partition, offset, value in records:
+            if offset <= self.label_offsets.get(partition, -1):
+                continue
+            self.label_offsets[partition] = offset
+            try:
+                label = Label.model_validate_json(value)
+            except Exception:
+                self.metrics.labels.labels("invalid").inc()
+                continue
+            res = self.tracker.on_label(label)
+            self.metrics.labels.labels(str(res.matched).lower()).inc()
+            per_policy[label.policy_id] = per_policy.get(label.policy_id, 0) + 1
+            for judge, (p, y) in res.per_judge.items():
+                if (p >= 0.5) != bool(y):
+                    self.metrics.misjudged.labels(judge, label.policy_id).inc()
+        now = self.clock()
+        for policy_id, n in per_policy.items():
+            req = self.trigger.on_labels(policy_id, n, now)
+            if req is not None:
+                futures.append(await self._request(req))
+        if self.tracker.due():
+            await self.publish_calibration()
+        return futures
+
+    async def publish_calibration(self) -> list[dict[str, Any]]:
+        rows = self.tracker.snapshot()
+        for r in rows:
+            key = (r["judge"], r["policy_id"])
+            self.metrics.ece.labels(*key).set(r["ece"])
+            self.metrics.brier.labels(*key).set(r["brier"])
+            self.metrics.window.labels(*key).set(r["window_n"])
+            for i, b in enumerate(self.tracker.stats(*key)["bins"]):
+                if b.count:
+                    self.metrics.bin_pred.labels(*key, str(i)).set(b.mean_p)
+                    self.metrics.bin_obs.labels(*key, str(i)).set(b.observed)
+        if rows and self.calibration_sink is not None:
+            # one Delta transaction per labels partition: a replayed label batch does not land twice
+            offsets = {(self.labels_topic, p): o for p, o in self.label_offsets.items()}
+            await asyncio.to_thread(self.calibration_sink.write, rows, offsets)
+        return rows

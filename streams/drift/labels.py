@@ -1,0 +1,56 @@
+"""A small group-less consumer of ``feedback.labels`` for the calibration join.
+
+Every worker reads every label partition (no consumer group): confidences live in the worker that judged the
+trace, and labels are keyed differently from traces, so only reading all of them lets each worker join the
+labels of its own traces. Positions come from the drift state file; a fresh worker starts at the end (its
+confidence store is empty, older labels could not join anyway).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from connectors.kafka import aiokafka_client_kwargs
+
+if TYPE_CHECKING:
+    from alignloop.settings import Settings
+
+log = logging.getLogger("alignloop.drift")
+
+
+async def follow_labels(settings: "Settings", topic: str, positions: dict[int, int],
+                        handle: Callable[[list[tuple[int, int, bytes]]], Awaitable[list[Any]]],
+                        stop: asyncio.Event, batch: int = 500) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        parts: set[int] | None = None
+        for _ in range(50):
+            parts = consumer.partitions_for_topic(topic)
+            if parts:
+                break
+            await consumer.force_metadata_update()  # the topic may not exist yet
+            await asyncio.sleep(0.2)
+        if not parts:
+            log.warning("labels topic %s not found; calibration joins no labels", topic)
+            return
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        for tp in tps:
+            if tp.partition in positions:
+                consumer.seek(tp, positions[tp.partition] + 1)
+            else:
+                await consumer.seek_to_end(tp)
+        while not stop.is_set():
+            got = await consumer.getmany(timeout_ms=500, max_records=batch)
+            records = [(m.partition, m.offset, m.value) for msgs in got.values() for m in msgs if m.value]
+            if records:
+                futures = await handle(records)
+                if futures:
+                    await asyncio.gather(*futures)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,63 @@
+"""Attach drift monitoring and calibration to the Faust worker (called from ``streams.app.create_app``)."""
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+
+from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE, TABLES
+from schemas.topics import DRIFT, LABELS, TRAIN_REQUESTS
+from streams.drift.config import load_drift_config
+from streams.drift.hook import DriftHook
+from streams.drift.metrics import DriftMetrics
+from streams.drift.state import StateFile
+
+if TYPE_CHECKING:
+    import faust
+
+    from alignloop.settings import Settings
+
+
+def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any) -> DriftHook | None:
+    """The hook for ``TraceHandler.hooks`` (None when drift monitoring is disabled in configs/drift.yaml)."""
+    from connectors.delta_sink import DeltaSink
+
+    cfg = load_drift_config()
+    if not cfg.enabled:
+        return None
+    worker = f"{settings.app_id}@{socket.gethostname()}"
+
+    def sink(table: str) -> DeltaSink:
+        schema, partition_by = TABLES[table]
+        return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{table}",
+                         storage_options=settings.lake_storage_options or None)
+
+    path = cfg.state_path or str(settings.home / "worker" / f"drift-state-{settings.app_id}-{socket.gethostname()}.pkl")
+    return DriftHook(cfg, send=send, metrics=DriftMetrics(registry), drift_topic=settings.topic(DRIFT),
+                     train_topic=settings.topic(TRAIN_REQUESTS), labels_topic=settings.topic(LABELS),
+                     events_sink=sink(DRIFT_EVENTS_TABLE), calibration_sink=sink(CALIBRATION_TABLE),
+                     state=StateFile(path), worker=worker)
+
+
+def install(app: "faust.App", handler: Any, settings: "Settings", registry: CollectorRegistry) -> DriftHook | None:
+    """Register the hook, the label follower task and a final state save at shutdown."""
+    from streams.drift.labels import follow_labels
+
+    hook = build_hook(settings, registry, handler.send)
+    if hook is None:
+        return None
+    handler.hooks.append(hook)
+    stop = asyncio.Event()
+
+    @app.task
+    async def _labels() -> None:
+        await follow_labels(settings, settings.topic(LABELS), dict(hook.label_offsets), hook.on_labels, stop)
+
+    @app.on_before_shutdown.connect
+    async def _save(app_: Any, **_: Any) -> None:
+        stop.set()
+        await hook.save()
+
+    return hook
