@@ -84,6 +84,7 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
                pipeline: Pipeline | None = None) -> tuple[faust.App, TraceHandler]:
     registry = registry or CollectorRegistry()
     metrics = PipelineMetrics(registry)
+    (settings.home / "worker").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         **faust_broker_kwargs(settings),
@@ -117,15 +118,22 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_interval_s):
             batch = [(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                      for e in events]
-            await handler.handle(batch)
+            try:
+                await handler.handle(batch)
+            except Exception as exc:
+                # Not input (that is dead-lettered): the lake or the broker failed. Stop the worker so its
+                # supervisor restarts it; nothing was acked, and the idempotent sink makes the replay exact.
+                log.exception("batch failed; stopping the worker: %s", exc)
+                await app.crash(exc)
+                raise
             _update_lag(app, metrics, events)
 
     @app.on_partitions_revoked.connect
-    async def _on_revoked(app_: faust.App, *, revoked: Any, **_: Any) -> None:
+    async def _on_revoked(app_: faust.App, revoked: Any, **_: Any) -> None:
         sink.refresh()  # another worker may commit these partitions now
 
     @app.on_partitions_assigned.connect
-    async def _on_assigned(app_: faust.App, *, assigned: Any, **_: Any) -> None:
+    async def _on_assigned(app_: faust.App, assigned: Any, **_: Any) -> None:
         sink.refresh()
 
     app.alignloop_metrics = metrics  # type: ignore[attr-defined]

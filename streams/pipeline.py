@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from schemas.dlq import DeadLetter
 from schemas.trace import TRACE_SCHEMA_VERSION, Trace
@@ -77,7 +78,7 @@ class Pipeline:
         try:
             return Trace.model_validate_json(raw)
         except ValidationError as exc:
-            reason = classify_validation_error(exc)
+            reason, detail = classify_validation_error(exc), _short_validation_error(exc)
         except Exception as exc:  # pydantic-core raises ValueError on some broken input
             return "invalid_json", f"{type(exc).__name__}: {exc}"
         if reason == "invalid_json":
@@ -92,10 +93,18 @@ class Pipeline:
         if reason == "unsupported_schema_version":
             return reason, (f"schema_version is newer than this worker understands (max {TRACE_SCHEMA_VERSION}); "
                             "upgrade the worker, then replay the DLQ")
-        return reason, _short_validation_error(exc)
+        return reason, detail
 
     def process(self, raw: bytes, topic: str, partition: int, offset: int,
                 key: bytes | None = None) -> JudgedTrace | DeadLetter:
+        try:
+            return self._process(raw, topic, partition, offset, key)
+        except Exception as exc:  # a bug in any step costs one record (kept in the DLQ), never the worker
+            return self.dead_letter(raw, key, topic, partition, offset, stage="judge", reason="processing_error",
+                                    error=f"{type(exc).__name__}: {exc}")
+
+    def _process(self, raw: bytes, topic: str, partition: int, offset: int,
+                 key: bytes | None) -> JudgedTrace | DeadLetter:
         checked = self.validate(raw)
         if isinstance(checked, tuple):
             return self.dead_letter(raw, key, topic, partition, offset, stage="validate", reason=checked[0],
@@ -113,7 +122,8 @@ class Pipeline:
 
 
 def _dump(v: Any) -> str:
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact JSON of models or plain values, serialised in Rust (pydantic-core)."""
+    return to_json(v).decode()
 
 
 def to_row(j: JudgedTrace) -> dict[str, Any]:
@@ -127,15 +137,15 @@ def to_row(j: JudgedTrace) -> dict[str, Any]:
         "trace_id": t.trace_id, "conversation_id": t.conversation_id, "agent_id": t.agent_id,
         "policy_id": t.policy_id, "ts": t.timestamp, "date": t.timestamp.date().isoformat(),
         "user_message": t.user_message, "final_response": t.final_response,
-        "context_json": _dump([c.model_dump() for c in t.context]),
-        "tool_calls_json": _dump([c.model_dump() for c in t.tool_calls]),
+        "context_json": _dump(t.context),
+        "tool_calls_json": _dump(t.tool_calls),
         "tool_names": [c.name for c in t.tool_calls],
         "n_tool_errors": sum(c.status != "ok" for c in t.tool_calls),
         "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": _dump(t.candidates),
         "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": _dump(scores),
-        "verdicts_json": _dump([v.model_dump() for v in j.verdicts]),
+        "verdicts_json": _dump(j.verdicts),
         "tags": sorted({tag for v in j.verdicts for tag in v.tags}),
-        "pii_json": _dump([p.model_dump() for p in j.pii]), "pii_count": sum(p.count for p in j.pii),
+        "pii_json": _dump(j.pii), "pii_count": sum(p.count for p in j.pii),
         "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
         "processed_at": j.processed_at,
     }

@@ -1,69 +1,24 @@
 """Helpers for integration tests: subprocess workers, settings as environment, waiting, reading tables."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
+from alignloop.runner import WorkerProcess, settings_env
 from alignloop.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
+__all__ = ["WorkerProcess", "settings_env", "table_rows", "wait_for"]
 
 
-def settings_env(s: Settings) -> dict[str, str]:
-    """Environment that makes a subprocess load exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIGNLOOP_")}
-    for name, value in s.model_dump().items():
-        if value is None or name in ("lake_storage_options",):
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"ALIGNLOOP_{name.upper()}"] = str(value)
-    env["ALIGNLOOP_CONFIG"] = "/nonexistent"
-    env["PYTHONPATH"] = str(REPO)
-    return env
-
-
-class WorkerProcess:
-    """`alignloop worker` as a real subprocess, killable with SIGKILL."""
-
-    def __init__(self, settings: Settings, log_path: Path):
-        self.settings = settings
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "alignloop.cli", "worker", "--loglevel", "warning"],
-                                     cwd=REPO, env=settings_env(self.settings), stdout=log, stderr=log,
-                                     start_new_session=True)
-        return self
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.5, what: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.5, what: str = "condition",
+             worker: WorkerProcess | None = None) -> Any:
+    """Poll ``predicate`` until truthy; fail at once if ``worker`` died."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        if worker is not None and not worker.alive():
+            log = worker.log_path.read_text(errors="replace")[-3000:] if worker.log_path.exists() else ""
+            raise AssertionError(f"the worker exited while waiting for {what}:\n{log}")
         last = predicate()
         if last:
             return last

@@ -70,7 +70,7 @@ def test_worker_killed_twice_with_sigkill(make_settings, worker_factory):
     th, box = _publish_in_thread(s, records, rate=2500)
     kills = 0
     for threshold in (3_000, 9_000):
-        wait_for(lambda: _landed(s) >= threshold, 180, what=f"{threshold} rows before kill")
+        wait_for(lambda: _landed(s) >= threshold, 180, what=f"{threshold} rows before kill", worker=worker)
         worker.kill()  # SIGKILL: no shutdown hooks, no final commit
         kills += 1
         worker = worker_factory(s).start()
@@ -91,7 +91,7 @@ def test_broker_stopped_and_restarted_mid_run(broker, make_settings, worker_fact
     half = len(records) // 2
     worker = worker_factory(s).start()
     asyncio.run(publish(s, s.topic(TRACES), records[:half]))
-    wait_for(lambda: _landed(s) >= 2_000, 180, what="rows before the broker stops")
+    wait_for(lambda: _landed(s) >= 2_000, 180, what="rows before the broker stops", worker=worker)
     broker.stop()
     time.sleep(5)  # the worker keeps running without a broker
     broker.start()

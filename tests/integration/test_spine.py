@@ -52,7 +52,7 @@ def test_every_malformed_kind_is_dead_lettered_and_a_later_trace_still_lands(mak
     records = [(None, raw) for raw, _ in bad] + [(b"k", json.dumps(good).encode())]
     worker = worker_factory(s).start()
     send(s, records)
-    wait_for(lambda: landed_ids(s) == [good["trace_id"]], 90, what="the valid trace to land")
+    wait_for(lambda: landed_ids(s) == [good["trace_id"]], 90, what="the valid trace to land", worker=worker)
     letters = wait_for(lambda: (d := dead_letters(s)) and len(d) >= len(bad) and d, 30, what="dead letters")
     assert worker.alive(), "the worker died on bad input"
     assert len(letters) == len(bad)
@@ -83,9 +83,9 @@ def test_valid_traffic_lands_once_with_verdicts_and_no_pii_leaks(kafka_settings,
             rec["final_response"] += f" I emailed {planted['email']} from {planted['ip']}."
         ids.append(rec["trace_id"])
         records.append((rec["conversation_id"].encode(), json.dumps(rec).encode()))
-    worker_factory(s).start()
+    worker = worker_factory(s).start()
     send(s, records)
-    wait_for(lambda: len(landed_ids(s)) >= len(ids), 120, what="300 traces to land")
+    wait_for(lambda: len(landed_ids(s)) >= len(ids), 120, what="300 traces to land", worker=worker)
     table = table_rows(s)
     assert sorted(table.column("trace_id").to_pylist()) == sorted(ids)  # exactly once
     assert set(table.column("outcome").to_pylist()) <= {"pass", "flag", "fail"}

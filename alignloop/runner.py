@@ -1,0 +1,81 @@
+"""Running the pieces as processes: the local broker when the default bootstrap is used, and worker
+subprocesses (used by `demo`, benchmarks and tests)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alignloop.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ensure_local_broker(settings: "Settings") -> str | None:
+    """Start the local broker if the settings point at it and it is not running. Returns a note or None."""
+    from connectors.broker import LocalBroker
+
+    broker = LocalBroker(settings.home, port=settings.broker_port, controller_port=settings.broker_controller_port,
+                         heap=settings.broker_heap)
+    if settings.kafka_bootstrap not in (broker.bootstrap, f"127.0.0.1:{broker.port}"):
+        return None  # an external cluster: not ours to start
+    if broker.running() or broker.port_open():
+        return None
+    pid = broker.start()
+    return f"started the local broker (pid {pid}, {broker.bootstrap}); stop it with `alignloop broker stop`"
+
+
+def settings_env(s: "Settings") -> dict[str, str]:
+    """Environment that makes a subprocess load exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIGNLOOP_")}
+    for name, value in s.model_dump().items():
+        if value is None or name == "lake_storage_options":
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"ALIGNLOOP_{name.upper()}"] = str(value)
+    if s.lake_storage_options:
+        import json
+
+        env["ALIGNLOOP_LAKE_STORAGE_OPTIONS"] = json.dumps(s.lake_storage_options)
+    env["ALIGNLOOP_CONFIG"] = "/nonexistent"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class WorkerProcess:
+    """`alignloop worker` as a real subprocess, killable with SIGKILL."""
+
+    def __init__(self, settings: "Settings", log_path: Path, command: str = "worker"):
+        self.settings = settings
+        self.log_path = log_path
+        self.command = command
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "alignloop.cli", self.command, "--loglevel", "warning"],
+                                     cwd=REPO, env=settings_env(self.settings), stdout=log, stderr=log,
+                                     start_new_session=True)
+        return self
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
