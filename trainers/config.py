@@ -42,7 +42,7 @@ class DataSettings(BaseModel):
     min_strength: float | None = Field(None, ge=0, le=1, description="Preferences: keep rows with strength >= this.")
     sources: list[str] | None = Field(None, description="Preferences: keep only these sources (human, llm_judge...).")
     dedup: bool = Field(True, description="Drop exact and near duplicates (SimHash).")
-    near_dup_bits: int = Field(3, ge=0, le=16, description="SimHash Hamming distance at or below which rows are dups.")
+    near_dup_bits: int = Field(6, ge=0, le=16, description="SimHash Hamming distance at or below which rows are dups.")
     val_fraction: float = Field(0.1, ge=0, lt=0.5, description="Share of conversations in validation.")
     test_fraction: float = Field(0.1, ge=0, lt=0.5, description="Share of conversations in test.")
     curriculum: bool = Field(False, description="Order training rows easy -> hard by judge confidence / strength.")

@@ -1,4 +1,4 @@
-"""Exact and near-duplicate removal: SimHash over word shingles, candidates found by band buckets.
+"""Exact and near-duplicate removal: SimHash over word bigrams, candidates found by band buckets.
 
 Two 64-bit SimHashes within Hamming distance ``k`` agree exactly on at least one of ``k + 1`` disjoint bands
 (pigeonhole), so bucketing by band finds every near-duplicate pair without comparing all pairs.
@@ -21,7 +21,7 @@ def _h64(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
 
 
-def simhash(text: str, shingle: int = 3) -> int:
+def simhash(text: str, shingle: int = 2) -> int:
     """64-bit SimHash of word ``shingle``-grams (single words for short texts)."""
     words = normalize(text).split()
     if len(words) >= shingle:

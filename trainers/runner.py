@@ -108,6 +108,21 @@ def run_job(req: TrainRequest, log_dir: Path, *, publish: bool, timeout_s: float
     return JobResult(req.request_id, req.kind, rc, time.monotonic() - started, str(log_path))
 
 
+def settings_env(settings: "Settings") -> dict[str, str]:
+    """The runner's environment plus its settings as ALIGNLOOP_* variables, so jobs use the same cluster and lake."""
+    import os
+
+    env = dict(os.environ)
+    data = settings.model_dump(mode="json", exclude_none=True)
+    for key, value in data.items():
+        if key == "kafka_sasl_password" and settings.kafka_sasl_password is not None:
+            value = settings.kafka_sasl_password.get_secret_value()
+        elif key == "pii_hmac_key":
+            value = settings.pii_hmac_key.get_secret_value()
+        env[f"ALIGNLOOP_{key.upper()}"] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return env
+
+
 def coalesce(requests: list[TrainRequest]) -> list[tuple[TrainRequest, list[str]]]:
     """One job per distinct (kind, config, overrides, evalset); later duplicates ride along."""
     out: dict[str, tuple[TrainRequest, list[str]]] = {}
@@ -129,6 +144,7 @@ async def serve(settings: "Settings", *, max_jobs: int | None = None, idle_timeo
     from schemas.topics import TRAIN_REQUESTS
 
     log_dir = log_dir or settings.home / "trainer-runner"
+    env = settings_env(settings)
     consumer = AIOKafkaConsumer(settings.topic(TRAIN_REQUESTS), **aiokafka_client_kwargs(settings),
                                 group_id=group or f"{settings.app_id}-trainer-runner", enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_poll_interval_ms=24 * 3600 * 1000)
@@ -151,7 +167,7 @@ async def serve(settings: "Settings", *, max_jobs: int | None = None, idle_timeo
                 except ValueError as exc:  # a bad request is logged and skipped, never a crashed runner
                     print(f"skipping {m.topic}:{m.partition}@{m.offset}: {exc}", file=sys.stderr)
             for req, dups in coalesce(requests):
-                res = await asyncio.to_thread(run_job, req, log_dir, publish=publish)
+                res = await asyncio.to_thread(run_job, req, log_dir, publish=publish, env=env)
                 res.coalesced = dups
                 results.append(res)
                 if on_result is not None:
