@@ -15,6 +15,7 @@ CONTINUOUS = {"page_hinkley": drift.PageHinkley, "adwin": drift.ADWIN, "kswin": 
 BINARY = {"ddm": binary.DDM, "eddm": binary.EDDM, "hddm_a": binary.HDDMA, "hddm_w": binary.HDDMW,
           "fhddm": binary.FHDDM}
 OUT_OF_BAND_Z = 2.0  # |z| above this is an "error" for the binary detectors
+ACCURACY_STYLE = {"fhddm"}  # read 1 = correct, and alarm when the rate of 1s drops
 
 
 def make_detector(kind: str, params: dict[str, Any]) -> Any:
@@ -30,5 +31,6 @@ def make_detector(kind: str, params: dict[str, Any]) -> Any:
 
 def detector_input(kind: str, z: float) -> float:
     if kind in BINARY:
-        return 1.0 if abs(z) > OUT_OF_BAND_Z else 0.0
+        error = abs(z) > OUT_OF_BAND_Z
+        return float(not error) if kind in ACCURACY_STYLE else float(error)
     return z
