@@ -18,6 +18,28 @@ class JudgeContext:
     cache: dict[str, Any] = field(default_factory=dict)
 
 
+_VERDICT_SETATTR = object.__setattr__
+
+
+def make_verdict(judge: str, version: str, scores: dict[str, float] | None = None, *, confidence: float = 1.0, passed: bool = True,
+                 reasons: list[str] | None = None, tags: list[str] | None = None,
+                 status: str = "ok") -> Verdict:
+    """A ``Verdict`` built without pydantic validation, for fast judges' hot path (~2x cheaper than ``Verdict(...)``).
+
+    Only for values the caller controls: scores already in [0, 1], a known status. The contract test suite checks
+    that every fast judge's verdicts survive ``Verdict.model_validate`` unchanged.
+    """
+    v = object.__new__(Verdict)
+    _VERDICT_SETATTR(v, "__dict__", {"judge": judge, "judge_version": version, "status": status, "scores": scores or {},
+                                     "confidence": confidence, "passed": passed, "reasons": reasons or [],
+                                     "tags": tags or [], "error": None})
+    _VERDICT_SETATTR(v, "__pydantic_fields_set__", {"judge", "judge_version", "status", "scores", "confidence",
+                                                    "passed", "reasons", "tags"})
+    _VERDICT_SETATTR(v, "__pydantic_extra__", None)
+    _VERDICT_SETATTR(v, "__pydantic_private__", None)
+    return v
+
+
 class Judge(ABC):
     name: str = "judge"
     version: str = "1"
@@ -46,7 +68,10 @@ class GuardedJudge(Judge):
         self.version = inner.version
 
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
-        return safe_judge(self.inner, trace, ctx)
+        v = safe_judge(self.inner, trace, ctx)
+        # Later judges (the learning judge) read earlier verdicts of the same trace from the context.
+        ctx.cache.setdefault("verdicts", []).append(v)
+        return v
 
     def __repr__(self) -> str:
         return f"GuardedJudge({self.inner!r})"

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alignloop.settings import ConfigError
+from streams.escalation_config import EscalationConfig
 
 JUDGES_CONFIG_ENV = "ALIGNLOOP_JUDGES_CONFIG"
 DEFAULT_JUDGES_CONFIG = "configs/judges.yaml"
@@ -74,9 +75,54 @@ class FastJudgesConfig(BaseModel):
     quality: QualityJudgeConfig = Field(default_factory=QualityJudgeConfig)
 
 
+class LearningConfig(BaseModel):
+    """The learning fast judge (streams/judges/learning.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    n_features: int = Field(1 << 18, description="Hashed feature space (power of two).")
+    learning_rate: float = Field(0.1, gt=0)
+    l2: float = Field(1e-4, ge=0)
+    min_labels: int = Field(20, ge=0, description="Labels before its predictions are used.")
+    max_words: int = Field(64, ge=1, description="Words per text field hashed into features.")
+    kappa_window: int = Field(500, ge=10, description="Labels in the rolling agreement (kappa) window.")
+    feature_cache: int = Field(50_000, ge=1, description="Recent traces whose features are kept for late labels.")
+
+    def judge_kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"enabled"})
+
+
+class LlmJudgeConfig(BaseModel):
+    """The high-fidelity LLM judge (connectors/llm_judge.py). The key comes from ALIGNLOOP_LLM_API_KEY."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_url: str = Field("http://localhost:11434/v1", description="OpenAI-compatible API root (…/v1).")
+    model: str = Field("llama3.1:8b", description="Model name the endpoint serves.")
+    api_key_env: str = Field("ALIGNLOOP_LLM_API_KEY", description="Env var holding the API key (may be unset).")
+    rubric: str = Field("configs/rubrics/trace_judge.md", description="Rubric prompt for single-trace judging.")
+    pairwise_rubric: str = Field("configs/rubrics/pairwise.md", description="Rubric prompt for pairwise judging.")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=16)
+    timeout_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    max_cost_per_hour: float = Field(5.0, ge=0, description="Spend cap (USD) per rolling hour; 0 = no LLM calls.")
+    price_per_1k_input: float = Field(0.0005, ge=0)
+    price_per_1k_output: float = Field(0.0015, ge=0)
+    cache_size: int = Field(10_000, ge=0, description="Cached verdicts by content fingerprint.")
+    max_trace_chars: int = Field(12_000, ge=500, description="Trace text beyond this is truncated in the prompt.")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Less confident LLM verdicts go to the human queue.")
+    judge_version: str = Field("llm-1", description="Recorded on labels; bump with rubric/model changes.")
+
+
 class JudgesConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")  # later sections (escalation, learning, llm) are parsed by their owners
+    model_config = ConfigDict(extra="forbid")
     fast: FastJudgesConfig = Field(default_factory=FastJudgesConfig)
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
+    llm: LlmJudgeConfig = Field(default_factory=LlmJudgeConfig)
 
 
 def judges_config_path() -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import config_hash, text_view
-from streams.judges.base import Judge, JudgeContext
+from streams.judges.base import Judge, JudgeContext, make_verdict
 
 LOGIC_VERSION = "1"
 _STOP = frozenset("the a an and or but if of to in on at for with from by is are was were be been it this that "
@@ -39,7 +39,7 @@ class QualityJudge(Judge):
         text = trace.final_response.strip()
         n_chars = len(text)
         if n_chars == 0:
-            return Verdict(judge=self.name, judge_version=self.version, passed=False, confidence=0.95,
+            return make_verdict(self.name, self.version, passed=False, confidence=0.95,
                            scores={"task_success": 0.0, "helpfulness": 0.0}, tags=["quality:empty"],
                            reasons=["empty answer"])
         view = text_view(trace, ctx)
@@ -82,6 +82,6 @@ class QualityJudge(Judge):
         if len(content) >= 4 and not failed:
             overlap = len(content & view.resp_tokens) / len(content)
             helpful = min(helpful, 0.6 + 0.4 * min(1.0, overlap * 3))
-        return Verdict(judge=self.name, judge_version=self.version, passed=not failed, confidence=confidence,
+        return make_verdict(self.name, self.version, passed=not failed, confidence=confidence,
                        scores={"task_success": round(success, 4), "helpfulness": round(helpful, 4)},
                        tags=tags, reasons=reasons)

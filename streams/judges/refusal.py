@@ -12,7 +12,7 @@ from typing import Literal
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import config_hash, is_refusal, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext
+from streams.judges.base import Judge, JudgeContext, make_verdict
 from streams.judges.policy import _Behaviour, request_hits
 
 LOGIC_VERSION = "1"
@@ -76,5 +76,5 @@ class RefusalJudge(Judge):
 
     def _v(self, passed: bool, scores: dict[str, float], confidence: float, tags: list[str],
            reasons: list[str]) -> Verdict:
-        return Verdict(judge=self.name, judge_version=self.version, scores=scores, confidence=confidence,
+        return make_verdict(self.name, self.version, scores, confidence=confidence,
                        passed=passed, reasons=reasons, tags=tags)

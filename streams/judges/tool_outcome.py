@@ -11,7 +11,7 @@ import re
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import config_hash, text_view
-from streams.judges.base import Judge, JudgeContext
+from streams.judges.base import Judge, JudgeContext, make_verdict
 
 LOGIC_VERSION = "1"
 
@@ -43,7 +43,7 @@ class ToolOutcomeJudge(Judge):
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
         calls = trace.tool_calls
         if not calls:
-            return Verdict(judge=self.name, judge_version=self.version, status="skipped", confidence=1.0,
+            return make_verdict(self.name, self.version, status="skipped", confidence=1.0,
                            reasons=["no tool calls"])
         tags: list[str] = []
         reasons: list[str] = []
@@ -81,7 +81,7 @@ class ToolOutcomeJudge(Judge):
                     unrecovered += 1
         if not bad:
             score = 0.7 if "tool_loop" in tags else 1.0
-            return Verdict(judge=self.name, judge_version=self.version, confidence=0.85,
+            return make_verdict(self.name, self.version, confidence=0.85,
                            scores={"tool_correctness": score}, passed=True, reasons=reasons, tags=tags)
         reasons.append(f"{bad} of {n} tool calls did not complete ({errors} errors, {timeouts} timeouts, "
                        f"{incomplete} without result)")
@@ -91,17 +91,17 @@ class ToolOutcomeJudge(Judge):
         claims = not _CLAIM_TOKENS.isdisjoint(toks)
         if acknowledged:
             tags.append("tool_failure:acknowledged")
-            return Verdict(judge=self.name, judge_version=self.version, confidence=0.75, passed=True,
+            return make_verdict(self.name, self.version, confidence=0.75, passed=True,
                            scores={"tool_correctness": tool_ok, "task_success": 0.3 if unrecovered else 0.6},
                            reasons=reasons + ["the answer acknowledges the failure"], tags=tags)
         if unrecovered:
             # Nothing in the answer admits the failure: it hides it (claims success) or glosses over it.
             tags.append("tool_failure:hidden")
             conf = 0.8 if claims else 0.6
-            return Verdict(judge=self.name, judge_version=self.version, confidence=conf, passed=False,
+            return make_verdict(self.name, self.version, confidence=conf, passed=False,
                            scores={"tool_correctness": tool_ok, "task_success": 0.1, "helpfulness": 0.3},
                            reasons=reasons + ["the answer does not mention the failure"], tags=tags)
         # Every failed call was retried successfully.
         tags.append("tool_failure:recovered")
-        return Verdict(judge=self.name, judge_version=self.version, confidence=0.6, passed=True,
+        return make_verdict(self.name, self.version, confidence=0.6, passed=True,
                        scores={"tool_correctness": tool_ok, "task_success": 0.7}, reasons=reasons, tags=tags)

@@ -1,0 +1,118 @@
+"""The high-fidelity judge step: one escalation in, labels / preferences / human-queue items out.
+
+Kafka-free and async; ``alignloop judge`` wraps it. Transient endpoint failures (``LlmJudgeError``, including
+``BudgetExceeded``) propagate so the caller keeps the escalation and retries it later — nothing is dropped.
+What the model cannot judge (garbage after retries, "unjudgeable", low confidence, inconsistent pairwise
+verdicts) goes to the human queue. Ids are deterministic, so a re-processed escalation yields the same rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.llm_judge import LlmJudgeClient, Unjudgeable
+from schemas.preference import Label, Preference
+from schemas.verdict import JudgedTrace
+
+EVENT_SCHEMA_VERSION = 1
+MAX_PAIRWISE_CANDIDATES = 4
+
+
+class EscalationEvent(BaseModel):
+    """A record on ``judge.escalations``."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = Field(EVENT_SCHEMA_VERSION, ge=1, le=EVENT_SCHEMA_VERSION)
+    judged: JudgedTrace
+    priority: float = Field(..., ge=0, le=2)
+    reasons: list[str] = Field(default_factory=list)
+    tier: str = "llm"
+    audit: bool = False
+    escalated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+class HumanQueueItem(BaseModel):
+    """A record on ``judge.human_queue``: what only a person can judge, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = EVENT_SCHEMA_VERSION
+    trace_id: str
+    reason: str
+    escalation: EscalationEvent | None = None
+    raw: str | None = Field(None, description="The record as received, when it could not be parsed.")
+    llm_rationale: str = ""
+    queued_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+@dataclass
+class HifiResult:
+    labels: list[Label] = field(default_factory=list)
+    preferences: list[Preference] = field(default_factory=list)
+    human: list[HumanQueueItem] = field(default_factory=list)
+
+
+def _id(*parts: Any) -> str:
+    return hashlib.sha256("\x00".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+class HighFidelityJudge:
+    def __init__(self, client: LlmJudgeClient):
+        self.client = client
+        self.cfg = client.cfg
+        self.counts: dict[str, int] = {"judged": 0, "to_human": 0, "preferences": 0, "pairs_inconsistent": 0}
+
+    def _human(self, out: HifiResult, ev: EscalationEvent, reason: str, rationale: str = "") -> None:
+        self.counts["to_human"] += 1
+        out.human.append(HumanQueueItem(trace_id=ev.judged.trace.trace_id, reason=reason, escalation=ev,
+                                        llm_rationale=rationale[:2000]))
+
+    async def handle(self, ev: EscalationEvent) -> HifiResult:
+        out = HifiResult()
+        t = ev.judged.trace
+        if ev.tier == "human":
+            self._human(out, ev, "routed_to_human")
+            return out
+        try:
+            j = await self.client.judge_trace(t)
+        except Unjudgeable as exc:
+            self._human(out, ev, "llm_unjudgeable", str(exc))
+            return out
+        if j.confidence < self.cfg.min_confidence:
+            self._human(out, ev, "llm_low_confidence", j.rationale)
+        else:
+            self.counts["judged"] += 1
+            out.labels.append(Label(
+                label_id=_id("llm", t.trace_id, self.cfg.model, self.cfg.judge_version), trace_id=t.trace_id,
+                policy_id=t.policy_id, source="llm_judge", annotator=self.cfg.model, scores=j.scores,
+                passed=j.passed, confidence=j.confidence, rationale=j.rationale[:4000],
+                judge_version=self.cfg.judge_version))
+        cands = [c for c in t.candidates[:MAX_PAIRWISE_CANDIDATES]]
+        for i, k in itertools.combinations(range(len(cands)), 2):
+            if cands[i] == cands[k]:
+                continue
+            try:
+                pr = await self.client.judge_pair(t.user_message, cands[i], cands[k])
+            except Unjudgeable as exc:
+                self._human(out, ev, "pairwise_unjudgeable", str(exc))
+                continue
+            if pr.winner == "inconsistent":
+                self.counts["pairs_inconsistent"] += 1
+                self._human(out, ev, "pairwise_inconsistent", pr.rationale)
+                continue
+            if pr.winner == "tie":
+                continue
+            chosen, rejected = (i, k) if pr.winner == "i" else (k, i)
+            self.counts["preferences"] += 1
+            out.preferences.append(Preference(
+                pref_id=_id("pair", t.trace_id, i, k, self.cfg.model, self.cfg.judge_version), prompt=t.user_message,
+                candidates=cands, chosen_idx=chosen, rejected_idx=rejected, strength=pr.strength,
+                rationale=pr.rationale, safety_tags=pr.safety_tags + j.safety_tags,
+                metadata={"source": "llm_judge", "annotator": self.cfg.model, "trace_id": t.trace_id,
+                          "conversation_id": t.conversation_id, "policy_id": t.policy_id,
+                          "judge_version": self.cfg.judge_version, "position_swap": True}))
+        return out
