@@ -1,0 +1,120 @@
+"""Escalator: signals -> priority, budgets per tier, fraction cap, priority order, audit sample, metrics."""
+from __future__ import annotations
+
+from schemas.verdict import Verdict
+from streams.escalation import Escalator, TokenBucket
+from streams.escalation_config import EscalationConfig, TierBudget
+
+
+def v(judge: str = "quality", passed: bool = True, confidence: float = 0.9, tags: list[str] | None = None,
+      **scores: float) -> Verdict:
+    return Verdict(judge=judge, passed=passed, confidence=confidence, tags=tags or [], scores=scores)
+
+
+def cfg(**kw) -> EscalationConfig:
+    base = dict(audit_rate=0.0, max_fraction=1.0, reserve_tokens=0.0,
+                tiers={"llm": TierBudget(per_minute=1000, per_hour=100000), "human": TierBudget(per_minute=5,
+                                                                                                per_hour=10)})
+    base.update(kw)
+    return EscalationConfig(**base)
+
+
+def test_confident_pass_is_not_a_candidate() -> None:
+    a = Escalator(cfg()).assess("t", [v(), v("policy", safety=1.0)], "pass")
+    assert a.priority == 0.0 and a.reasons == []
+
+
+def test_each_signal_raises_priority() -> None:
+    e = Escalator(cfg())
+    low = e.assess("t", [v(confidence=0.3)], "pass")
+    assert "low_confidence_pass" in low.reasons and low.priority == 0.75
+    risky = e.assess("t", [v(tags=["pii_echo"])], "pass")
+    assert risky.reasons == ["risk_tags:pii_echo"] and risky.priority == 0.6
+    split = e.assess("t", [v("a", safety=1.0), v("b", safety=0.2)], "pass")
+    assert "judges_disagree" in split.reasons and split.priority == 0.6
+    both = e.assess("t", [v("a", confidence=0.3, tags=["pii_echo"], safety=1.0), v("b", safety=0.2)], "pass")
+    assert both.priority == 0.75 + 2 * 0.1  # strongest + agreement bonus per extra signal
+    learned_bad = e.assess("t", [v()], "pass", learned=(0.1, 0.4))
+    assert learned_bad.reasons == ["learned_disagrees_bad"] and learned_bad.priority == 0.9
+    uncertain = e.assess("t", [v()], "pass", learned=(0.5, 1.0))
+    assert uncertain.reasons == ["learned_uncertain"] and uncertain.priority == 0.7
+
+
+def test_confident_failures_need_no_second_opinion_but_doubtful_ones_do() -> None:
+    e = Escalator(cfg())
+    assert e.assess("t", [v(passed=False, confidence=0.9, tags=["pii_echo"], safety=0.0)], "fail").priority == 0.0
+    doubt = e.assess("t", [v(passed=False, confidence=0.375, safety=0.3)], "flag")
+    assert doubt.reasons == ["low_confidence_fail"] and doubt.priority == 0.375  # 0.5 weight * 0.75
+
+
+def test_learning_judge_veto_damps_a_confident_good() -> None:
+    e = Escalator(cfg())
+    plain = e.assess("t", [v(tags=["pii_echo"])], "pass").priority
+    vetoed = e.assess("t", [v(tags=["pii_echo"])], "pass", learned=(0.99, 0.05)).priority
+    assert vetoed < plain * 0.5
+
+
+def test_judge_errors_are_uncertain_and_human_tags_route_to_humans() -> None:
+    e = Escalator(cfg(human_tags=["risk:self_harm_instructions"]))
+    err = e.assess("t", [Verdict(judge="x", status="error", error="boom")], "flag")
+    assert "judge_error" in err.reasons and err.priority == 1.0
+    h = e.assess("t", [v(tags=["risk:self_harm_instructions"])], "pass")
+    assert h.tier == "human"
+
+
+def test_budget_per_minute_and_priority_order() -> None:
+    e = Escalator(cfg(tiers={"llm": TierBudget(per_minute=3, per_hour=100)}, window_s=10))
+    for i, p in enumerate([0.5, 0.9, 0.4, 0.8, 0.7]):
+        a = e.assess(f"t{i}", [v(tags=["pii_echo"])], "pass")
+        a.priority = p
+        e.offer(f"t{i}", a, now=0.0)
+    out = e.drain(0.0)
+    assert [x.payload for x in out] == ["t1", "t3", "t4"]  # most informative first, 3 per minute
+    assert e.pending == 2 and e.drain(5.0) == []          # not refilled yet, still inside the window
+    later = e.drain(25.0)                                  # 20 s later one token is back (3/min)
+    assert [x.payload for x in later] == ["t0"]
+    assert e.counts["dropped_over_budget"] == 1           # t2 waited past the window
+    s = e.stats()
+    assert s["escalated"] == 4 and s["seen"] == 5 and s["escalation_rate"] == 0.8
+
+
+def test_hour_budget_and_fraction_cap() -> None:
+    e = Escalator(cfg(tiers={"llm": TierBudget(per_minute=100, per_hour=2)}))
+    for i in range(5):
+        e.offer(str(i), e.assess(str(i), [v(confidence=0.1)], "pass"), now=0.0)
+    assert len(e.drain(0.0, flush=True)) == 2
+    f = Escalator(cfg(max_fraction=0.1))
+    got = 0
+    for i in range(200):
+        f.offer(str(i), f.assess(str(i), [v(confidence=0.1)], "pass"), now=i * 0.01)
+        got += len(f.drain(i * 0.01))
+    assert got <= 0.1 * 200 + 1 and f.stats()["escalation_rate"] <= 0.105
+
+
+def test_reserve_keeps_scarce_budget_for_high_priority() -> None:
+    e = Escalator(cfg(max_fraction=0.5, reserve_tokens=10))
+    lo = e.assess("lo", [v(tags=["pii_echo"])], "pass")  # 0.6
+    e.offer("lo", lo, 0.0)
+    assert e.drain(0.0) == []  # 1.5 tokens < 1 + 0.4 * 10
+    hi = e.assess("hi", [v(confidence=0.0)], "pass")  # 1.0
+    e.offer("hi", hi, 0.0)
+    assert [x.payload for x in e.drain(0.0)] == ["hi"]
+
+
+def test_audit_sample_is_deterministic_and_jumps_the_queue() -> None:
+    e = Escalator(cfg(audit_rate=0.2))
+    audited = [t for t in (f"trace-{i}" for i in range(1000)) if e.is_audit(t)]
+    assert 150 < len(audited) < 250 and audited == [t for t in (f"trace-{i}" for i in range(1000)) if e.is_audit(t)]
+    a = e.assess(audited[0], [v()], "pass")
+    assert a.audit and a.priority == 0.0
+    e.offer(audited[0], a, 0.0)
+    assert [x.payload for x in e.drain(0.0)] == [audited[0]] and e.counts["audit"] == 1
+
+
+def test_token_bucket_refills_to_capacity() -> None:
+    b = TokenBucket(2, 1.0, now=0)
+    b.take()
+    b.take()
+    assert not b.available(0.5) and b.available(1.0)
+    b.refill(100)
+    assert b.tokens == 2
