@@ -83,6 +83,10 @@ class DriftHook:
         self.metrics.traces.inc(len(judged))
         self.metrics.monitors.set(len(self.bank.monitors))
         self.metrics.warming.set(self.bank.warming())
+        for (policy_id, signal), m in self.bank.monitors.items():
+            if m.last_mean is not None:
+                self.metrics.signal_mean.labels(policy_id, signal).set(m.last_mean)
+                self.metrics.signal_z.labels(policy_id, signal).set(0.0 if m.warming else m.last_z)
         self.metrics.store_size.set(len(self.tracker.store))
         futures: list[Any] = []
         events = [DriftEvent.from_alarm(a, self.worker) for a in alarms]

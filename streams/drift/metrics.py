@@ -14,6 +14,11 @@ class DriftMetrics:
                                 ["policy_id", "signal"], registry=registry)
         self.magnitude = Gauge("alignloop_drift_last_magnitude_zscore", "Size of the last drift, in reference "
                                "standard deviations of a block mean.", ["policy_id", "signal"], registry=registry)
+        self.signal_mean = Gauge("alignloop_drift_signal_mean", "Latest block mean of a monitored signal (judge "
+                                 "scores, refusal rate, tool error rate, log latency, ...).", ["policy_id", "signal"],
+                                 registry=registry)
+        self.signal_z = Gauge("alignloop_drift_signal_zscore", "Latest block mean in reference standard deviations.",
+                              ["policy_id", "signal"], registry=registry)
         self.warming = Gauge("alignloop_drift_monitors_warming", "Monitors still learning their reference.",
                              registry=registry)
         self.monitors = Gauge("alignloop_drift_monitors", "Monitors, one per (policy, signal).", registry=registry)

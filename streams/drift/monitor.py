@@ -94,6 +94,8 @@ class DriftMonitor:
         self._cusum_up = self._cusum_down = 0.0
         self._start_up = self._start_down = 0  # index into the block count where each CUSUM left zero
         self._blocks = 0
+        self.last_mean: float | None = None  # for the signal gauges
+        self.last_z = 0.0
 
     @property
     def warming(self) -> bool:
@@ -118,12 +120,13 @@ class DriftMonitor:
                      trace_ids: list[str]) -> DriftAlarm | None:
         self.drift_detected = False
         self._blocks += 1
+        self.last_mean = mean
         if self.warming:
             self._block_stats.add(mean)
             if self._block_stats.n >= self.cfg.warmup_blocks:
                 self._freeze_reference()
             return None
-        z = (mean - self.ref_mean) / self.ref_std  # type: ignore[operator]
+        z = self.last_z = (mean - self.ref_mean) / self.ref_std  # type: ignore[operator]
         self._recent.append(Block(first_ts, last_ts, mean, z, trace_ids))
         self._shadow_cusum(z)
         self.detector.update(detector_input(self.detector_kind, z))
