@@ -111,6 +111,9 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
     from streams.drift.wiring import install as install_drift  # drift monitors, calibration, retrain trigger
 
     install_drift(app, handler, settings, registry)
+    from streams.escalation_wiring import install as install_escalation  # learning judge + judge.escalations
+
+    install_escalation(app, handler, settings, registry)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)
 
     @app.agent(source, concurrency=1)
