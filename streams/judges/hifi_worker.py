@@ -1,0 +1,141 @@
+"""The ``alignloop judge`` loop: consume ``judge.escalations``, judge with the LLM, publish labels, preferences
+and human-queue items, then commit.
+
+At-least-once: outputs are acknowledged by the broker before the consumer commits the escalations' offsets.
+When the endpoint is down, slow, over budget or rate-limited past its retries, the escalation is retried with
+backoff (counted) and the batch is not committed until it succeeds, so nothing is lost and the stream worker,
+a separate process, is never blocked. A record that is not an escalation goes to the human queue with its raw
+text. Label and preference ids are deterministic, so a replay yields identical rows for idempotent sinks.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import ValidationError
+
+from connectors.kafka import aiokafka_client_kwargs, producer
+from connectors.llm_judge import BudgetExceeded, LlmJudgeClient, LlmJudgeError
+from schemas.topics import ESCALATIONS, HUMAN_QUEUE, LABELS, PREFERENCES
+from streams.judges.config import JudgesConfig
+from streams.judges.hifi import EscalationEvent, HifiResult, HighFidelityJudge, HumanQueueItem
+
+if TYPE_CHECKING:
+    from alignloop.settings import Settings
+
+log = logging.getLogger("alignloop.judge")
+MAX_WAIT_S = 60.0
+
+
+class JudgeWorkerMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.handled = Counter("alignloop_judge_escalations_total", "Escalations handled.", ["result"],
+                               registry=registry)
+        self.failures = Counter("alignloop_judge_endpoint_failures_total",
+                                "Attempts that failed transiently (escalation kept and retried).", ["kind"],
+                                registry=registry)
+        self.waiting = Gauge("alignloop_judge_waiting_escalations", "Escalations waiting on the endpoint/budget.",
+                             registry=registry)
+        self.spend = Gauge("alignloop_judge_spend_usd_last_hour", "LLM spend over the last hour.", registry=registry)
+        self.outputs = Counter("alignloop_judge_outputs_total", "Records published.", ["topic"], registry=registry)
+
+
+class JudgeWorker:
+    def __init__(self, settings: "Settings", cfg: JudgesConfig, client: LlmJudgeClient,
+                 registry: CollectorRegistry | None = None, *, sleep: Any = asyncio.sleep):
+        self.settings, self.cfg = settings, cfg
+        self.client = client
+        self.hf = HighFidelityJudge(client)
+        self.metrics = JudgeWorkerMetrics(registry or CollectorRegistry())
+        self.stop = asyncio.Event()
+        self._sleep = sleep
+        self.topics = {k: settings.topic(k) for k in (ESCALATIONS, LABELS, PREFERENCES, HUMAN_QUEUE)}
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        if self.stop.is_set():
+            raise asyncio.CancelledError("stopping; the escalation stays uncommitted and is replayed")
+
+    async def process(self, value: bytes | None) -> HifiResult:
+        """One record to its outputs; transient failures are retried here until they succeed."""
+        try:
+            ev = EscalationEvent.model_validate_json(value or b"")
+        except (ValidationError, ValueError) as exc:
+            self.metrics.handled.labels("bad_record").inc()
+            raw = (value or b"").decode("utf-8", "replace")[:100_000]
+            return HifiResult(human=[HumanQueueItem(trace_id="", reason="bad_escalation_record", raw=raw,
+                                                    llm_rationale=str(exc).splitlines()[0][:500])])
+        attempt = 0
+        while True:
+            try:
+                out = await self.hf.handle(ev)
+                self.metrics.handled.labels("human" if out.human and not out.labels else "labelled").inc()
+                return out
+            except BudgetExceeded as exc:
+                self.metrics.failures.labels("budget").inc()
+                wait = min(MAX_WAIT_S, exc.retry_after_s)
+            except LlmJudgeError as exc:
+                self.metrics.failures.labels("endpoint").inc()
+                wait = min(MAX_WAIT_S, self.cfg.llm.backoff_base_s * 2 ** min(attempt, 10))
+                log.warning("LLM judge unavailable (%s); escalation %s waits %.1fs", exc,
+                            ev.judged.trace.trace_id, wait)
+            attempt += 1
+            self.metrics.waiting.inc()
+            try:
+                await self._wait(wait)
+            finally:
+                self.metrics.waiting.dec()
+
+    async def publish(self, prod: Any, results: list[HifiResult]) -> int:
+        futures = []
+        for r in results:
+            for lab in r.labels:
+                futures.append(await prod.send(self.topics[LABELS], lab.model_dump_json().encode(),
+                                               key=lab.trace_id.encode()))
+                self.metrics.outputs.labels(LABELS).inc()
+            for p in r.preferences:
+                futures.append(await prod.send(self.topics[PREFERENCES], p.model_dump_json().encode(),
+                                               key=p.pref_id.encode()))
+                self.metrics.outputs.labels(PREFERENCES).inc()
+            for h in r.human:
+                futures.append(await prod.send(self.topics[HUMAN_QUEUE], h.model_dump_json().encode(),
+                                               key=h.trace_id.encode() or None))
+                self.metrics.outputs.labels(HUMAN_QUEUE).inc()
+        if futures:
+            await asyncio.gather(*futures)
+        return len(futures)
+
+    async def run(self, *, max_idle_s: float | None = None) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(self.topics[ESCALATIONS], **aiokafka_client_kwargs(self.settings),
+                                    group_id=f"{self.settings.app_id}-judge", enable_auto_commit=False,
+                                    auto_offset_reset="earliest", max_partition_fetch_bytes=16 << 20)
+        await consumer.start()
+        idle = 0.0
+        try:
+            async with producer(self.settings) as prod:
+                while not self.stop.is_set():
+                    got = await consumer.getmany(timeout_ms=500, max_records=self.cfg.llm.concurrency * 4)
+                    msgs = [m for part in got.values() for m in part]
+                    if not msgs:
+                        idle += 0.5
+                        if max_idle_s is not None and idle >= max_idle_s:
+                            break
+                        continue
+                    idle = 0.0
+                    try:
+                        results = await asyncio.gather(*(self.process(m.value) for m in msgs))
+                    except asyncio.CancelledError:
+                        break  # stopping mid-retry: nothing committed, the batch is replayed
+                    await self.publish(prod, list(results))
+                    await consumer.commit()
+                    self.metrics.spend.set(self.client.spent_last_hour())
+        finally:
+            await consumer.stop()
+            await self.client.aclose()
