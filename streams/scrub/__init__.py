@@ -1,4 +1,5 @@
-"""PII and secret scrubbing: structured tier (regex + checksums) and typed, keyed pseudonyms.
+"""PII and secret scrubbing: structured tier (regex + checksums), unstructured tier (names, places, orgs,
+addresses, DOB by heuristics) and typed, keyed pseudonyms.
 
 ``build_scrubber(settings)`` is the one way the stream and library callers (exports, replay) get a scrubber, so
 both produce the same result for the same config and key.
@@ -11,10 +12,11 @@ from streams.scrub.base import Finding, Scrubber, ScrubResult
 from streams.scrub.config import ScrubConfig, load_scrub_config
 from streams.scrub.pseudonym import Pseudonymizer
 from streams.scrub.regex import RegexScrubber
+from streams.scrub.tiered import TieredScrubber
 from streams.scrub.trace import scrub_trace
 
 __all__ = ["Finding", "Pseudonymizer", "RegexScrubber", "ScrubConfig", "ScrubResult", "Scrubber", "build_scrubber",
-           "load_scrub_config", "scrub_trace"]
+           "TieredScrubber", "load_scrub_config", "scrub_trace"]
 
 
 def build_scrubber(settings: Any, config: ScrubConfig | None = None) -> Scrubber:
@@ -22,9 +24,11 @@ def build_scrubber(settings: Any, config: ScrubConfig | None = None) -> Scrubber
     cfg = config or load_scrub_config()
     pseudo = Pseudonymizer(settings.pii_hmac_key, surrogates=cfg.surrogates)
     enabled = cfg.enabled()
-    structured = [k for k in enabled if k in RegexScrubber.supported]
-    scrubber: Scrubber = RegexScrubber(pseudo, structured, thresholds=cfg.thresholds,
-                                       default_threshold=cfg.default_threshold)
+    if cfg.tier == "structured" or not set(enabled) - set(RegexScrubber.supported):
+        scrubber: Scrubber = RegexScrubber(pseudo, enabled, thresholds=cfg.thresholds,
+                                           default_threshold=cfg.default_threshold)
+    else:
+        scrubber = TieredScrubber(pseudo, enabled, thresholds=cfg.thresholds, default_threshold=cfg.default_threshold)
     scrubber.fields = tuple(cfg.fields)  # type: ignore[attr-defined]  # read by scrub_trace
     scrubber.max_depth = cfg.max_depth  # type: ignore[attr-defined]
     return scrubber

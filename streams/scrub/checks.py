@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Final
 
 _IBAN_LEN: Final = {
@@ -65,6 +66,7 @@ def norm_key(key: str) -> str:
     return _KEY_NORM.sub("", key.lower())
 
 
+@lru_cache(maxsize=4096)  # keys repeat across traces; caching keeps the JSON walk cheap
 def is_secret_key(key: str) -> bool:
     """Keys whose values are replaced wholesale in structured data (tool args, results, metadata)."""
     k = norm_key(key)

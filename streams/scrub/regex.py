@@ -20,7 +20,7 @@ from streams.scrub.pseudonym import Pseudonymizer
 STRUCTURED_KINDS: Final = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "US_SSN", "SECRET")
 # Higher wins when spans overlap (then longer wins): a Luhn-valid card beats the phone shape it also fits.
 PRIORITY: Final = {"SECRET": 90, "IBAN": 80, "CREDIT_CARD": 70, "EMAIL": 65, "US_SSN": 60, "IP_ADDRESS": 55,
-                   "PHONE": 50}
+                   "PHONE": 50, "DATE_OF_BIRTH": 45, "ADDRESS": 40, "ORGANIZATION": 30, "PERSON": 25, "LOCATION": 20}
 Span = tuple[str, int, int, float]
 
 _MASK: Final = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
@@ -29,17 +29,20 @@ _NUM_WINDOW = re.compile(rb"0[0 \-.()/]{5,200}0")
 _EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])")
 _EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-'")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?!\d)")
+_CARD12 = re.compile(r"(?<![\d-])\d{12}(?![\d-])")
+_CARD_CUE = re.compile(r"(?i)(?:card|\bcc\b|visa|mastercard|maestro|amex|debit|credit)[^\n\d]{0,30}$")
 _SSN_SHAPES: Final = (b"000-00-0000", b"000 00 0000", b"000.00.0000")
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- .])(\d{2})\2(\d{4})(?![\d-])")
 _PHONE = re.compile(
-    r"(?<![\w+/.-])"
-    r"(?:\+\d{7,14}(?!\d)|"
+    r"(?:(?<=\\[nrt])|(?<![\w+/.-]))"  # a JSON-escaped "\n" before the number counts as a break
+    r"(?:\+\d{7,14}(?!\d)|\d{10,11}(?!\d)|"
     r"(?:\+\d{1,3}[ .-]?|00\d{1,3}[ .-]?|1[ .-])?"
-    r"(?:\(\d{1,4}\)[ .-]?|\d{1,5}[ .-])"
+    r"(?:\(\d{1,5}\)[ .-]?|\d{1,5}[ .-])"
     r"(?:\d{1,4}[ .-]?){1,4}\d{2,4})"
     r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
-    r"(?![\w@-])"
+    r"(?![\w@]|-\d)"
 )
+_DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}$")
 _SSN_LIKE = re.compile(r"\d{3}([- .])\d{2}\1\d{4}$")
 _DATEISH = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
 _IPV4 = re.compile(
@@ -81,12 +84,19 @@ _PLACEHOLDERS: Final = frozenset({"null", "none", "true", "false", "redacted", "
                                   "incorrect", "wrong", "missing", "expired", "empty", "changed", "correct"})
 
 
+def make_mask(text: str) -> bytes:
+    """1:1 with ``text`` (one byte per code point): digits -> 0, A-Z -> A, non-ASCII -> ?."""
+    return text.encode("ascii", "replace").translate(_MASK)
+
+
 def find_emails(text: str) -> Iterable[Span]:
     at = text.find("@")
     while at != -1:
         start = at
         while start > 0 and at - start < 64 and text[start - 1] in _EMAIL_LOCAL:
             start -= 1
+        if start >= 2 and text[start - 1] == "\\" and text[start] in "nrt":  # "...\\nname@x.io" (escaped newline)
+            start += 1
         while start < at and text[start] in ".'-":  # a local part can't start with these
             start += 1
         m = _EMAIL_DOMAIN.match(text, at + 1) if start < at else None
@@ -95,6 +105,15 @@ def find_emails(text: str) -> Iterable[Span]:
             at = text.find("@", m.end())
         else:
             at = text.find("@", at + 1)
+
+
+_PHONE_CUE_BEFORE = re.compile(r"(?i)(?:call|phone|tel|telephone|mobile|cell|fax|desk|number|reach|text|whatsapp|"
+                               r"contact|registered|dial|ring|sms|no\.?|#)[^\n\d]{0,24}$")
+_PHONE_CUE_AFTER = re.compile(r"(?i)[ \t-]{0,3}\(?(?:office|fax|mobile|cell|home|work|tel|phone)\b")
+
+
+def _phone_cue(text: str, s: int, e: int) -> bool:
+    return bool(_PHONE_CUE_BEFORE.search(text, max(0, s - 40), s) or _PHONE_CUE_AFTER.match(text, e))
 
 
 def _windows(mask: bytes) -> list[tuple[int, int, int]]:
@@ -117,6 +136,10 @@ def find_numbers(text: str, mask: bytes) -> Iterable[Span]:
                 d = m.group().replace(" ", "").replace("-", "")
                 if 13 <= len(d) <= 19 and d[0] != "0" and luhn_ok(d):
                     yield "CREDIT_CARD", m.start(), m.end(), 1.0
+        if digits >= 12:  # 12-digit Maestro numbers: Luhn plus a card cue
+            for m in _CARD12.finditer(text, ws, we):
+                if luhn_ok(m.group()) and _CARD_CUE.search(text, max(0, m.start() - 40), m.start()):
+                    yield "CREDIT_CARD", m.start(), m.end(), 0.9
         if digits >= 9 and any(sh in mask[ws:we] for sh in _SSN_SHAPES):
             for m in _SSN.finditer(text, ws, we):
                 if ssn_ok(m.group(1), m.group(3), m.group(4)):
@@ -127,15 +150,19 @@ def find_numbers(text: str, mask: bytes) -> Iterable[Span]:
                 core = s.split("x")[0].split("e")[0]
                 nd = sum(c.isdigit() for c in core)
                 intl = s[0] == "+" or (s.startswith("00") and s[2:3] not in ("0", ""))
+                if s.isdigit() and not _phone_cue(text, m.start(), m.end()):
+                    continue  # a bare run of digits is a phone only next to a phone cue
                 if intl:
                     if not 8 <= nd <= 15:
                         continue
-                # domestic: 10 digits (NANP), or 11 with a trunk prefix 1 / 0 (e.g. UK 020 ...)
-                elif not (nd == 10 or (nd == 11 and core.lstrip("(")[0] in "10")) or _SSN_LIKE.match(core):
+                # domestic: 10 digits (NANP), or 11 with a trunk prefix 1 / 0 (e.g. UK 020 ...); 7-9 digits
+                # ("9380 6377") only next to a phone cue ("call me on", "mobile")
+                elif _SSN_LIKE.match(core) or not (nd == 10 or (nd == 11 and core.lstrip("(")[0] in "10") or (
+                        7 <= nd <= 9 and _phone_cue(text, m.start(), m.end()))):
                     continue
                 if _DATEISH.match(core.strip()):
                     continue
-                if not intl and core.count(".") >= 3:  # dotted quads are IPs / versions, not phones
+                if _DOTTED_QUAD.match(core):  # IPs / versions, not phones
                     continue
                 yield "PHONE", m.start(), m.end(), 0.85
         if digits >= 4 and b"0.0" in mask[ws:we]:
@@ -305,13 +332,13 @@ class RegexScrubber(Scrubber):
     def key_id(self) -> str:
         return self.pseudo.key_id
 
-    def detect(self, text: str) -> list[Span]:
+    def detect(self, text: str, mask: bytes | None = None) -> list[Span]:
         """Candidate spans ``(kind, start, end, score)`` of enabled kinds above threshold, overlaps unresolved."""
         out: list[Span] = []
         if self._email and "@" in text:
             out.extend(find_emails(text))
         if self._numeric or self._iban:
-            mask = text.encode("ascii", "replace").translate(_MASK)  # 1:1 with text: one byte per code point
+            mask = mask if mask is not None else make_mask(text)
             if self._numeric and b"0" in mask:
                 out.extend(find_numbers(text, mask))
             if self._iban and b"AA00" in mask:

@@ -1,0 +1,230 @@
+"""Unstructured tier without a model: person names, street addresses, places, organisations, dates of birth.
+
+Fast heuristics rather than NER, so the stream stays fast: capitalised runs are found on the same 1:1 byte mask
+the structured tier uses (a literal-led search, quick in ``re``) and classified by name grammar — organisation
+suffixes, street grammar, place morphology, titles, a census first-name/surname list — and by context cues
+("my name is", "Mr.", "born on", "lives in"). Scores below the configured threshold are dropped.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from streams.scrub import lexicon as L
+
+Span = tuple[str, int, int, float]
+UNSTRUCTURED_KINDS: Final = ("PERSON", "ADDRESS", "LOCATION", "ORGANIZATION", "DATE_OF_BIRTH")
+
+# On the mask (A-Z -> "A", digits -> "0", non-ASCII -> "?"): runs of capitalised or upper-case tokens.
+_TOK = rb"A[a-zA?'.&-]{0,40}"
+_PART = rb"(?:de|da|del|della|van|von|der|den|di|du|la|le|bin|ibn|al|dos|das|y|e|of|and|&)"
+_RUN = re.compile(_TOK + rb"(?:(?: |, )(?:" + _PART + rb" )?" + _TOK + rb"){0,5}")
+_PERSON_CUE = re.compile(
+    r"(?:my name is|name is|name's|i am|i'm|this is|call me|named|called|dear|hi|hello|hey|thanks|thank you|regards,?|"
+    r"sincerely,?|signed,?|by|with|contact|ask|tell|meet|met|and|commenter|assistant to|married|son of|"
+    r"daughter of|wife|husband|friend|colleague|patient|client|customer|user|employee|author|producer|"
+    r"director|manager|ceo|founder|cc|attn:?|from:|to:)\s+$")
+_LOC_CUE = re.compile(r"(?:\bin|\bfrom|\bto|\bnear|\bvisit(?:ing|ed)?|\bacross|\baround|\btowards?|\bleft|"
+                      r"\bentered|\bof|\bflew to|\bmoved to|\bborn in|\blive[sd]? in|\bbased in|\bcity of)\s+$")
+_ORG_CUE = re.compile(r"(?:work(?:s|ed|ing)? (?:at|for)|employed by|join(?:ed|ing)?|at|for|by|from|with|of)\s+$")
+_NAME_LOWER_CUE = re.compile(r"(?:my name is|name is|i am|i'm|this is|call me)\s+([a-z][a-z'-]{1,30})"
+                             r"(?:\s+([a-z][a-z'-]{1,30}))?")
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_DATE = (r"(\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|" + _MONTH +
+         r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r",?\s+\d{4})")
+_DOB = re.compile(r"(?i)(?:born(?:\s+on)?|\bdob\b|d\.o\.b\.?|date\s+of\s+birth|birth\s*date|birthday)[^\n]{0,30}?" + _DATE)
+_DOB_CUES: Final = ("born", "dob", "d.o.b", "birth")
+# Street grammar, number first (the common case in free text): "12 Oak Street", "46 rue Nationale",
+# "28171 ul. Siostrzana 48", "307 Alvaro Cunqueiro 55" (number, 1-4 words, house number), then unit and place tail.
+def _alt(words: frozenset[str]) -> str:
+    return "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True))
+
+
+_NUM = r"\d{1,6}[A-Za-z]?(?:[ -]\d{1,5})?"
+_W = r"[^\W\d_][\w'’.-]{0,30}"
+_UW = r"[^\W\d_a-z][\w'’.-]{0,30}"  # a word that does not start lower-case
+_ADDR = re.compile(
+    _NUM + r"\s+(?:"
+    r"(?:[NSEW]\.?\s+)?(?:" + _W + r"\s+){0,4}?(?i:" + _alt(L.STREET_SUFFIX) + r")(?![\w-])\.?(?:\s+\d{1,5}\b)?"
+    r"|(?i:" + _alt(L.STREET_PREFIX) + r")\.?\s+" + _W + r"(?:\s+" + _W + r"){0,3}(?:\s+\d{1,5}\b\.?)?"
+    r"|" + _UW + r"(?:\s+" + _W + r"){0,3}\s+\d{1,5}\b\.?"
+    r")"
+)
+_SEP = r"(?:,\s*|[ \t]*(?:\n|\\n)[ \t]*(?:,\s*)?|[ \t]+)"  # also a JSON-escaped "\n"
+_UNIT = re.compile(_SEP + r"(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|Room|Bldg|#)\.?\s*#?\d{1,5}[A-Za-z]?")
+_TAIL = re.compile(_SEP +
+                   r"((?:[^\W\d_][\w'’.-]{1,30}|\d{4,5}(?:-\d{4})?)(?:[ -](?:[^\W\d_][\w'’.-]{1,30}|"
+                   r"\d{4,5}(?:-\d{4})?)){0,4})")
+_STREET_FIRST = re.compile(r"([^\W\d_][\w'.-]{1,40}(?:\s+[^\W\d_][\w'.-]{0,30}){0,3})\s+\d{1,5}\b")
+_MILITARY = re.compile(r"(?:(?:USNS|USNV|USS|USCGC)\s+[A-Z][\w'-]+|PSC\s+\d{4},?\s+Box\s+\d{4}|Unit\s+\d{4},?\s+Box"
+                       r"\s+\d{4})\s*\n?\s*[ADF]PO\s+A[AEP]\s+\d{5}")
+_NUM_SPACE = re.compile(rb"0{1,6} ")
+
+
+def _is_title(tok: str) -> bool:
+    return tok.lower() in L.TITLES
+
+
+class EntityDetector:
+    """Candidate spans of the unstructured kinds; ``detect(text, mask)`` shares the structured tier's mask."""
+
+    def __init__(self, kinds: Iterable[str] = UNSTRUCTURED_KINDS) -> None:
+        self.kinds = frozenset(kinds)
+        self.first, self.last = L.names("first"), L.names("last")
+
+    def detect(self, text: str, mask: bytes) -> list[Span]:
+        out: list[Span] = []
+        k = self.kinds
+        if "ADDRESS" in k and b"0" in mask:
+            out.extend(self._addresses(text, mask))
+        if "DATE_OF_BIRTH" in k and b"0" in mask:
+            low = text.lower()
+            if any(c in low for c in _DOB_CUES):
+                out.extend(("DATE_OF_BIRTH", m.start(1), m.end(1), 0.9) for m in _DOB.finditer(text))
+        if k & {"PERSON", "LOCATION", "ORGANIZATION"}:
+            out.extend(s for s in self._runs(text, mask) if s[0] in k)
+        return out
+
+    # -- addresses ---------------------------------------------------------------------------------------------
+    def _addresses(self, text: str, mask: bytes) -> Iterable[Span]:
+        if "PO A" in text:
+            for m in _MILITARY.finditer(text):
+                yield "ADDRESS", m.start(), m.end(), 0.9
+        end = -1
+        for n in _NUM_SPACE.finditer(mask):
+            s = n.start()
+            if s < end or (s > 0 and mask[s - 1] in b"0A.-/:"):
+                continue
+            m = _ADDR.match(text, s)
+            if m and "\n" not in m.group():
+                end = self._tail(text, m.end())
+                yield "ADDRESS", s, end, 0.8
+                continue
+            # street name first, house number after, marked by a street word: "Wilgenlaan 40", "Rue X 3"
+            back = max(0, s - 50)
+            for sm in _STREET_FIRST.finditer(text, back, n.end()):
+                if sm.end() < s:
+                    continue
+                words = sm.group(1).split()
+                for i, w in enumerate(words):
+                    wl = w.lower()
+                    if wl in L.STREET_PREFIX or wl.endswith(L.STREET_SUFFIX_GLUED) or (wl in L.STREET_SUFFIX and i):
+                        start = sm.start(1) + sm.group(1).find(w)
+                        end = self._tail(text, sm.end())
+                        yield "ADDRESS", start, end, 0.75
+                        break
+                break
+
+    @staticmethod
+    def _tail(text: str, pos: int) -> int:
+        """Extend over a unit, city, region, postal code and country after the street part."""
+        for _ in range(5):
+            u = _UNIT.match(text, pos)
+            if u:
+                pos = u.end()
+                continue
+            t = _TAIL.match(text, pos)
+            if not t:
+                break
+            words = t.group(1).split()
+            sep = text[pos:t.start(1)]
+            ok = all(w.lower() in L.COUNTRIES or w in L.STATE_ABBR or w[:1].isdigit() or w == "nan"
+                     or (w[:1].isupper() and w.lower() not in L.NOT_NAME) for w in words)
+            if not ok or (sep.strip(" \t") == "" and not (words[0] in L.STATE_ABBR or words[0][:1].isdigit()
+                                                          or words[0].isupper() or words[0].lower() in L.COUNTRIES)):
+                break  # a bare space continues only into a postal code, a state code, an upper-case city, a country
+            pos = t.end()
+        return pos
+
+    # -- capitalised runs: people, places, organisations ----------------------------------------------------------
+    def _runs(self, text: str, mask: bytes) -> Iterable[Span]:
+        low = None
+        for m in _RUN.finditer(mask):
+            s, e = m.start(), m.end()
+            chunk = text[s:e]
+            while chunk and chunk[-1] in ".,'-&":
+                if chunk[-1] == "." and (chunk.lower().rsplit(" ", 1)[-1] in L.ORG_SUFFIX or len(chunk) >= 2
+                                         and chunk[-2].isupper() and (len(chunk) == 2 or chunk[-3] == " ")):
+                    break
+                chunk = chunk[:-1]
+            if not chunk:
+                continue
+            if low is None:
+                low = text.lower()
+            yield from self._classify(text, low, s, chunk)
+        if low is not None or "name" in text or "i'm" in text or "i am" in text:
+            low = low or text.lower()
+            for m in _NAME_LOWER_CUE.finditer(low):
+                w1, w2 = m.group(1), m.group(2)
+                if w1 in self.first and w1 not in L.NOT_NAME:
+                    end = m.end(2) if w2 and (w2 in self.last or w2 in self.first) else m.end(1)
+                    yield "PERSON", m.start(1), end, 0.8
+
+    def _classify(self, text: str, low: str, s: int, chunk: str) -> Iterable[Span]:
+        toks = chunk.replace(", ", " ").split(" ")
+        lows = [t.lower().strip(".,") for t in toks]
+        e = s + len(chunk)
+        before = low[max(0, s - 24):s]
+        prev_char = text[:s].rstrip(" \t\"'(")[-1:] if s else ""
+        sent_start = prev_char in ("", ".", "!", "?", "\n", ":", "}", "]", ">") or text[max(0, s - 2):s] == "\\n"
+        whole = " ".join(lows)
+        # organisations: suffix grammar, "University of X", known names
+        if len(toks) >= 2 and (lows[-1] in L.ORG_SUFFIX or any(t in L.ORG_SUFFIX for t in lows[1:]) and
+                               lows[-1] not in L.STREET_SUFFIX):
+            yield "ORGANIZATION", s, e, 0.8
+            return
+        if lows[0] in ("university", "bank", "institute", "college", "museum", "hospital") and len(toks) >= 3:
+            yield "ORGANIZATION", s, e, 0.75
+            return
+        if whole in L.ORG_WORDS:
+            yield "ORGANIZATION", s, e, 0.7
+            return
+        # places: gazetteer, then morphology with a cue
+        if whole in L.COUNTRIES or whole in L.US_STATES or whole in L.CITIES:
+            yield "LOCATION", s, e, 0.85
+            return
+        # people: a title first, or a title just before
+        if _is_title(toks[0]) and len(toks) >= 2:
+            yield "PERSON", s + len(toks[0]) + 1, e, 0.9
+            return
+        if before.rstrip().rsplit(" ", 1)[-1:] and _is_title(before.rstrip().rsplit(" ", 1)[-1]):
+            yield "PERSON", s, e, 0.9
+            return
+        # drop leading words that are not names ("The", "Please", "Monday")
+        while toks and lows[0] in L.NOT_NAME:
+            cut = len(toks[0]) + 1
+            s, toks, lows, sent_start = s + cut, toks[1:], lows[1:], False
+            before = low[max(0, s - 24):s]
+        if not toks or all(t in L.NOT_NAME for t in lows) or e - s < 2:
+            return
+        whole = " ".join(lows)
+        if whole in L.COUNTRIES or whole in L.US_STATES or whole in L.CITIES:
+            yield "LOCATION", s, e, 0.85
+            return
+        first_hit, last_hit = lows[0] in self.first, len(toks) >= 2 and lows[-1] in self.last
+        person_cue = bool(_PERSON_CUE.search(before))
+        loc_cue = bool(_LOC_CUE.search(before))
+        placey = (lows[0] in L.PLACE_PREFIX and len(toks) >= 2) or lows[-1].endswith(L.PLACE_SUFFIX) or \
+            (len(toks) >= 2 and lows[-1] in ("lake", "city", "falls", "springs", "beach", "island", "valley", "bay"))
+        if loc_cue and not first_hit and not person_cue:
+            yield "LOCATION", s, e, 0.7 if placey or chunk.isupper() else 0.6
+            return
+        if placey and not first_hit:
+            yield "LOCATION", s, e, 0.55
+            return
+        if first_hit and (len(toks) <= 3) and not (sent_start and len(toks) == 1 and not person_cue):
+            yield "PERSON", s, e, 0.8 if len(toks) >= 2 else 0.65
+            return
+        if person_cue and len(toks) <= 4:
+            yield "PERSON", s, e, 0.75
+            return
+        if last_hit and len(toks) <= 3:
+            yield "PERSON", s, e, 0.7
+            return
+        if 2 <= len(toks) <= 3 and not chunk.isupper():
+            yield "PERSON", s, e, 0.55 if not sent_start else 0.5
+            return
+        if sent_start and first_hit:
+            yield "PERSON", s, e, 0.5
