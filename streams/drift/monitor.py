@@ -16,8 +16,6 @@ from typing import Any
 from streams.drift.config import MonitorConfig
 from streams.drift.detectors import detector_input, make_detector
 
-CUSUM_K = 0.5  # slack of the shadow CUSUM that dates the onset of a change (in std units)
-
 
 @dataclass
 class Block:
@@ -91,8 +89,6 @@ class DriftMonitor:
         self.ref_mean: float | None = None
         self.ref_std = 0.0
         self._recent: deque[Block] = deque(maxlen=400)
-        self._cusum_up = self._cusum_down = 0.0
-        self._start_up = self._start_down = 0  # index into the block count where each CUSUM left zero
         self._blocks = 0
         self.last_mean: float | None = None  # for the signal gauges
         self.last_z = 0.0
@@ -128,7 +124,6 @@ class DriftMonitor:
             return None
         z = self.last_z = (mean - self.ref_mean) / self.ref_std  # type: ignore[operator]
         self._recent.append(Block(first_ts, last_ts, mean, z, trace_ids))
-        self._shadow_cusum(z)
         self.detector.update(detector_input(self.detector_kind, z))
         if not self.detector.drift_detected:
             return None
@@ -151,31 +146,36 @@ class DriftMonitor:
         self._trace_stats, self._block_stats = BlockStats(), BlockStats()
         self.detector = make_detector(self.detector_kind, self._params)
         self._recent.clear()
-        self._cusum_up = self._cusum_down = 0.0
 
-    def _shadow_cusum(self, z: float) -> None:
-        i = self._blocks
-        if self._cusum_up == 0.0:
-            self._start_up = i
-        if self._cusum_down == 0.0:
-            self._start_down = i
-        self._cusum_up = max(0.0, self._cusum_up + z - CUSUM_K)
-        self._cusum_down = max(0.0, self._cusum_down - z - CUSUM_K)
+    def _onset(self) -> int:
+        """Index into ``_recent`` where the change most likely began: the split that maximises the
+        standardised difference of means before/after (the maximum-likelihood change point for a mean shift)."""
+        z = [b.z for b in self._recent]
+        n = len(z)
+        if n < 2:
+            return 0
+        total, prefix, best, best_k = sum(z), 0.0, -1.0, n - 1
+        for k in range(1, n):
+            prefix += z[k - 1]
+            after = (total - prefix) / (n - k)
+            before = prefix / k
+            t = abs(after - before) * math.sqrt(k * (n - k) / n)
+            if t > best:
+                best, best_k = t, k
+        return best_k
 
     def _alarm(self, detected_at: datetime) -> DriftAlarm:
-        up = self._cusum_up >= self._cusum_down
-        start = self._start_up if up else self._start_down
-        n_since = max(1, min(len(self._recent), self._blocks - start + 1))
-        since_blocks = list(self._recent)[-n_since:]
+        blocks = list(self._recent)
+        since_blocks = blocks[self._onset():]
         current = sum(b.mean for b in since_blocks) / len(since_blocks)
         ids: list[str] = []
         for b in since_blocks:
             ids.extend(b.trace_ids[: max(1, self.cfg.examples // len(since_blocks) + 1)])
+        ref = float(self.ref_mean or 0.0)
         return DriftAlarm(signal=self.signal, policy_id=self.policy_id, detector=self.detector_kind,
-                          since=since_blocks[0].first_ts, detected_at=detected_at, ref_mean=float(self.ref_mean or 0),
-                          ref_std=self.ref_std, current_mean=current,
-                          z=(current - float(self.ref_mean or 0)) / self.ref_std, n_blocks_since=len(since_blocks),
-                          example_trace_ids=ids[: self.cfg.examples])
+                          since=since_blocks[0].first_ts, detected_at=detected_at, ref_mean=ref,
+                          ref_std=self.ref_std, current_mean=current, z=(current - ref) / self.ref_std,
+                          n_blocks_since=len(since_blocks), example_trace_ids=ids[: self.cfg.examples])
 
     def state(self) -> dict[str, Any]:
         """Picklable state (river detectors pickle as they are)."""
