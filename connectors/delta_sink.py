@@ -126,6 +126,21 @@ def read_table(uri: str, *, version: int | None = None, columns: list[str] | Non
     return dt.to_pyarrow_table(columns=columns)
 
 
+def landing_times(uri: str, *, key: str = "trace_id", storage_options: dict[str, str] | None = None
+                  ) -> dict[str, float]:
+    """{key value: unix time its data file was written} — when each row landed, from the Delta log."""
+    import pyarrow.dataset as ds
+
+    dt = DeltaTable(uri, storage_options=storage_options)
+    out: dict[str, float] = {}
+    for a in pa.table(dt.get_add_actions(flatten=True)).to_pylist():
+        t = a["modification_time"]
+        ts = t.timestamp() if hasattr(t, "timestamp") else t / 1000.0
+        for v in ds.dataset(f"{uri}/{a['path']}", format="parquet").to_table(columns=[key]).column(key).to_pylist():
+            out.setdefault(v, ts)
+    return out
+
+
 def compact(uri: str, storage_options: dict[str, str] | None = None) -> dict[str, Any]:
     """Compact small files and checkpoint; safe while a worker appends (Delta retries the conflict)."""
     dt = DeltaTable(uri, storage_options=storage_options)

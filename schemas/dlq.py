@@ -1,17 +1,19 @@
 """Dead letters: records the pipeline could not accept, with the reason and the original bytes.
 
-``agent.traces.dlq`` sits inside the raw trust zone (same retention and ACLs as ``agent.traces``): it keeps the
-original bytes so a fixed producer or a fixed parser can replay them.
+Following Kafka Connect's convention, a dead-letter record's key and value are the original key and bytes,
+unchanged (so it always fits wherever the original fitted, and a fixed worker can replay it as is), and this model
+travels as JSON in the ``alignloop.dlq`` header. ``agent.traces.dlq`` sits inside the raw trust zone (same
+retention and ACLs as ``agent.traces``).
 """
 from __future__ import annotations
 
-import base64
 from datetime import datetime
-from typing import Literal
+from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 DLQ_SCHEMA_VERSION = 1
+DLQ_HEADER = "alignloop.dlq"
 
 DeadLetterReason = Literal[
     "too_large", "invalid_utf8", "invalid_json", "not_an_object", "unsupported_schema_version",
@@ -25,12 +27,27 @@ class DeadLetter(BaseModel):
     stage: Literal["validate", "scrub", "judge", "sink"]
     reason: DeadLetterReason
     error: str = Field(..., description="Human-readable error, truncated to 2 KB.")
-    topic: str
+    topic: str = Field(..., description="Where the original record was read.")
     partition: int
     offset: int
-    key_b64: str | None = None
-    value_b64: str = Field(..., description="Original record bytes, base64.")
+    size_bytes: int = Field(..., description="Size of the original value.")
     failed_at: datetime
+    key: bytes | None = Field(None, exclude=True, description="Original key (the DLQ record's key).")
+    value: bytes = Field(b"", exclude=True, description="Original bytes (the DLQ record's value).")
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(DLQ_HEADER, self.model_dump_json().encode())]
+
+    @classmethod
+    def from_record(cls, headers: Iterable[tuple[str, bytes]] | None, key: bytes | None, value: bytes | None
+                    ) -> "DeadLetter":
+        meta: dict[str, Any] | None = None
+        for name, raw in headers or ():
+            if name == DLQ_HEADER:
+                meta = cls.model_validate_json(raw).model_dump()
+        if meta is None:
+            raise ValueError(f"not a dead letter: no {DLQ_HEADER} header")
+        return cls(**meta, key=key, value=value or b"")
 
     def original_bytes(self) -> bytes:
-        return base64.b64decode(self.value_b64)
+        return self.value

@@ -39,7 +39,7 @@ class TraceHandler:
         self.pipeline = pipeline
         self.sink = sink
         self.metrics = metrics
-        self.send = send  # async (topic, key, value) -> awaitable delivery future
+        self.send = send  # async (topic, key, value, headers=None) -> awaitable delivery future
         self.judged_topic = settings.topic(JUDGED)
         self.dlq_topic = settings.topic(DLQ)
         self.hooks: list[Any] = []  # extra per-batch consumers of judged traces (escalation, curation, drift)
@@ -53,16 +53,17 @@ class TraceHandler:
         fresh = self.sink.filter_new((t, p, o, (t, p, o, k, v)) for t, p, o, k, v in batch)
         if len(fresh) < len(batch):
             self.metrics.skipped.labels(TRACES_TABLE).inc(len(batch) - len(fresh))
-        rows, judged, futures = [], [], []
+        rows, judged, futures, outcomes = [], [], [], []
         for topic, partition, offset, key, value in fresh:
             outcome = self.pipeline.process(value, topic, partition, offset, key)
-            self.metrics.observe(outcome)
+            outcomes.append(outcome)
             if isinstance(outcome, DeadLetter):
-                futures.append(await self.send(self.dlq_topic, key, outcome.model_dump_json().encode()))
+                futures.append(await self.send(self.dlq_topic, key, value, headers=outcome.headers()))
                 continue
             judged.append(outcome)
             rows.append(to_row(outcome))
             futures.append(await self.send(self.judged_topic, key, outcome.model_dump_json().encode()))
+        self.metrics.observe_batch(outcomes)
         for hook in self.hooks:
             futures.extend(await hook(judged))
         if futures:
@@ -94,6 +95,7 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
         producer_acks=-1,
         producer_linger_ms=5,
         producer_max_batch_size=1 << 20,
+        producer_max_request_size=max(4 << 20, 2 * settings.max_record_bytes),
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, settings.sink_batch_size * 2),
@@ -104,8 +106,9 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
     sink = DeltaSink(settings.table_uri(TRACES_TABLE), schema, partition_by, name=f"{settings.app_id}-traces",
                      storage_options=settings.lake_storage_options or None, checkpoint_every=settings.checkpoint_every)
 
-    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        return await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=None)
+    async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+                   ) -> Any:
+        return await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
 
     handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, send)
     from streams.drift.wiring import install as install_drift  # drift monitors, calibration, retrain trigger

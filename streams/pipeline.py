@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -67,9 +66,8 @@ class Pipeline:
     def dead_letter(self, raw: bytes, key: bytes | None, topic: str, partition: int, offset: int, *,
                     stage: str, reason: str, error: str) -> DeadLetter:
         return DeadLetter(stage=stage, reason=reason, error=error[:MAX_ERROR_CHARS], topic=topic,
-                          partition=partition, offset=offset,
-                          key_b64=base64.b64encode(key).decode() if key is not None else None,
-                          value_b64=base64.b64encode(raw).decode(), failed_at=datetime.now(timezone.utc))
+                          partition=partition, offset=offset, size_bytes=len(raw), key=key, value=raw,
+                          failed_at=datetime.now(timezone.utc))
 
     def validate(self, raw: bytes) -> Trace | tuple[str, str]:
         """The Trace, or (reason, error) for the DLQ."""

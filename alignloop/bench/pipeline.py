@@ -38,23 +38,6 @@ def _ceiling(settings, values: list[bytes]) -> tuple[float, float]:
     return len(values) / elapsed, elapsed / len(values) * 1e6
 
 
-def _landing_times(uri: str) -> dict[str, float]:
-    """trace_id -> unix time its Delta file was written."""
-    import pyarrow.parquet as pq
-    from deltalake import DeltaTable
-
-    dt = DeltaTable(uri)
-    actions = dt.get_add_actions(flatten=True).to_pylist()
-    out: dict[str, float] = {}
-    for a in actions:
-        t = a["modification_time"]
-        ts = t.timestamp() if hasattr(t, "timestamp") else t / 1000.0
-        ids = pq.read_table(f"{uri}/{a['path']}", columns=["trace_id"]).column("trace_id").to_pylist()
-        for i in ids:
-            out.setdefault(i, ts)
-    return out
-
-
 def _wait_rows(uri: str, n: int, timeout: float, worker) -> int:
     from connectors.delta_sink import read_table
 
@@ -88,6 +71,7 @@ def register(bench_app: typer.Typer) -> None:
         from alignloop.runner import WorkerProcess, ensure_local_broker
         from alignloop.settings import load_settings
         from alignloop.simulate import Knobs, Simulator
+        from connectors.delta_sink import landing_times
         from connectors.kafka import create_topics
         from schemas.tables import TRACES_TABLE
         from schemas.topics import TRACES
@@ -125,7 +109,7 @@ def register(bench_app: typer.Typer) -> None:
             got = _wait_rows(uri, n, 600, worker)
             if got < n:
                 raise UserError(f"only {got}/{n} traces landed within 600 s; see {worker.log_path}")
-            times = sorted(_landing_times(uri).values())
+            times = sorted(landing_times(uri).values())
             # First file written includes worker start-up; measure from the first commit to the last.
             first_batch = sum(1 for t in times if t == times[0])
             landed_per_s = (n - first_batch) / max(times[-1] - times[0], 1e-9)
@@ -136,7 +120,7 @@ def register(bench_app: typer.Typer) -> None:
             sent_at: list[float] = []
             asyncio.run(publish(s, topic, records[n:], rate=rate, record_time=sent_at))
             got = _wait_rows(uri, n + latency_n, 300, worker)
-            landed = _landing_times(uri)
+            landed = landing_times(uri)
             ids = [json.loads(v)["trace_id"] for v in values[n:]]
             lat = sorted(landed[i] - t for i, t in zip(ids, sent_at) if i in landed)
         finally:

@@ -55,7 +55,7 @@ def _assert_exactly_once(s, valid: list[str], bad: list[bytes]) -> None:
     ids = table_rows(s, columns=["trace_id"]).column("trace_id").to_pylist()
     assert len(ids) == len(set(ids)) == len(valid), (len(ids), len(set(ids)), len(valid))
     assert set(ids) == set(valid)
-    letters = [DeadLetter.model_validate_json(m.value) for m in asyncio.run(read_topic(s, s.topic(DLQ)))]
+    letters = [DeadLetter.from_record(m.headers, m.key, m.value) for m in asyncio.run(read_topic(s, s.topic(DLQ)))]
     assert {d.original_bytes() for d in letters} == set(bad)
     assert len({(d.partition, d.offset) for d in letters}) == len(bad)
 

@@ -36,7 +36,7 @@ def landed_ids(settings) -> list[str]:
 
 
 def dead_letters(settings) -> list[DeadLetter]:
-    return [DeadLetter.model_validate_json(m.value) for m in asyncio.run(read_topic(settings, settings.topic(DLQ)))]
+    return [DeadLetter.from_record(m.headers, m.key, m.value) for m in asyncio.run(read_topic(settings, settings.topic(DLQ)))]
 
 
 def test_every_malformed_kind_is_dead_lettered_and_a_later_trace_still_lands(make_settings, worker_factory):
