@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
         max_idle_s: float = typer.Option(None, help="Exit after this long without escalations (default: run forever)."),
     ) -> None:
         """Consume judge.escalations, judge with an LLM, publish feedback.labels / feedback.preferences /
-        judge.human_queue. The API key is read from $ALIGNLOOP_LLM_API_KEY (llm.api_key_env)."""
+        judge.human_queue, and land feedback.preferences in the Delta `preferences` table. The API key is read
+        from $ALIGNLOOP_LLM_API_KEY (llm.api_key_env)."""
         import asyncio
         import logging
 
@@ -40,7 +41,15 @@ def register(app: typer.Typer) -> None:
             start_http_server(port, registry=registry)
 
         async def main() -> None:
+            from streams.curate_sink import land_preferences
+
             worker = JudgeWorker(s, cfg, LlmJudgeClient(cfg.llm), registry)
-            await worker.run(max_idle_s=max_idle_s)
+            # Preferences (LLM pairwise, SDK, humans) land in the Delta `preferences` table alongside.
+            lander = asyncio.create_task(land_preferences(s, worker.stop))
+            try:
+                await worker.run(max_idle_s=max_idle_s)
+            finally:
+                worker.stop.set()
+                await lander
 
         asyncio.run(main())

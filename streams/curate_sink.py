@@ -1,0 +1,114 @@
+"""Landing curated rows in Delta, idempotently.
+
+``CurationHook`` (a ``TraceHandler.hooks`` member) writes SFT candidates and fast-judged candidate preferences
+per batch; ``land_preferences`` consumes ``feedback.preferences`` (LLM pairwise, SDK, humans) into the
+``preferences`` table and commits Kafka offsets only after the Delta commit. Both use ``DeltaSink`` transactions
+per source partition, so a replay skips what already landed and never duplicates a row.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from connectors.delta_sink import DeltaSink
+from schemas.preference import Preference
+from schemas.tables import PREFERENCES_TABLE, SFT_EXAMPLES_TABLE, TABLES
+from schemas.topics import PREFERENCES
+from schemas.verdict import JudgedTrace, SourceRef
+from streams.curate import CurationConfig, judged_candidate_preference, preference_row, sft_row
+from streams.judges.base import Judge
+
+if TYPE_CHECKING:
+    from alignloop.settings import Settings
+
+log = logging.getLogger("alignloop.curate")
+
+
+def make_sink(settings: "Settings", table: str, name: str) -> DeltaSink:
+    schema, partition_by = TABLES[table]
+    return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{name}",
+                     storage_options=settings.lake_storage_options or None)
+
+
+class CurationHook:
+    def __init__(self, sft: DeltaSink, prefs: DeltaSink, judges: list[Judge], cfg: CurationConfig | None = None):
+        self.sft, self.prefs, self.judges = sft, prefs, judges
+        self.cfg = cfg or CurationConfig()
+        self.counts = {"sft": 0, "preferences": 0}
+
+    def rows(self, judged: list[JudgedTrace]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                       dict[tuple[str, int], int]]:
+        offsets: dict[tuple[str, int], int] = {}
+        sft, prefs = [], []
+        for jt in judged:
+            src = jt.source
+            key = (src.topic, src.partition)
+            offsets[key] = max(src.offset, offsets.get(key, -1))
+            if src.offset <= self.sft.committed_offset(*key):
+                continue  # replayed: already curated
+            row = sft_row(jt, self.cfg)
+            if row is not None:
+                sft.append(row)
+            if jt.trace.candidates:
+                p = judged_candidate_preference(jt, self.judges, self.cfg)
+                if p is not None:
+                    prefs.append(preference_row(p, src))
+        return sft, prefs, offsets
+
+    def write(self, judged: list[JudgedTrace]) -> tuple[int, int]:
+        sft, prefs, offsets = self.rows(judged)
+        if not offsets:
+            return 0, 0
+        n_sft = self.sft.write(sft, offsets)
+        n_pref = self.prefs.write(prefs, offsets)
+        self.counts["sft"] += n_sft
+        self.counts["preferences"] += n_pref
+        return n_sft, n_pref
+
+    async def __call__(self, judged: list[JudgedTrace]) -> list[Any]:
+        await asyncio.to_thread(self.write, judged)
+        return []
+
+
+def install(handler: Any, settings: "Settings") -> CurationHook:
+    hook = CurationHook(make_sink(settings, SFT_EXAMPLES_TABLE, "sft"),
+                        make_sink(settings, PREFERENCES_TABLE, "curated-prefs"), handler.pipeline.judges)
+    handler.hooks.append(hook)
+    return hook
+
+
+async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: int = 500) -> int:
+    """Consume feedback.preferences into the preferences table until ``stop``; returns rows landed."""
+    from aiokafka import AIOKafkaConsumer
+
+    from connectors.kafka import aiokafka_client_kwargs
+
+    sink = make_sink(settings, PREFERENCES_TABLE, "feedback-prefs")
+    consumer = AIOKafkaConsumer(settings.topic(PREFERENCES), **aiokafka_client_kwargs(settings),
+                                group_id=f"{settings.app_id}-preferences", enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    landed = 0
+    try:
+        while not stop.is_set():
+            got = await consumer.getmany(timeout_ms=500, max_records=batch)
+            rows, offsets = [], {}
+            for tp, msgs in got.items():
+                for m in msgs:
+                    offsets[(tp.topic, tp.partition)] = m.offset
+                    if m.offset <= sink.committed_offset(tp.topic, tp.partition):
+                        continue
+                    try:
+                        p = Preference.model_validate_json(m.value or b"")
+                    except ValueError as exc:
+                        log.warning("skipping bad preference at %s:%d@%d: %s", tp.topic, tp.partition, m.offset,
+                                    str(exc).splitlines()[0])
+                        continue
+                    rows.append(preference_row(p, SourceRef(topic=tp.topic, partition=tp.partition, offset=m.offset)))
+            if offsets:
+                landed += await asyncio.to_thread(sink.write, rows, offsets)
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+    return landed

@@ -1,0 +1,80 @@
+"""Curation: SFT candidates and preference pairs from judged traces, landed idempotently in real Delta tables."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from connectors.delta_sink import DeltaSink, read_table
+from schemas.preference import Preference
+from schemas.tables import PREFERENCES_SCHEMA, SFT_EXAMPLES_SCHEMA
+from schemas.trace import ContextItem, ToolCall, Trace
+from schemas.verdict import JudgedTrace, SourceRef
+from streams.curate import judged_candidate_preference, preference_row, sft_row
+from streams.curate_sink import CurationHook
+from streams.judges import aggregate, load_policy, make_fast_judges
+from streams.judges.base import JudgeContext
+
+ROOT = Path(__file__).resolve().parents[2]
+JUDGES = make_fast_judges(load_policy(ROOT / "configs" / "policy.yaml"))
+
+
+def judged(tid: str, answer: str, offset: int, candidates: list[str] | None = None, **kw) -> JudgedTrace:
+    t = Trace(trace_id=tid, conversation_id="c", user_message="Move my 1:1 with Ana to Friday morning.",
+              final_response=answer, candidates=candidates or [], context=[ContextItem(role="user", content="earlier")],
+              tool_calls=[ToolCall(name="calendar.create_event", args={"d": "fri"}, result={"id": 1})], **kw)
+    ctx = JudgeContext()
+    vs = [j.judge(t, ctx) for j in JUDGES]
+    return JudgedTrace(trace=t, verdicts=vs, outcome=aggregate(vs),
+                       source=SourceRef(topic="agent.traces", partition=0, offset=offset),
+                       processed_at=datetime.now(timezone.utc))
+
+
+GOOD = "I moved the 1:1 with Ana to Friday 09:30 and she has been notified."
+
+
+def test_sft_row_only_for_clean_high_scoring_traces() -> None:
+    row = sft_row(judged("g", GOOD, 1))
+    assert row is not None and row["example_id"] == "g" and row["response"] == GOOD
+    assert row["prompt"].endswith("[user] Move my 1:1 with Ana to Friday morning.") and "[user] earlier" in row["prompt"]
+    assert row["score"] >= 0.8 and set(json.loads(row["judge_versions_json"])) == {
+        "policy", "refusal", "tool_outcome", "pii_leak", "toxicity", "quality"}
+    assert sft_row(judged("s", "ok", 2)) is None                               # low quality
+    assert sft_row(judged("r", "Sorry, I can't help with that.", 3)) is None  # over-refusal
+    assert sft_row(judged("x", "You idiot, " + GOOD, 4)) is None               # toxic
+
+
+def test_candidate_preference_needs_a_clear_fast_judged_winner() -> None:
+    p = judged_candidate_preference(judged("p", GOOD, 1, candidates=["ok", GOOD]), JUDGES)
+    assert p is not None and p.candidates[p.chosen_idx] == GOOD and p.rejected_idx == 0
+    assert p.metadata["source"] == "rule" and "quality:too_short" in p.safety_tags and p.strength >= 0.3
+    assert judged_candidate_preference(judged("q", GOOD, 1, candidates=[GOOD, GOOD + " Thanks!"]), JUDGES) is None
+
+
+def test_preference_row_carries_versions_and_source() -> None:
+    pref = Preference(pref_id="x", prompt="q", candidates=["a", "b"], chosen_idx=1, rejected_idx=0, strength=0.6,
+                      metadata={"source": "llm_judge", "annotator": "m", "judge_version": "llm-1", "trace_id": "t"})
+    row = preference_row(pref, SourceRef(topic="feedback.preferences", partition=1, offset=9))
+    assert row["chosen"] == "b" and row["rejected"] == "a" and row["judge_versions_json"] == '{"m":"llm-1"}'
+    assert row["trace_id"] == "t" and row["src_offset"] == 9 and row["source"] == "llm_judge"
+
+
+def test_curation_hook_lands_rows_idempotently(tmp_path: Path) -> None:
+    sft = DeltaSink(str(tmp_path / "sft"), SFT_EXAMPLES_SCHEMA, ["date"], name="t-sft")
+    prefs = DeltaSink(str(tmp_path / "prefs"), PREFERENCES_SCHEMA, ["date"], name="t-prefs")
+    hook = CurationHook(sft, prefs, JUDGES)
+    batch = [judged("a", GOOD, 10), judged("b", "ok", 11), judged("c", GOOD, 12, candidates=["ok", GOOD])]
+    assert hook.write(batch) == (2, 1)
+    assert hook.write(batch) == (0, 0)  # a replay of the same offsets lands nothing
+    fresh = CurationHook(DeltaSink(str(tmp_path / "sft"), SFT_EXAMPLES_SCHEMA, ["date"], name="t-sft"),
+                         DeltaSink(str(tmp_path / "prefs"), PREFERENCES_SCHEMA, ["date"], name="t-prefs"), JUDGES)
+    assert fresh.write(batch + [judged("d", GOOD, 13)]) == (1, 0)  # after a restart only the new trace lands
+    assert sorted(read_table(str(tmp_path / "sft")).column("example_id").to_pylist()) == ["a", "c", "d"]
+    assert read_table(str(tmp_path / "prefs")).column("chosen").to_pylist() == [GOOD]
+
+
+@pytest.mark.parametrize("bad", [[], ["only"]])
+def test_no_preference_without_two_candidates(bad: list[str]) -> None:
+    assert judged_candidate_preference(judged("n", GOOD, 1, candidates=bad), JUDGES) is None
