@@ -24,8 +24,13 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 512):  # noqa: ANN2
 
 
 def build_tiny_model(out_dir: str | Path, corpus: Iterable[str], *, hidden: int = 32, layers: int = 2,
-                     heads: int = 4, vocab_size: int = 512, max_positions: int = 256, seed: int = 0) -> Path:
-    """Write a randomly initialised LlamaForCausalLM and its tokenizer to ``out_dir``; returns the path."""
+                     heads: int = 4, vocab_size: int = 512, max_positions: int = 256, seed: int = 0,
+                     init_range: float = 0.2) -> Path:
+    """Write a randomly initialised LlamaForCausalLM and its tokenizer to ``out_dir``; returns the path.
+
+    ``init_range`` is larger than Llama's 0.02: with a 32-wide hidden state behind an RMSNorm, a 0.02 output head
+    caps every logit near zero, so no adapter could move the output distribution far from uniform.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -34,7 +39,8 @@ def build_tiny_model(out_dir: str | Path, corpus: Iterable[str], *, hidden: int 
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,
                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
                       max_position_embeddings=max_positions, pad_token_id=tok.pad_token_id,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
+                      initializer_range=init_range)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg)
     model.generation_config.pad_token_id = tok.pad_token_id
