@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from connectors.delta_sink import DeltaSink
+from connectors.delta_sink import DeltaSink, read_table
 from schemas.preference import Preference
 from schemas.tables import PREFERENCES_TABLE, SFT_EXAMPLES_TABLE, TABLES
 from schemas.topics import PREFERENCES
@@ -90,6 +90,11 @@ async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: 
                                 auto_offset_reset="earliest")
     await consumer.start()
     landed = 0
+    # Preference ids are deterministic (SDK retries, LLM replays): a re-published preference is not landed twice.
+    seen: set[str] = set()
+    existing = read_table(sink.uri, columns=["pref_id"], storage_options=sink.storage_options)
+    if existing.num_columns:  # an absent table reads as empty
+        seen.update(existing.column("pref_id").to_pylist())
     try:
         while not stop.is_set():
             got = await consumer.getmany(timeout_ms=500, max_records=batch)
@@ -105,6 +110,9 @@ async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: 
                         log.warning("skipping bad preference at %s:%d@%d: %s", tp.topic, tp.partition, m.offset,
                                     str(exc).splitlines()[0])
                         continue
+                    if p.pref_id in seen:
+                        continue
+                    seen.add(p.pref_id)
                     rows.append(preference_row(p, SourceRef(topic=tp.topic, partition=tp.partition, offset=m.offset)))
             if offsets:
                 landed += await asyncio.to_thread(sink.write, rows, offsets)

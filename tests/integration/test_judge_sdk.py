@@ -23,3 +23,25 @@ def test_log_preference_publishes(kafka_settings) -> None:
     p = got[0]
     assert p.chosen_idx == 1 and p.rejected_idx == 0 and p.rationale == "more complete"
     assert p.metadata == {"source": "sdk", "annotator": "ana", "model_versions": ["base"]}
+
+
+def test_preferences_land_in_delta_once(kafka_settings) -> None:
+    from connectors.delta_sink import read_table
+    from streams.curate_sink import land_preferences
+
+    s = kafka_settings
+    sdk = OversightSDK.from_settings(s)
+    sdk.log_preference("q1", ["a", "b"], 0, {"annotator": "ana"})
+    sdk.log_preference("q2", ["c", "d"], 1, {"annotator": "bo"})
+
+    async def land(seconds: float) -> int:
+        stop = asyncio.Event()
+        task = asyncio.create_task(land_preferences(s, stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        return await task
+    assert asyncio.run(land(6)) == 2
+    sdk.log_preference("q1", ["a", "b"], 0, {"annotator": "ana"})  # a retried call: same pref_id, new offset
+    asyncio.run(land(4))
+    t = read_table(s.table_uri("preferences"))
+    assert sorted(t.column("prompt").to_pylist()) == ["q1", "q2"]  # the retry (same deterministic id) is skipped
