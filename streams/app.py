@@ -117,6 +117,9 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
     from streams.escalation_wiring import install as install_escalation  # learning judge + judge.escalations
 
     install_escalation(app, handler, settings, registry)
+    from streams.curate_sink import install as install_curation  # sft_examples + candidate preferences to Delta
+
+    install_curation(handler, settings)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)
 
     @app.agent(source, concurrency=1)
