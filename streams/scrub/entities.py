@@ -17,9 +17,12 @@ Span = tuple[str, int, int, float]
 UNSTRUCTURED_KINDS: Final = ("PERSON", "ADDRESS", "LOCATION", "ORGANIZATION", "DATE_OF_BIRTH")
 
 # On the mask (A-Z -> "A", digits -> "0", non-ASCII -> "?"): runs of capitalised or upper-case tokens.
-_TOK = rb"A[a-zA?'.&-]{0,40}"
-_PART = rb"(?:de|da|del|della|van|von|der|den|di|du|la|le|bin|ibn|al|dos|das|y|e|of|and|&)"
-_RUN = re.compile(_TOK + rb"(?:(?: |, )(?:" + _PART + rb" )?" + _TOK + rb"){0,5}")
+_PART = rb"(?:de|da|del|della|van|von|der|den|di|du|la|le|bin|ibn|al|dos|das|y|e|&)"
+_RUN = re.compile(rb"A[a-zA?'.&-]{0,40}(?:(?: |, )(?:" + _PART + rb" )?A[a-zA?'.&-]{0,40}){0,5}")
+# non-ASCII text: a token may also start with a non-ASCII capital ("Šefka", "ΛΕΥΚΩΣΙΑ"), checked with isupper()
+_RUN_WIDE = re.compile(rb"[A?][a-zA?'.&-]{0,40}(?:(?: |, )(?:" + _PART + rb" )?[A?][a-zA?'.&-]{0,40}){0,5}")
+_NOT_NAME_ENDINGS: Final = ("tion", "sion", "ment", "ness", "ship", "ity", "ence", "ance", "ings", "ism", "ology",
+                            "day", "days", "ers", "ies", "ful", "less", "ive", "ical", "ics")
 _PERSON_CUE = re.compile(
     r"(?:my name is|name is|name's|i am|i'm|this is|call me|named|called|dear|hi|hello|hey|thanks|thank you|regards,?|"
     r"sincerely,?|signed,?|by|with|contact|ask|tell|meet|met|and|commenter|assistant to|married|son of|"
@@ -35,6 +38,8 @@ _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|
 _DATE = (r"(\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|" + _MONTH +
          r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r",?\s+\d{4})")
 _DOB = re.compile(r"(?i)(?:born(?:\s+on)?|\bdob\b|d\.o\.b\.?|date\s+of\s+birth|birth\s*date|birthday)[^\n]{0,30}?" + _DATE)
+_OLD_DATE_MASK = re.compile(rb"0{1,2}[/.-]0{1,2}[/.-]0000(?!0)")
+_OLD_YEAR = re.compile(r"19\d\d|200\d|201[0-2]")
 _DOB_CUES: Final = ("born", "dob", "d.o.b", "birth")
 # Street grammar, number first (the common case in free text): "12 Oak Street", "46 rue Nationale",
 # "28171 ul. Siostrzana 48", "307 Alvaro Cunqueiro 55" (number, 1-4 words, house number), then unit and place tail.
@@ -83,6 +88,10 @@ class EntityDetector:
             low = text.lower()
             if any(c in low for c in _DOB_CUES):
                 out.extend(("DATE_OF_BIRTH", m.start(1), m.end(1), 0.9) for m in _DOB.finditer(text))
+            # without a cue, a full numeric date in a birth-year range is still likely a DOB in support traffic
+            for m in _OLD_DATE_MASK.finditer(mask):
+                if _OLD_YEAR.match(text, m.end() - 4) and (m.start() == 0 or not text[m.start() - 1].isalnum()):
+                    out.append(("DATE_OF_BIRTH", m.start(), m.end(), 0.55))
         if k & {"PERSON", "LOCATION", "ORGANIZATION"}:
             out.extend(s for s in self._runs(text, mask) if s[0] in k)
         return out
@@ -128,21 +137,32 @@ class EntityDetector:
             t = _TAIL.match(text, pos)
             if not t:
                 break
-            words = t.group(1).split()
+            seg = t.group(1)
+            words = re.split(r"[ -]", seg)
+            good = 0
+            for w in words:
+                if not (w.lower() in L.COUNTRIES or w in L.STATE_ABBR or w[:1].isdigit() or w == "nan"
+                        or (w[:1].isupper() and w.lower() not in L.NOT_NAME)):
+                    break
+                good += 1
             sep = text[pos:t.start(1)]
-            ok = all(w.lower() in L.COUNTRIES or w in L.STATE_ABBR or w[:1].isdigit() or w == "nan"
-                     or (w[:1].isupper() and w.lower() not in L.NOT_NAME) for w in words)
-            if not ok or (sep.strip(" \t") == "" and not (words[0] in L.STATE_ABBR or words[0][:1].isdigit()
-                                                          or words[0].isupper() or words[0].lower() in L.COUNTRIES)):
+            if not good or (sep.strip(" \t") == "" and not (words[0] in L.STATE_ABBR or words[0][:1].isdigit()
+                                                            or words[0].isupper() or words[0].lower() in L.COUNTRIES)):
                 break  # a bare space continues only into a postal code, a state code, an upper-case city, a country
+            if good < len(words):  # keep the place words, stop before the sentence goes on
+                pos = t.start(1) + len(" ".join(words[:good]))
+                break
             pos = t.end()
         return pos
 
     # -- capitalised runs: people, places, organisations ----------------------------------------------------------
     def _runs(self, text: str, mask: bytes) -> Iterable[Span]:
         low = None
-        for m in _RUN.finditer(mask):
+        wide = not text.isascii()
+        for m in (_RUN_WIDE if wide else _RUN).finditer(mask):
             s, e = m.start(), m.end()
+            if wide and not text[s].isupper():
+                continue
             chunk = text[s:e]
             while chunk and chunk[-1] in ".,'-&":
                 if chunk[-1] == "." and (chunk.lower().rsplit(" ", 1)[-1] in L.ORG_SUFFIX or len(chunk) >= 2
@@ -154,7 +174,7 @@ class EntityDetector:
             if low is None:
                 low = text.lower()
             yield from self._classify(text, low, s, chunk)
-        if low is not None or "name" in text or "i'm" in text or "i am" in text:
+        if low is not None or any(c in text for c in ("name", "i'm", "i am", "this is", "call me")):
             low = low or text.lower()
             for m in _NAME_LOWER_CUE.finditer(low):
                 w1, w2 = m.group(1), m.group(2)
@@ -167,7 +187,7 @@ class EntityDetector:
         lows = [t.lower().strip(".,") for t in toks]
         e = s + len(chunk)
         before = low[max(0, s - 24):s]
-        prev_char = text[:s].rstrip(" \t\"'(")[-1:] if s else ""
+        prev_char = text[max(0, s - 12):s].rstrip(" \t\"'(")[-1:] if s else ""  # bounded: no O(n) copy per run
         sent_start = prev_char in ("", ".", "!", "?", "\n", ":", "}", "]", ">") or text[max(0, s - 2):s] == "\\n"
         whole = " ".join(lows)
         # organisations: suffix grammar, "University of X", known names
@@ -192,6 +212,9 @@ class EntityDetector:
         if before.rstrip().rsplit(" ", 1)[-1:] and _is_title(before.rstrip().rsplit(" ", 1)[-1]):
             yield "PERSON", s, e, 0.9
             return
+        if len(toks) >= 2 and lows[0] in L.PLACE_PREFIX and _LOC_CUE.search(before):
+            yield "LOCATION", s, e, 0.7  # "in NEW BRIGHTON", "to Port Hope"
+            return
         # drop leading words that are not names ("The", "Please", "Monday")
         while toks and lows[0] in L.NOT_NAME:
             cut = len(toks[0]) + 1
@@ -206,25 +229,29 @@ class EntityDetector:
         first_hit, last_hit = lows[0] in self.first, len(toks) >= 2 and lows[-1] in self.last
         person_cue = bool(_PERSON_CUE.search(before))
         loc_cue = bool(_LOC_CUE.search(before))
-        placey = (lows[0] in L.PLACE_PREFIX and len(toks) >= 2) or lows[-1].endswith(L.PLACE_SUFFIX) or \
+        placey = (lows[0] in L.PLACE_PREFIX and len(toks) >= 2) or (len(toks) == 1 and lows[0].endswith(L.PLACE_SUFFIX)) or \
             (len(toks) >= 2 and lows[-1] in ("lake", "city", "falls", "springs", "beach", "island", "valley", "bay"))
         if loc_cue and not first_hit and not person_cue:
             yield "LOCATION", s, e, 0.7 if placey or chunk.isupper() else 0.6
             return
+        if person_cue and len(toks) <= 4:
+            yield "PERSON", s, e, 0.75
+            return
         if placey and not first_hit:
             yield "LOCATION", s, e, 0.55
             return
-        if first_hit and (len(toks) <= 3) and not (sent_start and len(toks) == 1 and not person_cue):
+        if first_hit and (len(toks) <= 3) and not (sent_start and len(toks) == 1):
             yield "PERSON", s, e, 0.8 if len(toks) >= 2 else 0.65
-            return
-        if person_cue and len(toks) <= 4:
-            yield "PERSON", s, e, 0.75
             return
         if last_hit and len(toks) <= 3:
             yield "PERSON", s, e, 0.7
             return
-        if 2 <= len(toks) <= 3 and not chunk.isupper():
+        nameish = all(t[:1].isupper() and not t.isupper() and w not in L.NOT_NAME and not w.endswith(_NOT_NAME_ENDINGS)
+                      for t, w in zip(toks, lows) if len(w) > 1 and w not in ("de", "van", "von", "da", "del", "bin"))
+        if 2 <= len(toks) <= 3 and nameish:
             yield "PERSON", s, e, 0.55 if not sent_start else 0.5
             return
-        if sent_start and first_hit:
-            yield "PERSON", s, e, 0.5
+        nxt = text[e:e + 2]
+        if len(toks) == 1 and nameish and (first_hit or (sent_start and nxt[:1] in (",", ":") and nxt != ": ")
+                                           or (sent_start and nxt in (", ", ": "))):
+            yield "PERSON", s, e, 0.6  # "Lukas, can I ...", "Agoti: What a ..." (addressing or a dialogue turn)

@@ -118,4 +118,13 @@ customer|service|support|manager|team|office|company|price|total|subject|re|fw|f
 department|hospital|university|school|church|mom|dad|mother|father|son|daughter|wife|husband|sir|madam|guys|
 everyone|someone|anyone|nobody|god|lol|omg|btw|fyi|asap|ceo|cto|cfo|hr|it|pm|am|usd|eur|gbp|api|url|id|ssn|dob|
 pin|iban|swift|bic|atm|faq|tv|pdf|cv|vip|uk|us|usa|eu|un|mr|mrs|ms|dr|prof|producer|director|writer|author|
-professor|engineer|teacher|doctor|nurse|lawyer|treasurer|secretary|chairman|president|founder|member|fan|band|song""")
+professor|engineer|teacher|doctor|nurse|lawyer|treasurer|secretary|chairman|president|founder|member|fan|band|song|
+union|weekly|daily|news|times|post|journal|magazine|review|select|where|insert|update|delete|table|users|user|null|
+love|baby|family|kids|comedy|drama|mystery|suspense|horror|action|adventure|animation|romance|directed|starring|
+treaty|article|chapter|section|part|act|law|business|country|club|world|national|international|global|general|
+public|private|central|federal|royal|social|human|health|food|music|film|movie|show|series|season|episode|game|
+games|sport|sports|art|arts|science|history|nature|life|home|house|room|hotel|restaurant|cafe|bar|shop|store|market|
+center|centre|airport|station|beach|park|river|lake|mountain|island|road|bridge|tower|hall|library|museum|church|
+stripes|killed|big|three|best|top|high|low|red|blue|green|black|white|gold|silver|golden|free|open|live|happy|
+personal|info|information|contact|details|name|phone|fax|mobile|desk|office|work|email|e-mail|when|who|what|
+dept|inc|ltd|llc|corp|co|group|holdings|company|bank|university|college|institute|capital|partners""")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final
 
@@ -23,6 +24,7 @@ PRIORITY: Final = {"SECRET": 90, "IBAN": 80, "CREDIT_CARD": 70, "EMAIL": 65, "US
                    "PHONE": 50, "DATE_OF_BIRTH": 45, "ADDRESS": 40, "ORGANIZATION": 30, "PERSON": 25, "LOCATION": 20}
 Span = tuple[str, int, int, float]
 
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _MASK: Final = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
 # on the mask: a digit group of 7+ chars of digits/separators; every numeric kind contains one
 _NUM_WINDOW = re.compile(rb"0[0 \-.()/]{5,200}0")
@@ -283,11 +285,14 @@ def resolve(cands: list[Span]) -> list[Span]:
     if len(cands) < 2:
         return cands
     order = sorted(cands, key=lambda c: (-PRIORITY.get(c[0], 10), -(c[2] - c[1]), c[1]))
+    starts: list[int] = []  # kept spans, sorted by start; each check is a bisect, not a scan of all kept spans
     kept: list[Span] = []
     for c in order:
-        if all(c[2] <= k[1] or c[1] >= k[2] for k in kept):
-            kept.append(c)
-    kept.sort(key=lambda c: c[1])
+        i = bisect_right(starts, c[1])
+        if (i and kept[i - 1][2] > c[1]) or (i < len(kept) and kept[i][1] < c[2]):
+            continue
+        starts.insert(i, c[1])
+        kept.insert(i, c)
     return kept
 
 
@@ -353,4 +358,8 @@ class RegexScrubber(Scrubber):
     def scrub(self, text: str) -> ScrubResult:
         if len(text) < 6:
             return ScrubResult(text, [])
+        if not text.isascii() and _INVISIBLE.search(text):
+            from streams.scrub.tiered import without_invisible
+
+            return without_invisible(text, self.scrub)
         return apply(text, resolve(self.detect(text)), self.pseudo)

@@ -5,12 +5,22 @@ an address stays a card), then the longer span.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from streams.scrub.base import Scrubber, ScrubResult
+from streams.scrub.base import Finding, Scrubber, ScrubResult
 from streams.scrub.entities import UNSTRUCTURED_KINDS, EntityDetector
 from streams.scrub.pseudonym import Pseudonymizer
-from streams.scrub.regex import STRUCTURED_KINDS, RegexScrubber, Span, apply, make_mask, resolve
+from streams.scrub.regex import _INVISIBLE, STRUCTURED_KINDS, RegexScrubber, Span, apply, make_mask, resolve
+
+
+def without_invisible(text: str, scrub: Callable[[str], ScrubResult]) -> ScrubResult:
+    """Scrub ``text`` with invisible characters removed (zero-width spaces can split an email so that no pattern
+    sees it); findings keep offsets into the original ``text``."""
+    keep = [i for i, c in enumerate(text) if not _INVISIBLE.match(c)]
+    res = scrub("".join(text[i] for i in keep))
+    keep.append(len(text))
+    return ScrubResult(res.text, [Finding(f.kind, keep[f.start], keep[f.end - 1] + 1 if f.end else 0, f.score,
+                                          f.replacement) for f in res.findings])
 
 
 class TieredScrubber(Scrubber):
@@ -47,4 +57,6 @@ class TieredScrubber(Scrubber):
     def scrub(self, text: str) -> ScrubResult:
         if len(text) < 2:
             return ScrubResult(text, [])
+        if not text.isascii() and _INVISIBLE.search(text):
+            return without_invisible(text, self.scrub)
         return apply(text, resolve(self.detect(text)), self.pseudo)
