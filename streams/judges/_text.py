@@ -16,7 +16,17 @@ from schemas.trace import Trace
 from streams.judges.base import JudgeContext
 
 # Punctuation becomes a space so "malware," and "malware" are the same token; ' - _ / stay inside tokens.
-_PUNCT = str.maketrans({**{c: " " for c in '!"#$%&()*+,.:;<=>?@[\\]^`{|}~'}, "\u2019": "'", "\u2018": "'"})
+_PUNCT_CHARS = '!"#$%&()*+,.:;<=>?@[\\]^`{|}~'
+_PUNCT = str.maketrans({**{c: " " for c in _PUNCT_CHARS}, "\u2019": "'", "\u2018": "'"})
+# bytes.translate is ~3x faster than str.translate; UTF-8 continuation bytes are >= 0x80 and pass through.
+_PUNCT_BYTES = bytes.maketrans(_PUNCT_CHARS.encode(), b" " * len(_PUNCT_CHARS))
+
+
+def tokenize(lowered: str) -> list[str]:
+    """Words of already lower-cased text, punctuation split off."""
+    if lowered.isascii():
+        return lowered.encode().translate(_PUNCT_BYTES).decode().split()
+    return lowered.translate(_PUNCT).split()
 # Refusals sit at the start of an answer; looking further only adds cost and false hits in quoted text.
 REFUSAL_WINDOW = 400
 
@@ -36,13 +46,13 @@ class TextView:
     @property
     def req_tokens(self) -> frozenset[str]:
         if self._req_tokens is None:
-            self._req_tokens = frozenset(self.request.translate(_PUNCT).split())
+            self._req_tokens = frozenset(tokenize(self.request))
         return self._req_tokens
 
     @property
     def resp_words(self) -> list[str]:
         if self._resp_words is None:
-            self._resp_words = self.response.translate(_PUNCT).split()
+            self._resp_words = tokenize(self.response)
         return self._resp_words
 
     @property

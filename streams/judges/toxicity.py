@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from schemas.trace import Trace
 from schemas.verdict import Verdict
-from streams.judges._text import _PUNCT, config_hash, text_view
+from streams.judges._text import config_hash, text_view, tokenize
 from streams.judges.base import Judge, JudgeContext, make_verdict
 
 LOGIC_VERSION = "1"
@@ -46,7 +46,7 @@ class ToxicityJudge(Judge):
                 raise ValueError(f"toxicity lexicon {cat!r}: weight must be in (0, 1]")
             self._weights[cat] = w
             for term in spec.get("terms", []):  # type: ignore[union-attr]
-                words = str(term).lower().translate(_PUNCT).split()
+                words = tokenize(str(term).lower())
                 if len(words) == 1:
                     self._words[words[0]] = cat
                 elif words:
