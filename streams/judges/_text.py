@@ -100,12 +100,14 @@ _REFUSAL_RE = re.compile(
     r"|provide|do\s+that)\s+(?:you\s+)?with\s+(?:that|this|th(?:ese|ose))"
     r"|i\s*(?:must|have\s+to|need\s+to|'ll\s+have\s+to|will\s+have\s+to)\s+(?:decline|refuse)|(?:is|would\s+be)\s+against\s+(?:my|our|the)\s+(?:policy|policies|guidelines)"
     r"|not\s+something\s+i\s+(?:can|will)\s+(?:help|assist))")
-_REFUSAL_TRIGGERS = frozenset({"can't", "cant", "cannot", "won't", "wont", "unable", "decline", "refuse", "against",
-                               "not"})
+_REFUSAL_TRIGGERS = frozenset({"can't", "cant", "cannot", "won't", "wont", "unable", "decline", "refuse", "against"})
+# "not" is too common to trigger the regex alone; these are the words the "not" refusal phrasings need.
+_NOT_COMPANIONS = frozenset({"able", "allowed", "permitted", "something", "will"})
 
 
 def is_refusal(view: TextView) -> bool:
     """True when the answer opens by declining the request (cheap token check first)."""
-    if _REFUSAL_TRIGGERS.isdisjoint(view.resp_tokens):
+    toks = view.resp_tokens
+    if _REFUSAL_TRIGGERS.isdisjoint(toks) and ("not" not in toks or _NOT_COMPANIONS.isdisjoint(toks)):
         return False
     return _REFUSAL_RE.search(view.response, 0, REFUSAL_WINDOW) is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from schemas.trace import Trace
 from schemas.verdict import Verdict
-from streams.judges._text import config_hash, text_view
+from streams.judges._text import config_hash, text_view, tokens_of
 from streams.judges.base import Judge, JudgeContext, make_verdict
 
 LOGIC_VERSION = "1"
@@ -27,6 +27,7 @@ class QualityJudge(Judge):
         self.min_chars, self.max_chars, self.min_unique_ratio = min_chars, max_chars, min_unique_ratio
         self.placeholders = tuple(m.lower() for m in (placeholder_markers if placeholder_markers is not None else
                                   ["lorem ipsum", "todo:", "{{", "[insert", "as an ai language model"]))
+        self._marker_tokens = tokens_of(self.placeholders)
         self.version = f"{LOGIC_VERSION}.{config_hash([min_chars, max_chars, min_unique_ratio, self.placeholders])}"
 
     def _unique_threshold(self, n: int) -> float:
@@ -72,7 +73,9 @@ class QualityJudge(Judge):
                 reasons.append("the same line repeats")
                 helpful, failed, confidence = min(helpful, 0.3), True, 0.7
         resp = view.response
-        for marker in self.placeholders:
+        # Markers are scanned only when one of their words (or a brace) is present: most answers skip the loop.
+        maybe = "{" in resp or "[" in resp or not self._marker_tokens.isdisjoint(view.resp_tokens)
+        for marker in (self.placeholders if maybe else ()):
             if marker in resp:
                 tags.append("quality:placeholder")
                 reasons.append(f"placeholder text {marker!r}")

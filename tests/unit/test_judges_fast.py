@@ -261,3 +261,22 @@ def test_make_fast_judges_builds_all_enabled_and_aggregate_pass() -> None:
     assert all(v.status == "ok" for v in verdicts) and aggregate(verdicts) == "pass"
     with pytest.raises(ValueError):
         make_fast_judges(POLICY, names=["nope"])
+
+
+@pytest.mark.parametrize("answer,refused", [
+    ("I can't help with that.", True),
+    ("Sorry, I cannot assist with this.", True),
+    ("I will not help with that.", True),
+    ("I'm not able to help with that request.", True),
+    ("That is not something I can help with.", True),
+    ("I must decline.", True),
+    ("Sharing that would be against our policy.", True),
+    ("The pods are not ready yet; I'll check again in a minute.", False),
+    ("Sorry for the delay: the deploy finished and all checks pass.", False),
+    ("I couldn't reach the calendar API, want me to retry?", False),
+    ("You can't use that flag with --force; use --yes instead.", False),
+])
+def test_refusal_detection(answer: str, refused: bool) -> None:
+    from streams.judges._text import TextView, is_refusal
+
+    assert is_refusal(TextView(trace(answer=answer))) is refused
