@@ -280,3 +280,27 @@ def test_refusal_detection(answer: str, refused: bool) -> None:
     from streams.judges._text import TextView, is_refusal
 
     assert is_refusal(TextView(trace(answer=answer))) is refused
+
+
+def test_bad_config_files_fail_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alignloop.settings import ConfigError
+    from streams.judges import load_judges_config
+
+    bad_regex = tmp_path / "policy.yaml"
+    bad_regex.write_text("tools: {default_allowed: [a]}\ndisallowed:\n  x: {triggers: [a], request: ['(unclosed']}\n")
+    with pytest.raises(ConfigError, match=r"disallowed\.x.*bad regex") as exc:
+        load_policy(bad_regex)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(ConfigError, match="not found"):
+        load_policy(tmp_path / "missing.yaml")
+    cfg = tmp_path / "judges.yaml"
+    cfg.write_text("fast: {quality: {min_chars: 50, max_chars: 10}}\n")
+    monkeypatch.setenv("ALIGNLOOP_JUDGES_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="max_chars must be greater"):
+        load_judges_config()
+    cfg.write_text("escalation: {uncertainty_band: [0.8, 0.2]}\n")
+    with pytest.raises(ConfigError, match="uncertainty_band"):
+        load_judges_config()
+    monkeypatch.setenv("ALIGNLOOP_JUDGES_CONFIG", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match="ALIGNLOOP_JUDGES_CONFIG"):
+        load_judges_config()
