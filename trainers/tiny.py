@@ -34,6 +34,9 @@ def build_tiny_model(out_dir: str | Path, corpus: Iterable[str], *, hidden: int 
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from trainers.hf_common import quiet_hf
+
+    quiet_hf()
     out = Path(out_dir)
     tok = build_tokenizer(corpus, vocab_size)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,
