@@ -62,10 +62,12 @@ _UNIT = re.compile(_SEP + r"(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|Room|Bldg|#
 _TAIL = re.compile(_SEP +
                    r"((?:[^\W\d_][\w'’.-]{1,30}|\d{4,5}(?:-\d{4})?)(?:[ -](?:[^\W\d_][\w'’.-]{1,30}|"
                    r"\d{4,5}(?:-\d{4})?)){0,4})")
-_STREET_FIRST = re.compile(r"([^\W\d_][\w'.-]{1,40}(?:\s+[^\W\d_][\w'.-]{0,30}){0,3})\s+\d{1,5}\b")
+_STREET_FIRST = re.compile(r"[^\W\d_][\w'’.-]{0,40}(?:\s[^\W\d_][\w'’.-]{0,30}){0,3}\s\d{1,5}\b")
 _MILITARY = re.compile(r"(?:(?:USNS|USNV|USS|USCGC)\s+[A-Z][\w'-]+|PSC\s+\d{4},?\s+Box\s+\d{4}|Unit\s+\d{4},?\s+Box"
                        r"\s+\d{4})\s*\n?\s*[ADF]PO\s+A[AEP]\s+\d{5}")
-_NUM_SPACE = re.compile(rb"0{1,6} ")
+_DIGITS = re.compile(rb"0+")
+# after a building number on the mask: (another number,) then a capitalised/non-ASCII word or a short street word
+_NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
 
 
 def _is_title(tok: str) -> bool:
@@ -102,29 +104,39 @@ class EntityDetector:
             for m in _MILITARY.finditer(text):
                 yield "ADDRESS", m.start(), m.end(), 0.9
         end = -1
-        for n in _NUM_SPACE.finditer(mask):
-            s = n.start()
-            if s < end or (s > 0 and mask[s - 1] in b"0A.-/:"):
+        n_mask = len(mask)
+        for n in _DIGITS.finditer(mask):  # literal-led: fast; the checks below are byte lookups
+            s, e = n.start(), n.end()
+            if s < end or e - s > 6 or (s > 0 and mask[s - 1] in b"0Aa?.-/:+$#"):
                 continue
-            m = _ADDR.match(text, s)
-            if m and "\n" not in m.group():
-                end = self._tail(text, m.end())
-                yield "ADDRESS", s, end, 0.8
-                continue
-            # street name first, house number after, marked by a street word: "Wilgenlaan 40", "Rue X 3"
-            back = max(0, s - 50)
-            for sm in _STREET_FIRST.finditer(text, back, n.end()):
-                if sm.end() < s:
+            after = mask[e:e + 12]
+            # number first ("12 Oak Street", "46 rue Nationale"): the next word is capitalised or a street word
+            if _NUMBER_FIRST_NEXT.match(after):
+                m = _ADDR.match(text, s)
+                if m and "\n" not in m.group():
+                    end = self._tail(text, m.end())
+                    yield "ADDRESS", s, end, 0.8
                     continue
-                words = sm.group(1).split()
-                for i, w in enumerate(words):
-                    wl = w.lower()
-                    if wl in L.STREET_PREFIX or wl.endswith(L.STREET_SUFFIX_GLUED) or (wl in L.STREET_SUFFIX and i):
-                        start = sm.start(1) + sm.group(1).find(w)
-                        end = self._tail(text, sm.end())
-                        yield "ADDRESS", start, end, 0.75
-                        break
-                break
+            # house number after the street name ("Wilgenlaan 40", "ul. Siostrzana 48"): a street word close before
+            nxt = mask[e:e + 2]
+            if s >= 3 and mask[s - 1] == 32 and not (nxt[:1].isalnum() or (nxt[:1] == b" " and nxt[1:].islower())):
+                ws = self._street_word_start(text, max(0, s - 45), s)
+                if ws >= 0:
+                    sm = _STREET_FIRST.match(text, ws)
+                    if sm and sm.end() == e:
+                        end = self._tail(text, e)
+                        yield "ADDRESS", ws, end, 0.75
+
+    @staticmethod
+    def _street_word_start(text: str, a: int, b: int) -> int:
+        """Start of the first street word ("rue", "ul.", "...straat") in the last few words before a house number."""
+        pos = a
+        for w in text[a:b].split(" "):
+            wl = w.lower()
+            if wl in L.STREET_PREFIX or (len(wl) > 4 and wl.endswith(L.STREET_SUFFIX_GLUED)):
+                return pos if text.find("\n", pos, b) < 0 else -1  # street word and number on one line
+            pos += len(w) + 1
+        return -1
 
     @staticmethod
     def _tail(text: str, pos: int) -> int:
@@ -185,6 +197,8 @@ class EntityDetector:
     def _classify(self, text: str, low: str, s: int, chunk: str) -> Iterable[Span]:
         toks = chunk.replace(", ", " ").split(" ")
         lows = [t.lower().strip(".,") for t in toks]
+        if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):  # "I", "The", "Monday": most runs
+            return
         e = s + len(chunk)
         before = low[max(0, s - 24):s]
         prev_char = text[max(0, s - 12):s].rstrip(" \t\"'(")[-1:] if s else ""  # bounded: no O(n) copy per run
