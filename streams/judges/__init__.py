@@ -52,7 +52,8 @@ def _tool(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:
 
 def _pii(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:
     p = cfg.fast.pii_leak
-    return PiiLeakJudge(high_risk_kinds=p.high_risk_kinds, response_fields=p.response_fields, scan_raw=p.scan_raw)
+    return PiiLeakJudge(high_risk_kinds=p.high_risk_kinds, response_fields=p.response_fields, scan_raw=p.scan_raw,
+                        contextual_kinds=p.contextual_kinds)
 
 
 def _tox(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:

@@ -43,6 +43,9 @@ class PiiLeakJudgeConfig(_Section):
     response_fields: list[str] = Field(default_factory=lambda: ["final_response", "candidates"],
                                        description="Finding fields (prefixes) that belong to the agent's output.")
     scan_raw: bool = Field(False, description="Also regex-scan the answer for raw PII (SDK use, unscrubbed text).")
+    contextual_kinds: list[str] = Field(
+        default_factory=lambda: ["PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"],
+        description="Kinds that are ordinary in answers (names, places): tagged but never a leak.")
 
 
 class ToxicityJudgeConfig(_Section):
