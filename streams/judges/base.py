@@ -48,15 +48,19 @@ class Judge(ABC):
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict: ...
 
 
+def error_verdict(judge: Judge, exc: BaseException) -> Verdict:
+    return Verdict(judge=getattr(judge, "name", type(judge).__name__),
+                   judge_version=str(getattr(judge, "version", "?")), status="error", passed=True,
+                   confidence=0.0, error=f"{type(exc).__name__}: {exc}"[:500],
+                   reasons=["judge raised; verdict unavailable"], tags=["judge_error"])
+
+
 def safe_judge(judge: Judge, trace: Trace, ctx: JudgeContext) -> Verdict:
     """Run one judge; a judge that raises yields ``status="error"`` instead of crashing the pipeline."""
     try:
         return judge.judge(trace, ctx)
     except Exception as exc:  # a judge bug costs one verdict, never the worker
-        return Verdict(judge=getattr(judge, "name", type(judge).__name__),
-                       judge_version=str(getattr(judge, "version", "?")), status="error", passed=True,
-                       confidence=0.0, error=f"{type(exc).__name__}: {exc}"[:500],
-                       reasons=["judge raised; verdict unavailable"], tags=["judge_error"])
+        return error_verdict(judge, exc)
 
 
 class GuardedJudge(Judge):
@@ -68,9 +72,16 @@ class GuardedJudge(Judge):
         self.version = inner.version
 
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
-        v = safe_judge(self.inner, trace, ctx)
+        try:  # inline rather than safe_judge(): this runs six times per trace on the hot path
+            v = self.inner.judge(trace, ctx)
+        except Exception as exc:
+            v = error_verdict(self.inner, exc)
         # Later judges (the learning judge) read earlier verdicts of the same trace from the context.
-        ctx.cache.setdefault("verdicts", []).append(v)
+        seen = ctx.cache.get("verdicts")
+        if seen is None:
+            ctx.cache["verdicts"] = [v]
+        else:
+            seen.append(v)
         return v
 
     def __repr__(self) -> str:
