@@ -109,8 +109,9 @@ def find_emails(text: str) -> Iterable[Span]:
             at = text.find("@", at + 1)
 
 
-_PHONE_CUE_BEFORE = re.compile(r"(?i)(?:call|phone|tel|telephone|mobile|cell|fax|desk|number|reach|text|whatsapp|"
-                               r"contact|registered|dial|ring|sms|no\.?|#)[^\n\d]{0,24}$")
+# "number"/"no."/"#" alone would make order and ticket numbers phones; only phone words count as cues
+_PHONE_CUE_BEFORE = re.compile(r"(?i)(?:call|phone|tel|telephone|mobile|cell|fax|desk|reach|text|whatsapp|"
+                               r"registered|dial|ring|sms|message|messages|answering)[^\n\d]{0,24}$")
 _PHONE_CUE_AFTER = re.compile(r"(?i)[ \t-]{0,3}\(?(?:office|fax|mobile|cell|home|work|tel|phone)\b")
 
 
@@ -146,7 +147,7 @@ def find_numbers(text: str, mask: bytes) -> Iterable[Span]:
             for m in _SSN.finditer(text, ws, we):
                 if ssn_ok(m.group(1), m.group(3), m.group(4)):
                     yield "US_SSN", m.start(), m.end(), 0.9
-        if digits >= 8:
+        if digits >= 6:
             for m in _PHONE.finditer(text, ws, we):
                 s = m.group()
                 core = s.split("x")[0].split("e")[0]
@@ -160,7 +161,7 @@ def find_numbers(text: str, mask: bytes) -> Iterable[Span]:
                 # domestic: 10 digits (NANP), or 11 with a trunk prefix 1 / 0 (e.g. UK 020 ...); 7-9 digits
                 # ("9380 6377") only next to a phone cue ("call me on", "mobile")
                 elif _SSN_LIKE.match(core) or not (nd == 10 or (nd == 11 and core.lstrip("(")[0] in "10") or (
-                        7 <= nd <= 9 and _phone_cue(text, m.start(), m.end()))):
+                        6 <= nd <= 15 and _phone_cue(text, m.start(), m.end()))):
                     continue
                 if _DATEISH.match(core.strip()):
                     continue

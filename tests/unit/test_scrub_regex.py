@@ -27,6 +27,11 @@ def kinds(scrubber: RegexScrubber, text: str) -> list[tuple[str, str]]:
     ("fr 0033 1 23 45 67 89 ok", "PHONE", "0033 1 23 45 67 89"),
     ("compact +15551234567 ok", "PHONE", "+15551234567"),
     ("with ext 555-123-4567x123 ok", "PHONE", "555-123-4567x123"),
+    ("You can call 754 4311 today", "PHONE", "754 4311"),                   # short local number after a cue
+    ("Phone:\\n21 232 730 9638\\n", "PHONE", "21 232 730 9638"),          # JSON-escaped newline before it
+    ("9380 6377 office", "PHONE", "9380 6377"),                             # cue after the number
+    ("Fax: 8715236109", "PHONE", "8715236109"),                             # bare digits next to a cue
+    ("credit card 570008838734 lost", "CREDIT_CARD", "570008838734"),       # 12-digit Maestro with a card cue
     ("pay with 4111 1111 1111 1111 now", "CREDIT_CARD", "4111 1111 1111 1111"),
     ("pay with 5500-0000-0000-0004 now", "CREDIT_CARD", "5500-0000-0000-0004"),
     ("amex 378282246310005.", "CREDIT_CARD", "378282246310005"),
@@ -73,6 +78,8 @@ def test_pem_private_key_removed_whole(scrubber: RegexScrubber) -> None:
     "the password is incorrect, token count: 12, sort key: name",
     "an email-like a@b and user @handle",
     "C++ std::vector and dead::beef",
+    "order number 123456 shipped, ticket #4821337, account no. 12345678",  # numbers, but no phone cue
+    "reference 5551234567 attached",                                       # bare digits without a phone cue
 ])
 def test_near_misses_left_alone(scrubber: RegexScrubber, text: str) -> None:
     res = scrubber.scrub(text)
