@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.preference import Preference
+from schemas.preference import Label, Preference
 from schemas.trace import Trace
 from schemas.verdict import JudgedTrace, SourceRef, Verdict
 from streams.judges import aggregate
@@ -116,3 +116,27 @@ def preference_row(p: Preference, source: SourceRef, *, judge_versions_: dict[st
             "policy_id": md.get("policy_id"), "judge_versions_json": _dump(versions), "metadata_json": _dump(md),
             "date": p.created_at.date().isoformat(), "src_topic": source.topic, "src_partition": source.partition,
             "src_offset": source.offset, "created_at": p.created_at}
+
+
+def sft_row_from_label(jt: JudgedTrace, label: Label, cfg: CurationConfig | None = None, *,
+                       now: datetime | None = None) -> dict[str, Any] | None:
+    """An SFT row for an escalated trace the high-fidelity judge passed with high scores — only when the fast
+    path did not already curate it (so ``example_id`` stays unique) and no fast judge found a policy or PII
+    problem."""
+    cfg = cfg or CurationConfig()
+    t = jt.trace
+    if not label.passed or not label.scores or not t.final_response.strip() or sft_row(jt, cfg) is not None:
+        return None
+    if min(label.scores.values()) < cfg.sft_min_score or label.confidence < cfg.sft_min_confidence:
+        return None
+    if any(v.status == "ok" and not v.passed and v.judge in ("policy", "pii_leak", "toxicity") for v in jt.verdicts):
+        return None
+    versions = judge_versions(jt.verdicts)
+    versions[f"llm:{label.annotator or 'judge'}"] = label.judge_version
+    return {"example_id": t.trace_id, "trace_id": t.trace_id, "conversation_id": t.conversation_id,
+            "policy_id": t.policy_id, "prompt": render_prompt(t), "response": t.final_response,
+            "domain": str(t.metadata.get("domain") or t.agent_id), "score": min(label.scores.values()),
+            "confidence": label.confidence, "judge_versions_json": _dump(versions),
+            "date": t.timestamp.date().isoformat(), "src_topic": jt.source.topic,
+            "src_partition": jt.source.partition, "src_offset": jt.source.offset,
+            "created_at": now or datetime.now(timezone.utc)}

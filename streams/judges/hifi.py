@@ -51,6 +51,7 @@ class HumanQueueItem(BaseModel):
 
 @dataclass
 class HifiResult:
+    event: "EscalationEvent | None" = None
     labels: list[Label] = field(default_factory=list)
     preferences: list[Preference] = field(default_factory=list)
     human: list[HumanQueueItem] = field(default_factory=list)
@@ -72,7 +73,7 @@ class HighFidelityJudge:
                                         llm_rationale=rationale[:2000]))
 
     async def handle(self, ev: EscalationEvent) -> HifiResult:
-        out = HifiResult()
+        out = HifiResult(event=ev)
         t = ev.judged.trace
         if ev.tier == "human":
             self._human(out, ev, "routed_to_human")

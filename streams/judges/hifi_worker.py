@@ -52,6 +52,7 @@ class JudgeWorker:
         self.stop = asyncio.Event()
         self._sleep = sleep
         self.topics = {k: settings.topic(k) for k in (ESCALATIONS, LABELS, PREFERENCES, HUMAN_QUEUE)}
+        self._sft: Any = None
 
     async def _wait(self, seconds: float) -> None:
         try:
@@ -110,6 +111,28 @@ class JudgeWorker:
             await asyncio.gather(*futures)
         return len(futures)
 
+    def land_sft(self, msgs: list[Any], results: list[HifiResult]) -> int:
+        """SFT rows for traces the LLM passed with high scores, one Delta commit per batch, idempotent by the
+        escalations' offsets (a replayed batch lands nothing twice)."""
+        from streams.curate import sft_row_from_label
+
+        if self._sft is None:
+            from schemas.tables import SFT_EXAMPLES_TABLE
+            from streams.curate_sink import make_sink
+
+            self._sft = make_sink(self.settings, SFT_EXAMPLES_TABLE, "llm-sft")
+        rows, offsets = [], {}
+        for m, r in zip(msgs, results):
+            key = (m.topic, m.partition)
+            offsets[key] = max(m.offset, offsets.get(key, -1))
+            if m.offset <= self._sft.committed_offset(*key) or r.event is None:
+                continue
+            for lab in r.labels:
+                row = sft_row_from_label(r.event.judged, lab)
+                if row is not None:
+                    rows.append(row)
+        return self._sft.write(rows, offsets) if offsets else 0
+
     async def run(self, *, max_idle_s: float | None = None) -> None:
         from aiokafka import AIOKafkaConsumer
 
@@ -134,6 +157,7 @@ class JudgeWorker:
                     except asyncio.CancelledError:
                         break  # stopping mid-retry: nothing committed, the batch is replayed
                     await self.publish(prod, list(results))
+                    await asyncio.to_thread(self.land_sft, msgs, list(results))
                     await consumer.commit()
                     self.metrics.spend.set(self.client.spent_last_hour())
         finally:

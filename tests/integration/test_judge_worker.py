@@ -75,6 +75,10 @@ def test_judge_worker_survives_a_flaky_endpoint_and_loses_nothing(kafka_settings
     assert len(prefs) == 1 and prefs[0].candidates[prefs[0].chosen_idx] == "GOOD one"
     human = [HumanQueueItem.model_validate_json(m.value) for m in asyncio.run(read_topic(s, s.topic(HUMAN_QUEUE)))]
     assert [h.reason for h in human] == ["bad_escalation_record"] and human[0].raw == "this is not an escalation"
+    from tests.helpers import table_rows
+
+    sft = table_rows(s, "sft_examples", columns=["example_id"]).column("example_id").to_pylist()
+    assert sorted(sft) == ["pair", "t0", "t2", "t4"]  # the LLM passed them with high scores; t1/t3/t5 failed
     failures = registry.get_sample_value("alignloop_judge_endpoint_failures_total", {"kind": "endpoint"})
     assert failures and failures >= 1  # the outage was counted, and waited out
     assert worker.client.counts["server_errors"] >= 5

@@ -78,3 +78,22 @@ def test_curation_hook_lands_rows_idempotently(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [[], ["only"]])
 def test_no_preference_without_two_candidates(bad: list[str]) -> None:
     assert judged_candidate_preference(judged("n", GOOD, 1, candidates=bad), JUDGES) is None
+
+
+def test_sft_row_from_a_passing_llm_label_only_when_the_fast_path_did_not_curate() -> None:
+    from schemas.preference import Label
+    from streams.curate import sft_row_from_label
+
+    def label(passed: bool = True, score: float = 0.9, conf: float = 0.9) -> Label:
+        return Label(label_id="l", trace_id="x", passed=passed, confidence=conf, annotator="m", judge_version="llm-1",
+                     scores={d: score for d in ("task_success", "helpfulness", "safety", "policy_compliance",
+                                                "tool_correctness")})
+    escalated = judged("e", GOOD + " I wasn't sure about the room, so I kept the old one.", 5)
+    escalated.verdicts[0].tags.append("risk:medium")  # what made it escalate keeps it out of the fast path
+    assert sft_row(escalated) is None
+    row = sft_row_from_label(escalated, label())
+    assert row is not None and row["score"] == 0.9 and json.loads(row["judge_versions_json"])["llm:m"] == "llm-1"
+    assert sft_row_from_label(escalated, label(passed=False)) is None
+    assert sft_row_from_label(escalated, label(score=0.5)) is None
+    assert sft_row_from_label(judged("g", GOOD, 6), label()) is None  # already curated by the fast path
+    assert sft_row_from_label(judged("t", "You idiot. " + GOOD, 7), label()) is None  # a fast safety failure
