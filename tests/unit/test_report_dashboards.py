@@ -7,11 +7,12 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from streams.drift.metrics import DriftMetrics
+from streams.escalation_wiring import EscalationMetrics
 from streams.metrics import PipelineMetrics
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
-# Exported by other services; names agreed in docs/drift.md.
-EXTERNAL = {"up", "alignloop_escalation_budget_remaining"}
+# Exported by Prometheus itself.
+EXTERNAL = {"up"}
 PROMQL_WORDS = {"sum", "by", "rate", "increase", "changes", "histogram_quantile", "le", "label_values"}
 
 
@@ -19,6 +20,7 @@ def exported_metric_names() -> set[str]:
     reg = CollectorRegistry()
     PipelineMetrics(reg)
     DriftMetrics(reg)
+    EscalationMetrics(reg)
     names = set()
     for fam in reg.collect():
         suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(fam.type, ("",))
