@@ -23,14 +23,24 @@ _RUN = re.compile(rb"A[a-zA?'.&-]{0,40}(?:(?: |, )(?:" + _PART + rb" )?A[a-zA?'.
 _RUN_WIDE = re.compile(rb"[A?][a-zA?'.&-]{0,40}(?:(?: |, )(?:" + _PART + rb" )?[A?][a-zA?'.&-]{0,40}){0,5}")
 _NOT_NAME_ENDINGS: Final = ("tion", "sion", "ment", "ness", "ship", "ity", "ence", "ance", "ings", "ism", "ology",
                             "day", "days", "ers", "ies", "ful", "less", "ive", "ical", "ics")
-_PERSON_CUE = re.compile(
-    r"(?:my name is|name is|name's|i am|i'm|this is|call me|named|called|dear|hi|hello|hey|thanks|thank you|regards,?|"
-    r"sincerely,?|signed,?|by|with|contact|ask|tell|meet|met|and|commenter|assistant to|married|son of|"
-    r"daughter of|wife|husband|friend|colleague|patient|client|customer|user|employee|author|producer|"
-    r"director|manager|ceo|founder|cc|attn:?|from:|to:)\s+$")
-_LOC_CUE = re.compile(r"(?:\bin|\bfrom|\bto|\bnear|\bvisit(?:ing|ed)?|\bacross|\baround|\btowards?|\bleft|"
-                      r"\bentered|\bof|\bflew to|\bmoved to|\bborn in|\blive[sd]? in|\bbased in|\bcity of)\s+$")
-_ORG_CUE = re.compile(r"(?:work(?:s|ed|ing)? (?:at|for)|employed by|join(?:ed|ing)?|at|for|by|from|with|of)\s+$")
+# Context cues: the last one to three words before a run (set lookups; a regex anchored at the end would be tried
+# at every position of the context).
+_PERSON_CUES: Final = frozenset("""my name is|name is|name's|i am|i'm|this is|call me|named|called|dear|hi|hello|hey|
+thanks|thank you|regards|sincerely|signed|by|with|contact|ask|tell|meet|met|and|commenter|assistant to|married|
+son of|daughter of|wife|husband|friend|colleague|patient|client|customer|user|employee|author|producer|director|
+manager|ceo|founder|cc|attn|from:|to:|spoke to|talked to|speak to|speak with|according to""".replace("\n", "").split("|"))
+_LOC_CUES: Final = frozenset("""in|from|to|near|visit|visiting|visited|across|around|toward|towards|left|entered|of|
+flew to|moved to|born in|live in|lives in|lived in|living in|based in|city of|town of|travel to|trip to|located in|
+returned to""".replace("\n", "").split("|"))
+
+
+def _cue(before: str, cues: frozenset[str]) -> bool:
+    if not before[-1:].isspace():
+        return False
+    ws = before.split()[-3:]
+    return any(" ".join(ws[i:]) in cues or " ".join(ws[i:]).rstrip(",:") in cues for i in range(len(ws)))
+
+
 _NAME_LOWER_CUE = re.compile(r"(?:my name is|name is|i am|i'm|this is|call me)\s+([a-z][a-z'-]{1,30})"
                              r"(?:\s+([a-z][a-z'-]{1,30}))?")
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
@@ -65,7 +75,8 @@ _TAIL = re.compile(_SEP +
 _STREET_FIRST = re.compile(r"[^\W\d_][\w'’.-]{0,40}(?:\s[^\W\d_][\w'’.-]{0,30}){0,3}\s\d{1,5}\b")
 _MILITARY = re.compile(r"(?:(?:USNS|USNV|USS|USCGC)\s+[A-Z][\w'-]+|PSC\s+\d{4},?\s+Box\s+\d{4}|Unit\s+\d{4},?\s+Box"
                        r"\s+\d{4})\s*\n?\s*[ADF]PO\s+A[AEP]\s+\d{5}")
-_DIGITS = re.compile(rb"0+")
+_DIGITS = re.compile(rb"00*")  # literal-led, so re can skip ahead fast (``0+`` scans every byte)
+_MEMO_MAX = 50_000
 # after a building number on the mask: (another number,) then a capitalised/non-ASCII word or a short street word
 _NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
 
@@ -80,6 +91,7 @@ class EntityDetector:
     def __init__(self, kinds: Iterable[str] = UNSTRUCTURED_KINDS) -> None:
         self.kinds = frozenset(kinds)
         self.first, self.last = L.names("first"), L.names("last")
+        self._memo: dict[tuple[str, str, str], tuple[Span, ...]] = {}
 
     def detect(self, text: str, mask: bytes) -> list[Span]:
         out: list[Span] = []
@@ -169,38 +181,63 @@ class EntityDetector:
 
     # -- capitalised runs: people, places, organisations ----------------------------------------------------------
     def _runs(self, text: str, mask: bytes) -> Iterable[Span]:
-        low = None
+        out: list[Span] = []
         wide = not text.isascii()
+        memo, not_name = self._memo, L.NOT_NAME
         for m in (_RUN_WIDE if wide else _RUN).finditer(mask):
-            s, e = m.start(), m.end()
+            s, e = m.span()
             if wide and not text[s].isupper():
                 continue
             chunk = text[s:e]
-            while chunk and chunk[-1] in ".,'-&":
-                if chunk[-1] == "." and (chunk.lower().rsplit(" ", 1)[-1] in L.ORG_SUFFIX or len(chunk) >= 2
-                                         and chunk[-2].isupper() and (len(chunk) == 2 or chunk[-3] == " ")):
-                    break
-                chunk = chunk[:-1]
-            if not chunk:
+            if " " not in chunk and chunk.lower() in not_name:  # "I", "The", "Monday": most runs, decided at once
                 continue
-            if low is None:
-                low = text.lower()
-            yield from self._classify(text, low, s, chunk)
-        if low is not None or any(c in text for c in ("name", "i'm", "i am", "this is", "call me")):
-            low = low or text.lower()
+            if chunk[-1] in ".,'-&":
+                chunk = self._trim(chunk)
+                if not chunk:
+                    continue
+                e = s + len(chunk)
+            # the verdict depends only on the run and a little context, and agent traffic repeats a lot of
+            # boilerplate, so classifications are memoised (bounded) by that context
+            key = (chunk, text[max(0, s - 24):s], text[e:e + 2])
+            hit = memo.get(key)
+            if hit is None:
+                hit = tuple((k, a - s, b - s, sc) for k, a, b, sc in self._classify(text, s, chunk))
+                if len(memo) >= _MEMO_MAX:
+                    memo.clear()
+                memo[key] = hit
+            for k, a, b, sc in hit:
+                out.append((k, s + a, s + b, sc))
+        out.extend(self._lowercase_names(text))
+        return out
+
+    @staticmethod
+    def _trim(chunk: str) -> str:
+        while chunk and chunk[-1] in ".,'-&":
+            if chunk[-1] == "." and (chunk.lower().rsplit(" ", 1)[-1] in L.ORG_SUFFIX or len(chunk) >= 2
+                                     and chunk[-2].isupper() and (len(chunk) == 2 or chunk[-3] == " ")):
+                break  # "Inc.", "J."
+            chunk = chunk[:-1]
+        return chunk
+
+    def _lowercase_names(self, text: str) -> Iterable[Span]:
+        """'my name is john smith': names typed in lower case, only right after a self-introduction."""
+        if any(c in text for c in ("name", "i'm", "i am", "this is", "call me", "Name", "I'm", "I am", "This is")):
+            low = text.lower()
+            if len(low) != len(text):  # a few non-ASCII capitals lower to two characters; offsets would drift
+                return
             for m in _NAME_LOWER_CUE.finditer(low):
                 w1, w2 = m.group(1), m.group(2)
                 if w1 in self.first and w1 not in L.NOT_NAME:
                     end = m.end(2) if w2 and (w2 in self.last or w2 in self.first) else m.end(1)
                     yield "PERSON", m.start(1), end, 0.8
 
-    def _classify(self, text: str, low: str, s: int, chunk: str) -> Iterable[Span]:
+    def _classify(self, text: str, s: int, chunk: str) -> Iterable[Span]:
         toks = chunk.replace(", ", " ").split(" ")
         lows = [t.lower().strip(".,") for t in toks]
         if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):  # "I", "The", "Monday": most runs
             return
         e = s + len(chunk)
-        before = low[max(0, s - 24):s]
+        before = text[max(0, s - 24):s].lower()
         prev_char = text[max(0, s - 12):s].rstrip(" \t\"'(")[-1:] if s else ""  # bounded: no O(n) copy per run
         sent_start = prev_char in ("", ".", "!", "?", "\n", ":", "}", "]", ">") or text[max(0, s - 2):s] == "\\n"
         whole = " ".join(lows)
@@ -226,14 +263,14 @@ class EntityDetector:
         if before.rstrip().rsplit(" ", 1)[-1:] and _is_title(before.rstrip().rsplit(" ", 1)[-1]):
             yield "PERSON", s, e, 0.9
             return
-        if len(toks) >= 2 and lows[0] in L.PLACE_PREFIX and _LOC_CUE.search(before):
+        if len(toks) >= 2 and lows[0] in L.PLACE_PREFIX and _cue(before, _LOC_CUES):
             yield "LOCATION", s, e, 0.7  # "in NEW BRIGHTON", "to Port Hope"
             return
         # drop leading words that are not names ("The", "Please", "Monday")
         while toks and lows[0] in L.NOT_NAME:
             cut = len(toks[0]) + 1
             s, toks, lows, sent_start = s + cut, toks[1:], lows[1:], False
-            before = low[max(0, s - 24):s]
+            before = text[max(0, s - 24):s].lower()
         if not toks or all(t in L.NOT_NAME for t in lows) or e - s < 2:
             return
         whole = " ".join(lows)
@@ -241,8 +278,8 @@ class EntityDetector:
             yield "LOCATION", s, e, 0.85
             return
         first_hit, last_hit = lows[0] in self.first, len(toks) >= 2 and lows[-1] in self.last
-        person_cue = bool(_PERSON_CUE.search(before))
-        loc_cue = bool(_LOC_CUE.search(before))
+        person_cue = _cue(before, _PERSON_CUES)
+        loc_cue = bool(_cue(before, _LOC_CUES))
         placey = (lows[0] in L.PLACE_PREFIX and len(toks) >= 2) or (len(toks) == 1 and lows[0].endswith(L.PLACE_SUFFIX)) or \
             (len(toks) >= 2 and lows[-1] in ("lake", "city", "falls", "springs", "beach", "island", "valley", "bay"))
         if loc_cue and not first_hit and not person_cue:

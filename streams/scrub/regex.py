@@ -16,6 +16,7 @@ from typing import Final
 
 from streams.scrub.base import Finding, Scrubber, ScrubResult
 from streams.scrub.checks import iban_ok, is_secret_key, is_weak_secret_key, luhn_ok, shannon_bits, ssn_ok
+from streams.scrub.memo import ScrubMemo
 from streams.scrub.pseudonym import Pseudonymizer
 
 STRUCTURED_KINDS: Final = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "US_SSN", "SECRET")
@@ -324,6 +325,7 @@ class RegexScrubber(Scrubber):
     def __init__(self, pseudonymizer: Pseudonymizer, kinds: Iterable[str] | None = None,
                  thresholds: dict[str, float] | None = None, default_threshold: float = 0.5) -> None:
         self.pseudo = pseudonymizer
+        self.memo = ScrubMemo()
         self.kinds = frozenset(kinds if kinds is not None else STRUCTURED_KINDS)
         unknown = self.kinds - set(STRUCTURED_KINDS)
         if unknown:
@@ -359,8 +361,11 @@ class RegexScrubber(Scrubber):
     def scrub(self, text: str) -> ScrubResult:
         if len(text) < 6:
             return ScrubResult(text, [])
+        return self.memo.get(text, self._scrub)
+
+    def _scrub(self, text: str) -> ScrubResult:
         if not text.isascii() and _INVISIBLE.search(text):
             from streams.scrub.tiered import without_invisible
 
-            return without_invisible(text, self.scrub)
+            return without_invisible(text, self._scrub)
         return apply(text, resolve(self.detect(text)), self.pseudo)

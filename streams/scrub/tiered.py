@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 
 from streams.scrub.base import Finding, Scrubber, ScrubResult
 from streams.scrub.entities import UNSTRUCTURED_KINDS, EntityDetector
+from streams.scrub.memo import ScrubMemo
 from streams.scrub.pseudonym import Pseudonymizer
 from streams.scrub.regex import _INVISIBLE, STRUCTURED_KINDS, RegexScrubber, Span, apply, make_mask, resolve
 
@@ -41,6 +42,7 @@ class TieredScrubber(Scrubber):
                                         default_threshold)
         self.entities = EntityDetector([k for k in kinds if k in UNSTRUCTURED_KINDS])
         self.thresholds = {k: (thresholds or {}).get(k, default_threshold) for k in UNSTRUCTURED_KINDS}
+        self.memo = ScrubMemo()
 
     @property
     def key_id(self) -> str:
@@ -57,6 +59,9 @@ class TieredScrubber(Scrubber):
     def scrub(self, text: str) -> ScrubResult:
         if len(text) < 2:
             return ScrubResult(text, [])
+        return self.memo.get(text, self._scrub)
+
+    def _scrub(self, text: str) -> ScrubResult:
         if not text.isascii() and _INVISIBLE.search(text):
-            return without_invisible(text, self.scrub)
+            return without_invisible(text, self._scrub)
         return apply(text, resolve(self.detect(text)), self.pseudo)

@@ -4,9 +4,10 @@ Values under secret-looking keys (password, token, api_key, ...) are replaced wh
 because a password needs no recognisable shape. Structures nested deeper than ``max_depth`` are replaced by a
 marker rather than walked, so hostile tool args cannot exhaust the stack or the time budget.
 
-For speed the strings of one trace are joined with a separator and scrubbed in one ``scrub`` call (the per-call
-overhead of ~20 short strings would otherwise dominate); findings are mapped back to their strings by offset, and
-the rare finding that straddles a separator sends the strings it touches back to be scrubbed one by one.
+For speed the short strings of one trace are joined with a separator and scrubbed in one ``scrub`` call (the
+per-call overhead of ~20 short strings would otherwise dominate); findings are mapped back to their strings by
+offset, and the rare finding that straddles a separator sends the strings it touches back to be scrubbed one by one.
+Long strings are scrubbed on their own, so recurring context (prompts, documents) hits the scrubber's memo.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ ALL_FIELDS: Final = ("user_message", "context", "tool_calls.args", "tool_calls.r
 DEPTH_MARKER: Final = "[scrubbed: nesting too deep]"
 DEFAULT_MAX_DEPTH: Final = 64
 SEPARATOR: Final = "\n\x1f\n"  # no detector's span crosses a line break plus a control character
+LONG_PIECE: Final = 256  # pieces this long are scrubbed on their own (see ScrubMemo)
 
 
 class _Walker:
@@ -93,17 +95,23 @@ class _Walker:
         """Scrub all collected pieces in one call and write each result into its slot."""
         if not self.pieces:
             return
-        starts: list[int] = []
-        pos = 0
-        for p in self.pieces:
-            starts.append(pos)
-            pos += len(p) + len(SEPARATOR)
-        res = self.scrubber.scrub(SEPARATOR.join(self.pieces))
         per: list[list[Finding]] = [[] for _ in self.pieces]
         redo: set[int] = set()
+        starts: list[int] = []
+        joined: list[str] = []
+        pos = 0
+        for i, p in enumerate(self.pieces):
+            starts.append(pos)
+            if len(p) >= LONG_PIECE:  # scrubbed alone, so a recurring document hits the scrubber's memo
+                redo.add(i)
+                joined.append("")
+            else:
+                joined.append(p)
+            pos += len(joined[-1]) + len(SEPARATOR)
+        res = self.scrubber.scrub(SEPARATOR.join(joined))
         for f in res.findings:
             i = bisect_right(starts, f.start) - 1
-            if f.end > starts[i] + len(self.pieces[i]):
+            if f.end > starts[i] + len(joined[i]):
                 redo.update(range(i, bisect_right(starts, f.end - 1)))
             elif f.start >= starts[i]:
                 per[i].append(f)

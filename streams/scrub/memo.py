@@ -1,0 +1,38 @@
+"""A bounded memo of scrub results for long texts that recur (system prompts, retrieved documents, templates).
+
+Agent traffic repeats long context verbatim; scrubbing is deterministic for a given key and config, so a repeated
+text gets the same result without running the detectors again. Bounded by total characters held; cleared (not
+evicted one by one) when full, which keeps it O(1). Holds raw text in process memory only, like the record itself.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from streams.scrub.base import ScrubResult
+
+MIN_CHARS = 256           # shorter texts are cheaper to scrub than to look up and copy
+MAX_CHARS = 16_384        # longer ones are rarely repeated verbatim
+BUDGET_CHARS = 4_000_000  # ~8-16 MB of text at most
+
+
+class ScrubMemo:
+    def __init__(self, budget_chars: int = BUDGET_CHARS) -> None:
+        self.budget = budget_chars
+        self.held = 0
+        self._d: dict[str, ScrubResult] = {}
+        self.hits = 0
+
+    def get(self, text: str, compute: Callable[[str], ScrubResult]) -> ScrubResult:
+        if not MIN_CHARS <= len(text) <= MAX_CHARS or "\x1f" in text:  # joined per-trace strings never recur
+            return compute(text)
+        hit = self._d.get(text)
+        if hit is not None:
+            self.hits += 1
+            return ScrubResult(hit.text, list(hit.findings))
+        res = compute(text)
+        if self.held + len(text) > self.budget:
+            self._d.clear()
+            self.held = 0
+        self._d[text] = ScrubResult(res.text, list(res.findings))
+        self.held += len(text)
+        return res
