@@ -77,6 +77,7 @@ _MILITARY = re.compile(r"(?:(?:USNS|USNV|USS|USCGC)\s+[A-Z][\w'-]+|PSC\s+\d{4},?
                        r"\s+\d{4})\s*\n?\s*[ADF]PO\s+A[AEP]\s+\d{5}")
 _DIGITS = re.compile(rb"00*")  # literal-led, so re can skip ahead fast (``0+`` scans every byte)
 _MEMO_MAX = 50_000
+_TOKEN_IN_RUN = re.compile(r"[^ ,]+")
 # after a building number on the mask: (another number,) then a capitalised/non-ASCII word or a short street word
 _NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
 
@@ -232,7 +233,9 @@ class EntityDetector:
                     yield "PERSON", m.start(1), end, 0.8
 
     def _classify(self, text: str, s: int, chunk: str) -> Iterable[Span]:
-        toks = chunk.replace(", ", " ").split(" ")
+        s0 = s
+        spans = [(m.start(), m.group()) for m in _TOKEN_IN_RUN.finditer(chunk)]  # offsets survive ", " joins
+        toks = [t for _, t in spans]
         lows = [t.lower().strip(".,") for t in toks]
         if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):  # "I", "The", "Monday": most runs
             return
@@ -258,7 +261,7 @@ class EntityDetector:
             return
         # people: a title first, or a title just before
         if _is_title(toks[0]) and len(toks) >= 2:
-            yield "PERSON", s + len(toks[0]) + 1, e, 0.9
+            yield "PERSON", s + spans[1][0], e, 0.9
             return
         if before.rstrip().rsplit(" ", 1)[-1:] and _is_title(before.rstrip().rsplit(" ", 1)[-1]):
             yield "PERSON", s, e, 0.9
@@ -268,8 +271,10 @@ class EntityDetector:
             return
         # drop leading words that are not names ("The", "Please", "Monday")
         while toks and lows[0] in L.NOT_NAME:
-            cut = len(toks[0]) + 1
-            s, toks, lows, sent_start = s + cut, toks[1:], lows[1:], False
+            if len(spans) < 2:
+                return
+            s, toks, lows, sent_start = s0 + spans[1][0], toks[1:], lows[1:], False
+            spans = spans[1:]
             before = text[max(0, s - 24):s].lower()
         if not toks or all(t in L.NOT_NAME for t in lows) or e - s < 2:
             return

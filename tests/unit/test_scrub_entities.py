@@ -95,3 +95,38 @@ def test_shipped_config_is_valid_and_full() -> None:
 
     cfg = load_scrub_config(Path(__file__).resolve().parents[2] / "configs" / "scrub.yaml")
     assert cfg.tier == "full" and "PERSON" in cfg.enabled() and "SECRET" in cfg.enabled()
+
+
+def test_offsets_survive_comma_joined_runs(scrubber: TieredScrubber) -> None:
+    # "Hi, I'm Maria Lopez" is one capitalised run joined by ", "; dropping "Hi" and "I'm" must keep the spacing
+    assert scrubber.scrub("Hi, I'm Maria Lopez, thanks").text.startswith("Hi, I'm <PERSON_")
+
+
+def test_memo_returns_the_same_result_and_is_not_shared_state() -> None:
+    from streams.scrub.memo import MIN_CHARS, ScrubMemo
+
+    s = TieredScrubber(Pseudonymizer("k"))
+    doc = ("Background: contact Maria Lopez at maria@corp.io about the renewal. " * 8)[: MIN_CHARS * 2]
+    first = s.scrub(doc)
+    first.findings.clear()  # a caller mutating its result must not change what the memo hands out next
+    second = s.scrub(doc)
+    assert s.memo.hits == 1 and second.text == first.text and {f.kind for f in second.findings} == {"PERSON", "EMAIL"}
+    small = ScrubMemo(budget_chars=MIN_CHARS * 3)
+    for i in range(5):
+        small.get("x" * MIN_CHARS + str(i), lambda t: s.scrub(t))
+    assert small.held <= MIN_CHARS * 3  # cleared when full, never above budget
+
+
+def test_cli_scrub_prints_pseudonyms() -> None:
+    from typer.testing import CliRunner
+
+    from alignloop.cli import app
+
+    res = CliRunner().invoke(app, ["scrub", "--json", "mail maria@corp.io or call 555-123-4567"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    out = json.loads(res.stdout)
+    assert "maria@corp.io" not in out["text"] and [f["kind"] for f in out["findings"]] == ["EMAIL", "PHONE"]
+    bad = CliRunner().invoke(app, ["scrub", "--tier", "bogus", "x"])  # main() prints UserError as one line
+    assert bad.exit_code != 0 and "structured or full" in str(bad.exception)
