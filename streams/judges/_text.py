@@ -41,7 +41,7 @@ class TextView:
         self._req_tokens: frozenset[str] | None = None
         self._resp_tokens: frozenset[str] | None = None
         self._resp_words: list[str] | None = None
-        self.memo: dict[str, Any] = {}  # results judges share (e.g. which policy behaviours the request matches)
+        self.memo: dict[Any, Any] = {}  # results judges share (e.g. which policy behaviours the request matches)
 
     @property
     def req_tokens(self) -> frozenset[str]:

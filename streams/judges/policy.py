@@ -41,7 +41,7 @@ def compile_behaviours(policy: PolicyConfig) -> tuple[_Behaviour, ...]:
 
 def request_hits(view: TextView, behaviours: tuple[_Behaviour, ...]) -> tuple[_Behaviour, ...]:
     """Behaviours the request asks for; memoised per trace so PolicyJudge and RefusalJudge pay once."""
-    key = f"req_hits:{id(behaviours)}"
+    key = id(behaviours)
     hits = view.memo.get(key)
     if hits is None:
         toks = view.req_tokens

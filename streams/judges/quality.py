@@ -86,5 +86,5 @@ class QualityJudge(Judge):
             overlap = len(content & view.resp_tokens) / len(content)
             helpful = min(helpful, 0.6 + 0.4 * min(1.0, overlap * 3))
         return make_verdict(self.name, self.version, passed=not failed, confidence=confidence,
-                       scores={"task_success": round(success, 4), "helpfulness": round(helpful, 4)},
+                       scores={"task_success": success, "helpfulness": round(helpful, 4)},
                        tags=tags, reasons=reasons)
