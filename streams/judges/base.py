@@ -19,6 +19,7 @@ class JudgeContext:
 
 
 _VERDICT_SETATTR = object.__setattr__
+_ALL_FIELDS = set(Verdict.model_fields)
 
 
 def make_verdict(judge: str, version: str, scores: dict[str, float] | None = None, *, confidence: float = 1.0, passed: bool = True,
@@ -33,8 +34,8 @@ def make_verdict(judge: str, version: str, scores: dict[str, float] | None = Non
     _VERDICT_SETATTR(v, "__dict__", {"judge": judge, "judge_version": version, "status": status, "scores": scores or {},
                                      "confidence": confidence, "passed": passed, "reasons": reasons or [],
                                      "tags": tags or [], "error": None})
-    _VERDICT_SETATTR(v, "__pydantic_fields_set__", {"judge", "judge_version", "status", "scores", "confidence",
-                                                    "passed", "reasons", "tags"})
+    # One shared, complete fields-set: pydantic only ever adds names to it, and every name is already there.
+    _VERDICT_SETATTR(v, "__pydantic_fields_set__", _ALL_FIELDS)
     _VERDICT_SETATTR(v, "__pydantic_extra__", None)
     _VERDICT_SETATTR(v, "__pydantic_private__", None)
     return v

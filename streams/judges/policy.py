@@ -118,8 +118,11 @@ class PolicyJudge(Judge):
                 continue
             value = args[key]
             if rule.max_items is not None:
-                n = len(value) if isinstance(value, (list, tuple)) else len(
-                    [x for x in re.split(r"[,;]", str(value)) if x.strip()])
+                if isinstance(value, (list, tuple)):
+                    n = len(value)
+                else:
+                    sv = str(value)
+                    n = sv.count(",") + sv.count(";") + 1 if sv.strip() else 0  # separators, not a regex split
                 if n > rule.max_items:
                     return f"{key} has {n} items > max {rule.max_items}"
             if rule.max_value is not None:
@@ -128,6 +131,8 @@ class PolicyJudge(Judge):
                         return f"{key}={value} > max {rule.max_value:g}"
                 except (TypeError, ValueError):
                     return f"{key}={value!r} is not a number"
+            if rule.deny is None and not rule.allow_prefix:
+                continue
             text = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
             if rule.deny is not None and rule.deny.search(text):
                 return f"{key} matches a denied pattern"
