@@ -78,8 +78,14 @@ _MILITARY = re.compile(r"(?:(?:USNS|USNV|USS|USCGC)\s+[A-Z][\w'-]+|PSC\s+\d{4},?
 _DIGITS = re.compile(rb"00*")  # literal-led, so re can skip ahead fast (``0+`` scans every byte)
 _MEMO_MAX = 50_000
 _TOKEN_IN_RUN = re.compile(r"[^ ,]+")
+_DIGIT_WORD = re.compile(r"\S*\d\S*")  # a word with a digit is never a cue; one key for all of them
 # after a building number on the mask: (another number,) then a capitalised/non-ASCII word or a short street word
 _NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
+
+
+def _sentence_start(text: str, s: int) -> bool:
+    prev_char = text[max(0, s - 12):s].rstrip(" \t\"'(")[-1:] if s else ""  # bounded: no O(n) copy per run
+    return prev_char in ("", ".", "!", "?", "\n", ":", "}", "]", ">", "\x1f") or text[max(0, s - 2):s] == "\\n"
 
 
 def _is_title(tok: str) -> bool:
@@ -92,7 +98,7 @@ class EntityDetector:
     def __init__(self, kinds: Iterable[str] = UNSTRUCTURED_KINDS) -> None:
         self.kinds = frozenset(kinds)
         self.first, self.last = L.names("first"), L.names("last")
-        self._memo: dict[tuple[str, str, str], tuple[Span, ...]] = {}
+        self._memo: dict[tuple[str, str, bool, bool, str], tuple[Span, ...]] = {}
 
     def detect(self, text: str, mask: bytes) -> list[Span]:
         out: list[Span] = []
@@ -199,7 +205,11 @@ class EntityDetector:
                 e = s + len(chunk)
             # the verdict depends only on the run and a little context, and agent traffic repeats a lot of
             # boilerplate, so classifications are memoised (bounded) by that context
-            key = (chunk, text[max(0, s - 24):s], text[e:e + 2])
+            # key: what _classify reads from the context (last words, sentence start, next characters), not the
+            # raw context, so "Running" after a different phone number is still a hit
+            ctx = text[max(0, s - 24):s]
+            key = (chunk, _DIGIT_WORD.sub("#", " ".join(ctx.lower().split()[-3:])), ctx[-1:].isspace(),
+                   _sentence_start(text, s), text[e:e + 2])
             hit = memo.get(key)
             if hit is None:
                 hit = tuple((k, a - s, b - s, sc) for k, a, b, sc in self._classify(text, s, chunk))
@@ -241,8 +251,7 @@ class EntityDetector:
             return
         e = s + len(chunk)
         before = text[max(0, s - 24):s].lower()
-        prev_char = text[max(0, s - 12):s].rstrip(" \t\"'(")[-1:] if s else ""  # bounded: no O(n) copy per run
-        sent_start = prev_char in ("", ".", "!", "?", "\n", ":", "}", "]", ">") or text[max(0, s - 2):s] == "\\n"
+        sent_start = _sentence_start(text, s)
         whole = " ".join(lows)
         # organisations: suffix grammar, "University of X", known names
         if len(toks) >= 2 and (lows[-1] in L.ORG_SUFFIX or any(t in L.ORG_SUFFIX for t in lows[1:]) and
