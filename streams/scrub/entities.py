@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from streams.scrub import lexicon as L
+from streams.scrub.regex import lower_same_length
 
 Span = tuple[str, int, int, float]
 UNSTRUCTURED_KINDS: Final = ("PERSON", "ADDRESS", "LOCATION", "ORGANIZATION", "DATE_OF_BIRTH")
@@ -233,9 +234,7 @@ class EntityDetector:
     def _lowercase_names(self, text: str) -> Iterable[Span]:
         """'my name is john smith': names typed in lower case, only right after a self-introduction."""
         if any(c in text for c in ("name", "i'm", "i am", "this is", "call me", "Name", "I'm", "I am", "This is")):
-            low = text.lower()
-            if len(low) != len(text):  # a few non-ASCII capitals lower to two characters; offsets would drift
-                return
+            low = lower_same_length(text)
             for m in _NAME_LOWER_CUE.finditer(low):
                 w1, w2 = m.group(1), m.group(2)
                 if w1 in self.first and w1 not in L.NOT_NAME:

@@ -92,6 +92,14 @@ def make_mask(text: str) -> bytes:
     return text.encode("ascii", "replace").translate(_MASK)
 
 
+def lower_same_length(text: str) -> str:
+    """``text.lower()`` with offsets kept: a few capitals ("İ") lower to two characters, which would shift spans."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower()[:1] for c in text)
+
+
 def find_emails(text: str) -> Iterable[Span]:
     at = text.find("@")
     while at != -1:
@@ -270,7 +278,7 @@ def find_secrets(text: str) -> Iterable[Span]:
         for m in _TOKEN.finditer(text, i, end):
             yield "SECRET", m.start(), m.end(), 1.0
         i = wmask.find(_LONG_RUN, end)
-    low = text.lower()
+    low = lower_same_length(text)
     for cue in ("bearer", "basic"):
         i = low.find(cue)
         while i != -1:

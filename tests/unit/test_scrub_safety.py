@@ -96,3 +96,12 @@ def test_structured_only_config_is_what_the_stream_gets(monkeypatch: pytest.Monk
     assert {f.kind for f in s.scrub("Maria Lopez, maria@corp.io").findings} == {"EMAIL"}
     assert ScrubConfig(tier="structured").enabled() == ["EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN",
                                                         "US_SSN", "SECRET"]
+
+
+def test_offsets_stay_right_when_lowercasing_changes_length(scrubber: TieredScrubber) -> None:
+    # "İ".lower() is two characters; spans found on lower-cased text must still point at the right input slice
+    text = "İİİİ password=hunter22 and my name is maria lopez"
+    res = scrubber.scrub(text)
+    got = {(f.kind, text[f.start:f.end]) for f in res.findings}
+    assert ("SECRET", "hunter22") in got and ("PERSON", "maria lopez") in got
+    assert "hunter22" not in res.text and "maria lopez" not in res.text
