@@ -35,11 +35,17 @@ flew to|moved to|born in|live in|lives in|lived in|living in|based in|city of|to
 returned to""".replace("\n", "").split("|"))
 
 
-def _cue(before: str, cues: frozenset[str]) -> bool:
+def _cue_phrases(before: str) -> frozenset[str]:
+    """The last one, two and three words before a run (and without trailing ',' / ':'), for cue lookups."""
     if not before[-1:].isspace():
-        return False
+        return frozenset()
     ws = before.split()[-3:]
-    return any(" ".join(ws[i:]) in cues or " ".join(ws[i:]).rstrip(",:") in cues for i in range(len(ws)))
+    out = set()
+    for i in range(len(ws)):
+        p = " ".join(ws[i:])
+        out.add(p)
+        out.add(p.rstrip(",:"))
+    return frozenset(out)
 
 
 _NAME_LOWER_CUE = re.compile(r"(?:my name is|name is|i am|i'm|this is|call me)\s+([a-z][a-z'-]{1,30})"
@@ -99,7 +105,7 @@ class EntityDetector:
     def __init__(self, kinds: Iterable[str] = UNSTRUCTURED_KINDS) -> None:
         self.kinds = frozenset(kinds)
         self.first, self.last = L.names("first"), L.names("last")
-        self._memo: dict[tuple[str, str, bool, bool, str], tuple[Span, ...]] = {}
+        self._memo: dict[tuple, tuple[Span, ...]] = {}
 
     def detect(self, text: str, mask: bytes) -> list[Span]:
         out: list[Span] = []
@@ -204,19 +210,24 @@ class EntityDetector:
                 if not chunk:
                     continue
                 e = s + len(chunk)
-            # the verdict depends only on the run and a little context, and agent traffic repeats a lot of
-            # boilerplate, so classifications are memoised (bounded) by that context
-            # key: what _classify reads from the context (last words, sentence start, next characters), not the
-            # raw context, so "Running" after a different phone number is still a hit
+            # The verdict depends only on the run and a little context, and agent traffic repeats boilerplate, so
+            # classifications are memoised (bounded): first by the raw context (cheap), then by what _classify
+            # actually reads from it (last words, sentence start, next characters), so "Running" after a
+            # different phone number is still a hit.
             ctx = text[max(0, s - 24):s]
-            key = (chunk, _DIGIT_WORD.sub("#", " ".join(ctx.lower().split()[-3:])), ctx[-1:].isspace(),
-                   _sentence_start(text, s), text[e:e + 2])
-            hit = memo.get(key)
+            nxt = text[e:e + 2]
+            raw_key = (chunk, ctx, nxt)
+            hit = memo.get(raw_key)
             if hit is None:
-                hit = tuple((k, a - s, b - s, sc) for k, a, b, sc in self._classify(text, s, chunk))
+                key = (chunk, _DIGIT_WORD.sub("#", " ".join(ctx.lower().split()[-3:])), ctx[-1:].isspace(),
+                       _sentence_start(text, s), nxt)
+                hit = memo.get(key)
+                if hit is None:
+                    hit = tuple((k, a - s, b - s, sc) for k, a, b, sc in self._classify(text, s, chunk))
+                    memo[key] = hit
                 if len(memo) >= _MEMO_MAX:
                     memo.clear()
-                memo[key] = hit
+                memo[raw_key] = hit
             for k, a, b, sc in hit:
                 out.append((k, s + a, s + b, sc))
         out.extend(self._lowercase_names(text))
@@ -274,7 +285,7 @@ class EntityDetector:
         if before.rstrip().rsplit(" ", 1)[-1:] and _is_title(before.rstrip().rsplit(" ", 1)[-1]):
             yield "PERSON", s, e, 0.9
             return
-        if len(toks) >= 2 and lows[0] in L.PLACE_PREFIX and _cue(before, _LOC_CUES):
+        if len(toks) >= 2 and lows[0] in L.PLACE_PREFIX and not _cue_phrases(before).isdisjoint(_LOC_CUES):
             yield "LOCATION", s, e, 0.7  # "in NEW BRIGHTON", "to Port Hope"
             return
         # drop leading words that are not names ("The", "Please", "Monday")
@@ -291,8 +302,9 @@ class EntityDetector:
             yield "LOCATION", s, e, 0.85
             return
         first_hit, last_hit = lows[0] in self.first, len(toks) >= 2 and lows[-1] in self.last
-        person_cue = _cue(before, _PERSON_CUES)
-        loc_cue = bool(_cue(before, _LOC_CUES))
+        phrases = _cue_phrases(before)
+        person_cue = not phrases.isdisjoint(_PERSON_CUES)
+        loc_cue = not phrases.isdisjoint(_LOC_CUES)
         placey = (lows[0] in L.PLACE_PREFIX and len(toks) >= 2) or (len(toks) == 1 and lows[0].endswith(L.PLACE_SUFFIX)) or \
             (len(toks) >= 2 and lows[-1] in ("lake", "city", "falls", "springs", "beach", "island", "valley", "bay"))
         if loc_cue and not first_hit and not person_cue:

@@ -130,3 +130,17 @@ def test_cli_scrub_prints_pseudonyms() -> None:
     assert "maria@corp.io" not in out["text"] and [f["kind"] for f in out["findings"]] == ["EMAIL", "PHONE"]
     bad = CliRunner().invoke(app, ["scrub", "--tier", "bogus", "x"])  # main() prints UserError as one line
     assert bad.exit_code != 0 and "structured or full" in str(bad.exception)
+
+
+def test_run_memo_never_changes_a_verdict() -> None:
+    """Memoised classifications must equal fresh ones, whatever context the memo entry was made in."""
+    from streams.scrub.entities import EntityDetector
+    from streams.scrub.regex import make_mask
+
+    texts = ["Running late, Maria Lopez.", "Call 555-123-4567. Running late", "Thanks, Running Bear said",
+             "I moved to Springfield. Springfield is nice", "Dear Maria, ask Mr. Okonkwo", "Year Maria, ask Okonkwo",
+             "in NEW BRIGHTON today", "Earlier: Book a call with Aisha Silva", "Earlier Aisha Silva booked"] * 2
+    shared = EntityDetector()
+    for t in texts:
+        m = make_mask(t)
+        assert sorted(shared.detect(t, m)) == sorted(EntityDetector().detect(t, m)), t
