@@ -55,7 +55,7 @@ _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|
 _DATE = (r"(\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|" + _MONTH +
          r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r",?\s+\d{4})")
 _DOB = re.compile(r"(?i)(?:born(?:\s+on)?|\bdob\b|d\.o\.b\.?|date\s+of\s+birth|birth\s*date|birthday)[^\n]{0,30}?" + _DATE)
-_OLD_DATE_MASK = re.compile(rb"0{1,2}[/.-]0{1,2}[/.-]0000(?!0)")
+_OLD_DATE_MASK = re.compile(rb"00?[/.-]00?[/.-]0000(?!0)")  # literal-led: fast skip
 _OLD_YEAR = re.compile(r"19\d\d|200\d|201[0-2]")
 _DOB_CUES: Final = ("born", "dob", "d.o.b", "birth")
 # Street grammar, number first (the common case in free text): "12 Oak Street", "46 rue Nationale",
@@ -130,7 +130,6 @@ class EntityDetector:
             for m in _MILITARY.finditer(text):
                 yield "ADDRESS", m.start(), m.end(), 0.9
         end = -1
-        n_mask = len(mask)
         for n in _DIGITS.finditer(mask):  # literal-led: fast; the checks below are byte lookups
             s, e = n.start(), n.end()
             if s < end or e - s > 6 or (s > 0 and mask[s - 1] in b"0Aa?.-/:+$#"):
