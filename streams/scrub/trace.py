@@ -25,7 +25,7 @@ ALL_FIELDS: Final = ("user_message", "context", "tool_calls.args", "tool_calls.r
 DEPTH_MARKER: Final = "[scrubbed: nesting too deep]"
 DEFAULT_MAX_DEPTH: Final = 64
 SEPARATOR: Final = "\n\x1f\n"  # no detector's span crosses a line break plus a control character
-LONG_PIECE: Final = 256  # pieces this long are scrubbed on their own (see ScrubMemo)
+LONG_PIECE: Final = 512  # pieces this long (documents, prompts) are scrubbed on their own (see ScrubMemo)
 
 
 class _Walker:
