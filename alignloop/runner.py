@@ -49,16 +49,20 @@ def settings_env(s: "Settings") -> dict[str, str]:
 class WorkerProcess:
     """`alignloop worker` as a real subprocess, killable with SIGKILL."""
 
-    def __init__(self, settings: "Settings", log_path: Path, command: str = "worker"):
+    def __init__(self, settings: "Settings", log_path: Path, role: str = "all", metrics_port: int | None = None):
         self.settings = settings
         self.log_path = log_path
-        self.command = command
+        self.role = role
+        self.metrics_port = metrics_port
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "alignloop.cli", self.command, "--loglevel", "warning"],
+        args = [sys.executable, "-m", "alignloop.cli", "worker", "--loglevel", "warning", "--role", self.role]
+        if self.metrics_port is not None:
+            args += ["--metrics-port", str(self.metrics_port)]
+        self.proc = subprocess.Popen(args,
                                      cwd=REPO, env=settings_env(self.settings), stdout=log, stderr=log,
                                      start_new_session=True)
         return self

@@ -21,6 +21,7 @@ from connectors.kafka import faust_broker_kwargs
 from schemas.dlq import DeadLetter
 from schemas.tables import TABLES, TRACES_TABLE
 from schemas.topics import DLQ, JUDGED, TRACES
+from schemas.verdict import JudgedTrace
 from streams.metrics import PipelineMetrics
 from streams.pipeline import Pipeline, to_row
 
@@ -81,15 +82,62 @@ class TraceHandler:
         return len(rows)
 
 
+class MonitorHandler:
+    """The monitor role: drift, escalation and curation hooks over batches read from ``traces.judged``."""
+
+    def __init__(self, settings: "Settings", send: Any, registry: CollectorRegistry):
+        self.settings = settings
+        self.send = send
+        self.hooks: list[Any] = []
+        from prometheus_client import Counter
+
+        self.invalid = Counter("alignloop_monitor_invalid_total", "Unreadable records on traces.judged.",
+                               registry=registry)
+
+    async def handle(self, values: Sequence[bytes]) -> int:
+        judged = []
+        for v in values:
+            try:
+                judged.append(JudgedTrace.model_validate_json(v))
+            except ValueError as exc:  # written by our own spine: only a version skew gets here
+                self.invalid.inc()
+                log.warning("skipping an unreadable judged trace: %s", str(exc)[:200])
+        futures: list[Any] = []
+        for hook in self.hooks:
+            futures.extend(await hook(judged))
+        if futures:
+            await asyncio.gather(*futures)
+        return len(judged)
+
+
+ROLES = ("all", "spine", "monitor")
+
+
+def _install_hooks(app: faust.App, target: Any, settings: "Settings", registry: CollectorRegistry) -> None:
+    from streams.curate_sink import install as install_curation  # sft_examples + candidate preferences to Delta
+    from streams.drift.wiring import install as install_drift  # drift monitors, calibration, retrain trigger
+    from streams.escalation_wiring import install as install_escalation  # learning judge + judge.escalations
+
+    install_drift(app, target, settings, registry)
+    install_escalation(app, target, settings, registry)
+    install_curation(target, settings)
+
+
 def create_app(settings: "Settings", *, registry: CollectorRegistry | None = None,
-               pipeline: Pipeline | None = None) -> tuple[faust.App, TraceHandler]:
+               pipeline: Pipeline | None = None, role: str = "all") -> tuple[faust.App, Any]:
+    """The worker app. ``spine``: validate → scrub → fast judges → traces.judged + Delta ``traces``.
+    ``monitor``: drift, escalation and curation over ``traces.judged`` (its own consumer group, so it runs as a
+    second process on another core). ``all``: both in one process, hooks fed in-line."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
     registry = registry or CollectorRegistry()
-    metrics = PipelineMetrics(registry)
-    (settings.home / "worker").mkdir(parents=True, exist_ok=True)
+    app_id = settings.app_id if role != "monitor" else f"{settings.app_id}-monitor"
+    datadir = settings.home / ("worker" if role != "monitor" else "worker-monitor")
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.app_id,
+        app_id,
         **faust_broker_kwargs(settings),
-        datadir=str(settings.home / "worker"),
+        datadir=str(datadir),
         key_serializer="raw", value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
@@ -102,24 +150,34 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
         web_enabled=False,
         topic_disable_leader=True,
     )
-    schema, partition_by = TABLES[TRACES_TABLE]
-    sink = DeltaSink(settings.table_uri(TRACES_TABLE), schema, partition_by, name=f"{settings.app_id}-traces",
-                     storage_options=settings.lake_storage_options or None, checkpoint_every=settings.checkpoint_every)
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
                    ) -> Any:
         return await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
 
+    if role == "monitor":
+        monitor = MonitorHandler(settings, send, registry)
+        _install_hooks(app, monitor, settings, registry)
+
+        @app.agent(app.topic(settings.topic(JUDGED), key_type=bytes, value_type=bytes), concurrency=1)
+        async def watch(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_interval_s):
+                try:
+                    await monitor.handle([e.message.value for e in events])
+                except Exception as exc:  # the lake or broker failed: restart, replay is idempotent
+                    log.exception("monitor batch failed; stopping the worker: %s", exc)
+                    await app.crash(exc)
+                    raise
+
+        return app, monitor
+
+    metrics = PipelineMetrics(registry)
+    schema, partition_by = TABLES[TRACES_TABLE]
+    sink = DeltaSink(settings.table_uri(TRACES_TABLE), schema, partition_by, name=f"{settings.app_id}-traces",
+                     storage_options=settings.lake_storage_options or None, checkpoint_every=settings.checkpoint_every)
     handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, send)
-    from streams.drift.wiring import install as install_drift  # drift monitors, calibration, retrain trigger
-
-    install_drift(app, handler, settings, registry)
-    from streams.escalation_wiring import install as install_escalation  # learning judge + judge.escalations
-
-    install_escalation(app, handler, settings, registry)
-    from streams.curate_sink import install as install_curation  # sft_examples + candidate preferences to Delta
-
-    install_curation(handler, settings)
+    if role == "all":
+        _install_hooks(app, handler, settings, registry)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)
 
     @app.agent(source, concurrency=1)

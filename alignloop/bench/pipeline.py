@@ -63,6 +63,8 @@ def register(bench_app: typer.Typer) -> None:
         partitions: int = typer.Option(4, "--partitions", min=1),
         seed: int = typer.Option(0, "--seed"),
         keep: bool = typer.Option(False, "--keep", help="Keep the bench topics and lake."),
+        split: bool = typer.Option(True, "--split/--single", help="Spine and monitor as two processes (default), "
+                                   "or one `--role all` process."),
     ) -> None:
         """Throughput and latency of the stream worker against the in-process ceiling."""
         from alignloop.bench._results import print_table, write_result
@@ -102,7 +104,8 @@ def register(bench_app: typer.Typer) -> None:
         console.print(f"publishing {n} traces to {topic} …")
         asyncio.run(publish(s, topic, records[:n]))
         uri = s.table_uri(TRACES_TABLE)
-        worker = WorkerProcess(s, work / "worker.log").start()
+        worker = WorkerProcess(s, work / "worker.log", role="spine" if split else "all").start()
+        monitor = WorkerProcess(s, work / "monitor.log", role="monitor").start() if split else None
         try:
             started = time.monotonic()
             console.print("draining with a real worker …")
@@ -125,10 +128,12 @@ def register(bench_app: typer.Typer) -> None:
             lat = sorted(landed[i] - t for i, t in zip(ids, sent_at) if i in landed)
         finally:
             worker.stop()
+            if monitor is not None:
+                monitor.stop()
         p50 = lat[len(lat) // 2]
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         figures = {
-            "n": n, "latency_n": latency_n, "mean_trace_bytes": round(mean_size), "partitions": partitions,
+            "n": n, "latency_n": latency_n, "processes": "spine+monitor" if split else "all", "mean_trace_bytes": round(mean_size), "partitions": partitions,
             "landed_per_s": round(landed_per_s, 1), "ceiling_per_s": round(ceiling, 1),
             "ratio_to_ceiling": round(landed_per_s / ceiling, 3), "step_us_per_trace": round(us_per_trace, 1),
             "drain_wall_s": round(wall_s, 1), "latency_rate_per_s": round(rate, 1),
@@ -136,7 +141,8 @@ def register(bench_app: typer.Typer) -> None:
             "targets": {"landed_per_s": 3000, "ratio_to_ceiling": 0.5, "p99_latency_s": 5.0},
         }
         path = write_result("pipeline", figures)
-        print_table(f"bench pipeline ({n} traces of ~{mean_size:.0f} B, {partitions} partitions)", [
+        print_table(f"bench pipeline ({n} traces of ~{mean_size:.0f} B, {partitions} partitions, "
+                    f"{figures['processes']})", [
             ("landed traces/s (real worker → Delta)", figures["landed_per_s"]),
             ("ceiling traces/s (step functions in-process)", figures["ceiling_per_s"]),
             ("ratio to ceiling", figures["ratio_to_ceiling"]),

@@ -84,8 +84,11 @@ def register(app: typer.Typer) -> None:
         _run(create_topics(s), s)
         console.print(f"topics ready ({s.partitions} partitions); lake at {s.lake}")
         dlq_from = _run(end_offsets(s, s.topic(DLQ)), s)
-        worker = WorkerProcess(s, s.home / "logs" / "demo-worker.log").start()
-        console.print(f"worker started (pid {worker.proc.pid}, log {worker.log_path}, metrics :{s.metrics_port})")
+        worker = WorkerProcess(s, s.home / "logs" / "demo-worker.log", role="spine").start()
+        monitor = WorkerProcess(s, s.home / "logs" / "demo-monitor.log", role="monitor",
+                                metrics_port=s.metrics_port + 2 if s.metrics_port else 0).start()
+        console.print(f"workers started: spine pid {worker.proc.pid} (metrics :{s.metrics_port}), monitor pid "
+                      f"{monitor.proc.pid} (drift, escalation, curation); logs in {worker.log_path.parent}")
 
         sim = Simulator(seed=seed, knobs=Knobs(size_bytes=1500))
         ids: set[str] = set()
@@ -121,6 +124,7 @@ def register(app: typer.Typer) -> None:
             summary = summarise(s, ids, dlq_from, bad)
         finally:
             worker.stop()
+            monitor.stop()
         rows = summary["rows"]
         console.print(_table("traces by verdict", summary["outcomes"], rows))
         console.print(_table("findings by judge tag", summary["tags"]))

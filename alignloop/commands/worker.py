@@ -11,6 +11,8 @@ def register(app: typer.Typer) -> None:
     def worker(
         metrics_port: int = typer.Option(None, help="Prometheus /metrics port (default: settings; 0 disables)."),
         loglevel: str = typer.Option("warning", help="debug | info | warning | error"),
+        role: str = typer.Option("all", help="all | spine (validate, scrub, judge, land) | monitor (drift, "
+                                 "escalation, curation over traces.judged: run it as a second process)"),
     ) -> None:
         """Validate → scrub → judge every trace on agent.traces; publish and land them in Delta."""
         import faust
@@ -19,6 +21,11 @@ def register(app: typer.Typer) -> None:
         from alignloop.settings import DEV_PII_KEY, load_settings
         from streams.app import create_app
 
+        from alignloop.errors import UserError
+        from streams.app import ROLES
+
+        if role not in ROLES:
+            raise UserError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
         s = load_settings()
         if s.pii_hmac_key.get_secret_value() == DEV_PII_KEY:
             logging.getLogger("alignloop").warning(
@@ -27,5 +34,5 @@ def register(app: typer.Typer) -> None:
         port = s.metrics_port if metrics_port is None else metrics_port
         if port:
             start_http_server(port, registry=registry)
-        app_, _ = create_app(s, registry=registry)
+        app_, _ = create_app(s, registry=registry, role=role)
         faust.Worker(app_, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()

@@ -51,7 +51,7 @@ _DATEISH = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-.
 _IPV4 = re.compile(
     r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d|\w)"
 )
-_VERSION_CUE = re.compile(r"(?i)(?:version|ver\.?|release|build|v)\s*$")
+_VERSION_CUE = re.compile(r"(?i)\b(?:version|ver\.?|release|build|v)[ \t]*$")  # word-bounded: "server." is no cue
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _HEXCOLON = frozenset("0123456789abcdefABCDEF:.")
 _IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])")
