@@ -7,7 +7,7 @@ EXTRAS ?= test,pii,judge,drift,train
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 JARS := .alignloop/kafka/libs/.resolved
 
-.PHONY: install demo test test-fast bench clean-state promtool
+.PHONY: install demo test test-fast bench clean-state promtool compose-plugin
 
 install: $(STAMP) $(JARS) promtool
 
@@ -42,3 +42,10 @@ bench: install
 clean-state:
 	-$(BIN)/alignloop broker stop
 	rm -rf .alignloop
+
+# Optional: the docker compose v2 plugin, built from the Go module proxy, so `docker compose config` can validate
+# docker-compose.yml (tests/unit/test_compose.py uses it when present). Needs Go; takes a few minutes.
+compose-plugin:
+	GOFLAGS=-mod=mod GOBIN=$$HOME/.cache/alignloop-go go install github.com/docker/compose/v2/cmd@v2.29.7
+	mkdir -p $$HOME/.docker/cli-plugins
+	cp $$HOME/.cache/alignloop-go/cmd $$HOME/.docker/cli-plugins/docker-compose

@@ -90,7 +90,10 @@ def register(app: typer.Typer) -> None:
         console.print(f"workers started: spine pid {worker.proc.pid} (metrics :{s.metrics_port}), monitor pid "
                       f"{monitor.proc.pid} (drift, escalation, curation); logs in {worker.log_path.parent}")
 
-        sim = Simulator(seed=seed, knobs=Knobs(size_bytes=1500))
+        from datetime import datetime, timedelta, timezone
+
+        run_start = datetime.now(timezone.utc)
+        sim = Simulator(seed=seed, knobs=Knobs(size_bytes=1500), start=run_start, rate_hint=200.0)
         ids: set[str] = set()
         bad: set[bytes] = set()
         records = []
@@ -136,13 +139,13 @@ def register(app: typer.Typer) -> None:
                       f"{n_dlq:,} of {len(bad):,} malformed records in the DLQ with a reason; worker throughput "
                       f"{summary['per_s']:,.0f} traces/s (first → last Delta commit); {elapsed:.1f}s from first "
                       f"publish to last landed, worker start-up included.[/bold]")
-        try:
-            from alignloop.commands.report import write_demo_report  # the drift/report area, when present
-        except ImportError:
-            write_demo_report = None
-        if write_demo_report is not None:
-            path = write_demo_report(s)
-            console.print(f"report: {path}")
+        from alignloop.report import build_report
+
+        with console.status("writing the HTML report …"):
+            report = build_report(s.table_uri, run_start - timedelta(minutes=1),
+                                  datetime.now(timezone.utc) + timedelta(hours=1), s.home / "report",
+                                  s.lake_storage_options or None)
+        console.print(f"report ({len(report['figures'])} plots): {report['index']}")
         console.print("the broker keeps running for you: `alignloop broker stop` stops it")
         if not ok:
             raise typer.Exit(1)

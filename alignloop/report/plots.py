@@ -72,7 +72,7 @@ def drift_timeline(traces: pd.DataFrame, drift: pd.DataFrame, out: Path) -> Path
                               "PII rate": (t["pii_count"] > 0).resample(rule).mean()})
         for c in rates:
             ax.plot(rates.index, rates[c], label=c, marker="." if len(rates) < 30 else None)
-    for i, (_, e) in enumerate(drift.sort_values("detected_at").iterrows()):
+    for i, (_, e) in enumerate([] if drift.empty else drift.sort_values("detected_at").iterrows()):
         ax.axvline(e["detected_at"], color="#e53935", ls="--", lw=1)
         ax.axvspan(e["since"], e["detected_at"], color="#e53935", alpha=0.06)
         ax.annotate(f"{e['signal']} (z={e['z']:.0f})", (e["detected_at"], 0.97 - 0.09 * (i % 8)),

@@ -47,7 +47,7 @@ def test_prometheus_scrapes_compose_services_and_loads_rules():
 
 
 def test_docker_compose_config_accepts_the_file():
-    """Runs the real `docker compose config` where the compose plugin is installed (`make compose-check`)."""
+    """Runs the real `docker compose config` where the compose plugin is installed (`make compose-plugin` builds it)."""
     docker = shutil.which("docker")
     have = docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
     if not have:

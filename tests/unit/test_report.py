@@ -1,4 +1,5 @@
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pyarrow as pa
 from deltalake import write_deltalake
@@ -57,3 +58,27 @@ def test_report_renders_every_view_from_delta_and_respects_the_range(tmp_path):
     empty = build_report(lambda n: str(tmp_path / "nolake" / n), datetime(2020, 1, 1, tzinfo=timezone.utc),
                          datetime(2020, 1, 2, tzinfo=timezone.utc), tmp_path / "empty")
     assert empty["figures"] == {} and "no data in this range" in empty["index"].read_text()
+
+
+def test_report_without_drift_or_calibration_tables(tmp_path):
+    """A fresh lake has traces but no drift/calibration tables yet: the report still renders (the demo's case)."""
+    from datetime import datetime, timedelta, timezone
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from alignloop.report import build_report
+    from schemas.tables import TRACES_SCHEMA
+
+    now = datetime.now(timezone.utc)
+    row = {f.name: None for f in TRACES_SCHEMA}
+    row.update(trace_id="t1", conversation_id="c", agent_id="a", policy_id="base", ts=now, date=now.date().isoformat(),
+               src_topic="agent.traces", src_partition=0, src_offset=0, processed_at=now, outcome="pass",
+               scores_json='{"safety": 1.0}', tags=[], flags=[], tool_names=[], pii_count=0, n_tool_errors=0,
+               latency_ms=10.0, final_response="ok")
+    write_deltalake(str(tmp_path / "lake" / "traces"), pa.Table.from_pylist([row], schema=TRACES_SCHEMA),
+                    partition_by=["date"])
+    result = build_report(lambda name: str(tmp_path / "lake" / name), now - timedelta(hours=1),
+                          now + timedelta(hours=1), tmp_path / "out", None)
+    assert result["counts"]["traces"] == 1 and result["counts"]["drift_events"] == 0
+    assert Path(result["index"]).is_file() and result["figures"]
