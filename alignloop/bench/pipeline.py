@@ -65,6 +65,7 @@ def register(bench_app: typer.Typer) -> None:
         keep: bool = typer.Option(False, "--keep", help="Keep the bench topics and lake."),
         split: bool = typer.Option(True, "--split/--single", help="Spine and monitor as two processes (default), "
                                    "or one `--role all` process."),
+        spines: int = typer.Option(2, "--spines", min=1, max=8, help="Spine processes in one consumer group."),
     ) -> None:
         """Throughput and latency of the stream worker against the in-process ceiling."""
         from alignloop.bench._results import print_table, write_result
@@ -105,6 +106,8 @@ def register(bench_app: typer.Typer) -> None:
         asyncio.run(publish(s, topic, records[:n]))
         uri = s.table_uri(TRACES_TABLE)
         worker = WorkerProcess(s, work / "worker.log", role="spine" if split else "all").start()
+        extra = [WorkerProcess(s, work / f"worker-{i}.log", role="spine" if split else "all").start()
+                 for i in range(1, spines)]
         monitor = WorkerProcess(s, work / "monitor.log", role="monitor").start() if split else None
         try:
             started = time.monotonic()
@@ -127,13 +130,14 @@ def register(bench_app: typer.Typer) -> None:
             ids = [json.loads(v)["trace_id"] for v in values[n:]]
             lat = sorted(landed[i] - t for i, t in zip(ids, sent_at) if i in landed)
         finally:
-            worker.stop()
+            for w in [worker, *extra]:
+                w.stop()
             if monitor is not None:
                 monitor.stop()
         p50 = lat[len(lat) // 2]
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         figures = {
-            "n": n, "latency_n": latency_n, "processes": "spine+monitor" if split else "all", "mean_trace_bytes": round(mean_size), "partitions": partitions,
+            "n": n, "latency_n": latency_n, "processes": (f"{spines}×spine+monitor" if split else f"{spines}×all"), "mean_trace_bytes": round(mean_size), "partitions": partitions,
             "landed_per_s": round(landed_per_s, 1), "ceiling_per_s": round(ceiling, 1),
             "ratio_to_ceiling": round(landed_per_s / ceiling, 3), "step_us_per_trace": round(us_per_trace, 1),
             "drain_wall_s": round(wall_s, 1), "latency_rate_per_s": round(rate, 1),
