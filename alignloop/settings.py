@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+import yaml
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 DEFAULT_CONFIG = "configs/pipeline.yaml"
@@ -84,8 +86,36 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     """A bad setting, phrased as one line naming the fix."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """The mapping in a YAML config file, or a one-line ConfigError naming the file and the fix."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}; {fix}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must be a mapping of settings; {fix}")
+    return data
+
+
+def validate_config(model: type[M], data: dict[str, Any], path: Path, what: str, fix: str) -> M:
+    """``model`` from ``data``, or a one-line ConfigError naming the bad field, the file and the fix."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "<root>"
+        raise ConfigError(f"bad {what} field {loc!r} in {path}: {err['msg']}; {fix}") from None
+
+
+def load_yaml_config(model: type[M], path: Path, what: str, fix: str) -> M:
+    return validate_config(model, read_yaml(path, what, fix), path, what, fix)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from alignloop.settings import read_yaml
 
 Kind = Literal["sft", "dpo", "reward"]
 TABLE_FOR_KIND = {"sft": "sft_examples", "dpo": "preferences", "reward": "preferences"}
@@ -113,12 +114,7 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"training config {p} not found; pass --config configs/train/<recipe>.yaml")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{p} is not valid YAML ({exc.__class__.__name__}); fix the file") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{p} must be a mapping of recipe fields")
+    raw = read_yaml(p, "training config", "fix the recipe")
     for key, value in overrides.items():
         if value is None:
             continue

@@ -9,8 +9,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from alignloop.settings import load_yaml_config
 
 DEFAULT_PATH = "configs/drift.yaml"
 DetectorKind = Literal["page_hinkley", "adwin", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
@@ -96,12 +97,4 @@ def load_drift_config(path: str | Path | None = None) -> DriftConfig:
         if path is not None:
             raise ValueError(f"drift config {p} not found; pass an existing file or unset ALIGNLOOP_DRIFT_CONFIG")
         return DriftConfig()
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-        return DriftConfig.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{p} is not valid YAML: {exc}".splitlines()[0]) from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ValueError(f"bad drift setting {loc!r} in {p}: {err['msg']}") from None
+    return load_yaml_config(DriftConfig, p, "drift config", "fix the file or ALIGNLOOP_DRIFT_CONFIG")

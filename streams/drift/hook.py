@@ -13,7 +13,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from schemas.preference import Label
-from schemas.topics import DRIFT, TRAIN_REQUESTS
+
 from schemas.verdict import JudgedTrace
 from streams.drift.bank import MonitorBank
 from streams.drift.config import DriftConfig

@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alignloop.settings import ConfigError
+from alignloop.settings import ConfigError, load_yaml_config
 from streams.escalation_config import EscalationConfig
 
 JUDGES_CONFIG_ENV = "ALIGNLOOP_JUDGES_CONFIG"
@@ -140,13 +139,4 @@ def load_judges_config(path: str | Path | None = None) -> JudgesConfig:
         if explicit:
             raise ConfigError(f"judges config {p} not found; fix {JUDGES_CONFIG_ENV} or create the file")
         return JudgesConfig()
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"judges config {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        return JudgesConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"judges config {p}: {loc}: {err['msg']}") from None
+    return load_yaml_config(JudgesConfig, p, "judges config", f"fix the file or {JUDGES_CONFIG_ENV}")

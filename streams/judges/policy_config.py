@@ -9,10 +9,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from alignloop.settings import ConfigError
+from alignloop.settings import ConfigError, load_yaml_config
 
 
 class Behaviour(BaseModel):
@@ -92,13 +91,4 @@ def load_policy(path: str | Path) -> PolicyConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"policy file {p} not found; set ALIGNLOOP_POLICY_PATH or create it (see docs/judges.md)")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"policy file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    try:
-        return PolicyConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"policy file {p}: {loc}: {err['msg']}") from None
+    return load_yaml_config(PolicyConfig, p, "policy file", "fix the file or ALIGNLOOP_POLICY_PATH")

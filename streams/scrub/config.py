@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alignloop.settings import load_yaml_config
 
 from streams.scrub.trace import ALL_FIELDS, DEFAULT_MAX_DEPTH
 
@@ -70,9 +71,4 @@ def load_scrub_config(path: str | Path | None = None) -> ScrubConfig:
     p = Path(path or os.environ.get("ALIGNLOOP_SCRUB_CONFIG", DEFAULT_SCRUB_CONFIG))
     if not p.is_file():
         return ScrubConfig()
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-        return ScrubConfig.model_validate(data)
-    except (yaml.YAMLError, ValidationError) as exc:
-        msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc).splitlines()[0]
-        raise ValueError(f"bad scrub config {p}: {msg}; fix the file or ALIGNLOOP_SCRUB_CONFIG") from None
+    return load_yaml_config(ScrubConfig, p, "scrub config", "fix the file or ALIGNLOOP_SCRUB_CONFIG")
