@@ -13,7 +13,6 @@ import time
 from typing import Any, Awaitable, Callable
 
 from schemas.preference import Label
-
 from schemas.verdict import JudgedTrace
 from streams.drift.bank import MonitorBank
 from streams.drift.config import DriftConfig
