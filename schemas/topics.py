@@ -43,6 +43,7 @@ LABELS = "feedback.labels"
 PREFERENCES = "feedback.preferences"
 HUMAN_QUEUE = "judge.human_queue"
 DRIFT = "drift.events"
+DRIFT_STATE = "drift.state"
 TRAIN_REQUESTS = "train.requests"
 REGISTRY = "models.registry"
 ROLLOUT = "rollout.flags"
@@ -60,6 +61,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(PREFERENCES, Preference, "Preferences logged through the SDK.", retention_ms=365 * DAY_MS),
         TopicSpec(HUMAN_QUEUE, None, "Escalations only a person can judge.", retention_ms=30 * DAY_MS),
         TopicSpec(DRIFT, None, "Drift events from the online monitors.", retention_ms=365 * DAY_MS),
+        TopicSpec(DRIFT_STATE, None, "Drift-monitor snapshots per monitor app id (compacted changelog).",
+                  compacted=True, configs={"max.message.bytes": "10485760"}),
         TopicSpec(TRAIN_REQUESTS, None, "Retraining requests.", retention_ms=90 * DAY_MS),
         TopicSpec(REGISTRY, None, "Trained adapters with manifests and gate results.", compacted=True),
         TopicSpec(ROLLOUT, None, "Rollout flags per agent (compacted: latest wins).", compacted=True),

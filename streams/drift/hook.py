@@ -18,7 +18,7 @@ from streams.drift.bank import MonitorBank
 from streams.drift.config import DriftConfig
 from streams.drift.events import DriftEvent, TrainRequest
 from streams.drift.metrics import DriftMetrics
-from streams.drift.state import StateFile
+from streams.drift.state import KafkaStateStore, StateFile
 from streams.drift.tracker import CalibrationTracker
 from streams.drift.trigger import RetrainTrigger
 
@@ -29,7 +29,7 @@ Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 class DriftHook:
     def __init__(self, cfg: DriftConfig, *, send: Send, metrics: DriftMetrics, drift_topic: str,
                  train_topic: str, labels_topic: str = "feedback.labels", events_sink: Any = None, calibration_sink: Any = None,
-                 state: StateFile | None = None, worker: str = "", clock: Callable[[], float] = time.time):
+                 state: StateFile | KafkaStateStore | None = None, worker: str = "", clock: Callable[[], float] = time.time):
         self.cfg, self.send, self.metrics = cfg, send, metrics
         self.drift_topic, self.train_topic, self.labels_topic = drift_topic, train_topic, labels_topic
         self.events_sink, self.calibration_sink = events_sink, calibration_sink

@@ -1,4 +1,5 @@
-"""Detector state on local disk: one versioned pickle per worker, written atomically.
+"""Detector state: snapshots in a compacted Kafka changelog (``drift.state``), with an atomically written local
+file as the fallback.
 
 Why a local file and not a Faust table: monitors are keyed per (policy_id, signal), not per Kafka partition,
 because partitions carry exchangeable traffic (keyed by conversation) and per-partition monitors would see a
@@ -11,6 +12,10 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alignloop.settings import Settings
 
 log = logging.getLogger("alignloop.drift")
 
@@ -37,3 +42,73 @@ class StateFile:
             return self.path.read_bytes()
         except FileNotFoundError:
             return None
+
+
+class KafkaStateStore:
+    """Detector snapshots in a compacted Kafka topic (a changelog), keyed by the monitor's app id, so a worker
+    restarted on any host restores them. The local ``StateFile`` stays as a fallback for when the cluster is
+    unreachable at save or restore time; the newer of the two snapshots wins.
+
+    The interface is synchronous (``save``/``load``) like ``StateFile``: each call runs its own short-lived
+    aiokafka client on a private event loop in a helper thread, so it is safe to call from inside the worker's
+    loop (``load`` at start-up) or from ``asyncio.to_thread`` (``save``).
+    """
+
+    HEADER = 8  # big-endian save counter in front of each snapshot: the newer of Kafka and file wins
+
+    def __init__(self, settings: "Settings", key: str, fallback: StateFile, timeout_s: float = 15.0):
+        from schemas.topics import DRIFT_STATE
+
+        self.settings = settings
+        self.topic = settings.topic(DRIFT_STATE)
+        self.key = key.encode()
+        self.fallback = fallback
+        self.path = f"kafka:{self.topic}/{key} (fallback {fallback.path})"
+        self.timeout_s = timeout_s
+        self._seq = 0
+
+    def _call(self, coro_fn: Any) -> Any:
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, asyncio.wait_for(coro_fn(), self.timeout_s)).result()
+
+    def save(self, blob: bytes) -> None:
+        self._seq += 1
+        framed = self._seq.to_bytes(self.HEADER, "big") + blob
+        self.fallback.save(framed)
+
+        async def send() -> None:
+            from connectors.kafka import producer
+
+            async with producer(self.settings) as prod:
+                await prod.send_and_wait(self.topic, value=framed, key=self.key)
+
+        try:
+            self._call(send)
+        except Exception as exc:  # the file has it; the next save retries the changelog
+            log.warning("drift state not written to %s (%s); kept in %s", self.topic, exc, self.fallback.path)
+
+    def load(self) -> bytes | None:
+        async def latest() -> bytes | None:
+            from connectors.kafka import read_topic
+
+            value = None
+            for m in await read_topic(self.settings, self.topic, timeout_s=5.0):
+                if m.key == self.key:
+                    value = m.value  # compaction keeps the latest; before it runs, the last one read wins
+            return value
+
+        try:
+            remote = self._call(latest)
+        except Exception as exc:
+            log.warning("drift state not read from %s (%s); trying %s", self.topic, exc, self.fallback.path)
+            remote = None
+        local = self.fallback.load()
+        candidates = [b for b in (remote, local) if b is not None and len(b) > self.HEADER]
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda b: int.from_bytes(b[:self.HEADER], "big"))
+        self._seq = int.from_bytes(best[:self.HEADER], "big")
+        return best[self.HEADER:]

@@ -12,7 +12,7 @@ from schemas.topics import DRIFT, LABELS, TRAIN_REQUESTS
 from streams.drift.config import load_drift_config
 from streams.drift.hook import DriftHook
 from streams.drift.metrics import DriftMetrics
-from streams.drift.state import StateFile
+from streams.drift.state import KafkaStateStore, StateFile
 
 if TYPE_CHECKING:
     import faust
@@ -38,7 +38,7 @@ def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any) -> 
     return DriftHook(cfg, send=send, metrics=DriftMetrics(registry), drift_topic=settings.topic(DRIFT),
                      train_topic=settings.topic(TRAIN_REQUESTS), labels_topic=settings.topic(LABELS),
                      events_sink=sink(DRIFT_EVENTS_TABLE), calibration_sink=sink(CALIBRATION_TABLE),
-                     state=StateFile(path), worker=worker)
+                     state=KafkaStateStore(settings, settings.app_id, StateFile(path)), worker=worker)
 
 
 def install(app: "faust.App", handler: Any, settings: "Settings", registry: CollectorRegistry) -> DriftHook | None:
