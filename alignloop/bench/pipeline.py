@@ -23,19 +23,22 @@ from rich.console import Console
 console = Console()
 
 
-def _ceiling(settings, values: list[bytes]) -> tuple[float, float]:
+def _ceiling(settings, values: list[bytes], repeats: int = 3) -> tuple[float, float]:
+    """Best of ``repeats`` timed passes (the machine is shared and noisy; the best pass is the ceiling)."""
     from streams.pipeline import Pipeline, to_row
 
     pipe = Pipeline.from_settings(settings)
     for v in values[:200]:  # warm caches
         pipe.process(v, "agent.traces", 0, 0)
-    started = time.perf_counter()
-    for i, v in enumerate(values):
-        out = pipe.process(v, "agent.traces", 0, i)
-        out.model_dump_json()
-        to_row(out)
-    elapsed = time.perf_counter() - started
-    return len(values) / elapsed, elapsed / len(values) * 1e6
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for i, v in enumerate(values):
+            out = pipe.process(v, "agent.traces", 0, i)
+            out.model_dump_json()
+            to_row(out)
+        best = min(best, time.perf_counter() - started)
+    return len(values) / best, best / len(values) * 1e6
 
 
 def _wait_rows(uri: str, n: int, timeout: float, worker) -> int:
@@ -94,8 +97,8 @@ def register(bench_app: typer.Typer) -> None:
         values = [v for _, v in records]
         mean_size = statistics.mean(len(v) for v in values)
 
-        console.print("ceiling: step functions in-process …")
-        ceiling, us_per_trace = _ceiling(s, values[: min(n, 20_000)])
+        console.print("ceiling: step functions in-process, best of 3 …")
+        ceiling, us_per_trace = _ceiling(s, values[: min(n, 10_000)])
 
         try:
             asyncio.run(create_topics(s))
