@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from streams.scrub.base import Finding, Scrubber, ScrubResult
@@ -323,7 +323,43 @@ def apply(text: str, spans: list[Span], pseudo: Pseudonymizer) -> ScrubResult:
     return ScrubResult("".join(parts), findings)
 
 
-class RegexScrubber(Scrubber):
+def without_invisible(text: str, scrub: Callable[[str], ScrubResult]) -> ScrubResult:
+    """Scrub ``text`` with invisible characters removed (zero-width spaces can split an email so that no pattern
+    sees it); findings keep offsets into the original ``text``."""
+    keep = [i for i, c in enumerate(text) if not _INVISIBLE.match(c)]
+    res = scrub("".join(text[i] for i in keep))
+    keep.append(len(text))
+    return ScrubResult(res.text, [Finding(f.kind, keep[f.start], keep[f.end - 1] + 1 if f.end else 0, f.score,
+                                          f.replacement) for f in res.findings])
+
+
+class DetectingScrubber(Scrubber):
+    """What every scrubber here shares around its own ``detect``: the memo, invisible-character handling,
+    overlap resolution and pseudonym replacement. Texts shorter than ``min_len`` cannot hold a finding."""
+
+    min_len = 6
+    pseudo: Pseudonymizer
+    memo: ScrubMemo
+
+    @property
+    def key_id(self) -> str:
+        return self.pseudo.key_id
+
+    def detect(self, text: str, mask: bytes | None = None) -> list[Span]:
+        raise NotImplementedError
+
+    def scrub(self, text: str) -> ScrubResult:
+        if len(text) < self.min_len:
+            return ScrubResult(text, [])
+        return self.memo.get(text, self._scrub)
+
+    def _scrub(self, text: str) -> ScrubResult:
+        if not text.isascii() and _INVISIBLE.search(text):
+            return without_invisible(text, self._scrub)
+        return apply(text, resolve(self.detect(text)), self.pseudo)
+
+
+class RegexScrubber(DetectingScrubber):
     """Structured tier: emails, phones, cards (Luhn), IPv4/IPv6, IBAN (mod-97), US SSN, secrets and credentials."""
 
     name = "regex"
@@ -344,10 +380,6 @@ class RegexScrubber(Scrubber):
         self._ipv6 = "IP_ADDRESS" in k
         self._numeric = bool(k & {"PHONE", "CREDIT_CARD", "US_SSN", "IP_ADDRESS"})
 
-    @property
-    def key_id(self) -> str:
-        return self.pseudo.key_id
-
     def detect(self, text: str, mask: bytes | None = None) -> list[Span]:
         """Candidate spans ``(kind, start, end, score)`` of enabled kinds above threshold, overlaps unresolved."""
         out: list[Span] = []
@@ -365,15 +397,3 @@ class RegexScrubber(Scrubber):
             out.extend(find_secrets(text))
         th = self.thresholds
         return [c for c in out if c[0] in self.kinds and c[3] >= th[c[0]]]
-
-    def scrub(self, text: str) -> ScrubResult:
-        if len(text) < 6:
-            return ScrubResult(text, [])
-        return self.memo.get(text, self._scrub)
-
-    def _scrub(self, text: str) -> ScrubResult:
-        if not text.isascii() and _INVISIBLE.search(text):
-            from streams.scrub.tiered import without_invisible
-
-            return without_invisible(text, self._scrub)
-        return apply(text, resolve(self.detect(text)), self.pseudo)

@@ -5,30 +5,20 @@ an address stays a card), then the longer span.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from streams.scrub.base import Finding, Scrubber, ScrubResult
 from streams.scrub.entities import UNSTRUCTURED_KINDS, EntityDetector
 from streams.scrub.memo import ScrubMemo
 from streams.scrub.pseudonym import Pseudonymizer
-from streams.scrub.regex import _INVISIBLE, STRUCTURED_KINDS, RegexScrubber, Span, apply, make_mask, resolve
+from streams.scrub.regex import STRUCTURED_KINDS, DetectingScrubber, RegexScrubber, Span, make_mask
 
 
-def without_invisible(text: str, scrub: Callable[[str], ScrubResult]) -> ScrubResult:
-    """Scrub ``text`` with invisible characters removed (zero-width spaces can split an email so that no pattern
-    sees it); findings keep offsets into the original ``text``."""
-    keep = [i for i, c in enumerate(text) if not _INVISIBLE.match(c)]
-    res = scrub("".join(text[i] for i in keep))
-    keep.append(len(text))
-    return ScrubResult(res.text, [Finding(f.kind, keep[f.start], keep[f.end - 1] + 1 if f.end else 0, f.score,
-                                          f.replacement) for f in res.findings])
-
-
-class TieredScrubber(Scrubber):
+class TieredScrubber(DetectingScrubber):
     """Structured and unstructured kinds in one pass; which kinds and thresholds come from configs/scrub.yaml."""
 
     name = "tiered"
     version = "1"
+    min_len = 2
     supported = STRUCTURED_KINDS + UNSTRUCTURED_KINDS
 
     def __init__(self, pseudonymizer: Pseudonymizer, kinds: Iterable[str] | None = None,
@@ -44,24 +34,10 @@ class TieredScrubber(Scrubber):
         self.thresholds = {k: (thresholds or {}).get(k, default_threshold) for k in UNSTRUCTURED_KINDS}
         self.memo = ScrubMemo()
 
-    @property
-    def key_id(self) -> str:
-        return self.pseudo.key_id
-
-    def detect(self, text: str) -> list[Span]:
-        mask = make_mask(text)
+    def detect(self, text: str, mask: bytes | None = None) -> list[Span]:
+        mask = mask if mask is not None else make_mask(text)
         out = self.structured.detect(text, mask)
         if self.entities.kinds:
             th = self.thresholds
             out.extend(c for c in self.entities.detect(text, mask) if c[3] >= th[c[0]])
         return out
-
-    def scrub(self, text: str) -> ScrubResult:
-        if len(text) < 2:
-            return ScrubResult(text, [])
-        return self.memo.get(text, self._scrub)
-
-    def _scrub(self, text: str) -> ScrubResult:
-        if not text.isascii() and _INVISIBLE.search(text):
-            return without_invisible(text, self._scrub)
-        return apply(text, resolve(self.detect(text)), self.pseudo)
