@@ -37,6 +37,36 @@ def judge_scorer(settings: Any) -> Scorer:
     return score
 
 
+def llm_scorer(base: Scorer, client: Any) -> Scorer:
+    """The fast-judge scorer plus the high-fidelity LLM judge (``connectors.llm_judge.LlmJudgeClient``): the score
+    is the mean of the fast-judge and LLM scores, an LLM "not passed" makes the outcome at least ``flag``. When the
+    endpoint fails or cannot judge an item, that item keeps its fast-judge score and ``llm_error`` says why, so a
+    flaky endpoint degrades the gate to the fast judges instead of failing it."""
+    import asyncio
+
+    from connectors.llm_judge import LlmJudgeError, Unjudgeable
+    from schemas.trace import Trace
+
+    loop = asyncio.new_event_loop()
+
+    def score(prompt: str, response: str) -> dict[str, Any]:
+        out = dict(base(prompt, response))
+        trace = Trace(trace_id="eval", conversation_id="eval", user_message=prompt, final_response=response,
+                      policy_id="eval")
+        try:
+            j = loop.run_until_complete(client.judge_trace(trace))
+        except (LlmJudgeError, Unjudgeable) as exc:
+            out["llm_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return out
+        llm = sum(j.scores.values()) / len(j.scores) if j.scores else 0.0
+        out.update(llm_score=llm, llm_passed=j.passed, score=(out["score"] + llm) / 2)
+        if not j.passed and out["outcome"] == "pass":
+            out["outcome"] = "flag"
+        return out
+
+    return score
+
+
 def generate(model: Any, tok: Any, prompts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
     """Greedy decoding (deterministic), left-padded batches; returns only the new text."""
     import torch

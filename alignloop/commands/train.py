@@ -105,6 +105,9 @@ def eval_cmd(adapter: Path = typer.Option(..., "--adapter", help="Adapter direct
              report: Optional[Path] = typer.Option(None, "--report", help="Report JSON (default <adapter>/eval.json)."),
              publish: bool = typer.Option(False, "--publish/--no-publish", help="Publish the gate event."),
              register: bool = typer.Option(True, "--register/--no-register", help="Write the gate row to `adapters`."),
+             llm_judge: bool = typer.Option(False, "--llm-judge/--no-llm-judge", help="Also score with the LLM "
+                                            "judge configured in configs/judges.yaml (llm.*; key from "
+                                            "ALIGNLOOP_LLM_API_KEY)."),
              ) -> None:
     """Generate with base and adapter on the eval set, judge both, apply the gate; exit 1 when it fails."""
     from alignloop.bench._results import print_table
@@ -120,7 +123,14 @@ def eval_cmd(adapter: Path = typer.Option(..., "--adapter", help="Adapter direct
         manifest = read_manifest(adapter)
         from trainers.eval_gate import judge_scorer, run_eval, write_report
 
-        result, samples = run_eval(adapter, rows, th, judge_scorer(settings))
+        scorer = judge_scorer(settings)
+        if llm_judge:
+            from connectors.llm_judge import LlmJudgeClient
+            from streams.judges.config import load_judges_config
+            from trainers.eval_gate import llm_scorer
+
+            scorer = llm_scorer(scorer, LlmJudgeClient(load_judges_config().llm))
+        result, samples = run_eval(adapter, rows, th, scorer)
         path = write_report(report or adapter / "eval.json", adapter, evalset, result, samples)
         manifest.gate = {**result, "evalset": str(evalset), "report": str(path)}
         manifest.write(adapter)

@@ -89,3 +89,29 @@ def test_judge_scorer_flags_refusals_and_toxicity():
     assert not helpful["refused"] and refusal["refused"]
     assert toxic["toxicity"] > helpful["toxicity"] and toxic["score"] < helpful["score"]
     assert helpful["outcome"] == "pass" and json.dumps(helpful)
+
+
+def test_llm_scorer_blends_the_llm_judgement_and_degrades_to_fast_judges(tmp_path):
+    """The gate's LLM judge against a local chat-completions server: its scores blend in; a failing endpoint leaves
+    the fast-judge score with the error recorded."""
+    from pydantic import SecretStr
+
+    from alignloop.settings import Settings
+    from connectors.llm_judge import LlmJudgeClient
+    from streams.judges.config import LlmJudgeConfig
+    from tests.fakes.llm_server import FakeLlmServer
+    from trainers.eval_gate import judge_scorer, llm_scorer
+
+    fast = judge_scorer(Settings())
+    with FakeLlmServer() as server:
+        cfg = LlmJudgeConfig(base_url=server.base_url, model="judge", timeout_s=0.5, max_retries=1,
+                             backoff_base_s=0.01)
+        scorer = llm_scorer(fast, LlmJudgeClient(cfg, SecretStr("sk-test")))
+        prompt, answer = "Book a room for Friday.", "Done: I booked room 4 for Friday 10:00."
+        base = fast(prompt, answer)
+        blended = scorer(prompt, answer)
+        assert 0.0 <= blended["llm_score"] <= 1.0 and "llm_error" not in blended
+        assert blended["score"] == (base["score"] + blended["llm_score"]) / 2
+        server.script(["500", "500", "500", "500"])
+        degraded = scorer("Another question?", "Another answer.")
+        assert "llm_error" in degraded and degraded["score"] == fast("Another question?", "Another answer.")["score"]
