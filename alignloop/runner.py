@@ -29,18 +29,21 @@ def ensure_local_broker(settings: "Settings") -> str | None:
 
 
 def settings_env(s: "Settings") -> dict[str, str]:
-    """Environment that makes a subprocess load exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIGNLOOP_")}
-    for name, value in s.model_dump().items():
-        if value is None or name == "lake_storage_options":
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"ALIGNLOOP_{name.upper()}"] = str(value)
-    if s.lake_storage_options:
-        import json
+    """This process's environment with ``s`` written over it as ALIGNLOOP_* variables (secrets included), so a
+    subprocess loads exactly these settings. Other variables — area configs such as ALIGNLOOP_JUDGES_CONFIG or
+    ALIGNLOOP_LLM_API_KEY — pass through; ALIGNLOOP_CONFIG is cleared because its values are already applied."""
+    import json
 
-        env["ALIGNLOOP_LAKE_STORAGE_OPTIONS"] = json.dumps(s.lake_storage_options)
+    env = dict(os.environ)
+    for name, value in s.model_dump(mode="json").items():
+        key = f"ALIGNLOOP_{name.upper()}"
+        secret = getattr(s, name)
+        if hasattr(secret, "get_secret_value"):
+            value = secret.get_secret_value()
+        if value is None:
+            env.pop(key, None)
+            continue
+        env[key] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     env["ALIGNLOOP_CONFIG"] = "/nonexistent"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     return env

@@ -108,21 +108,6 @@ def run_job(req: TrainRequest, log_dir: Path, *, publish: bool, timeout_s: float
     return JobResult(req.request_id, req.kind, rc, time.monotonic() - started, str(log_path))
 
 
-def settings_env(settings: "Settings") -> dict[str, str]:
-    """The runner's environment plus its settings as ALIGNLOOP_* variables, so jobs use the same cluster and lake."""
-    import os
-
-    env = dict(os.environ)
-    data = settings.model_dump(mode="json", exclude_none=True)
-    for key, value in data.items():
-        if key == "kafka_sasl_password" and settings.kafka_sasl_password is not None:
-            value = settings.kafka_sasl_password.get_secret_value()
-        elif key == "pii_hmac_key":
-            value = settings.pii_hmac_key.get_secret_value()
-        env[f"ALIGNLOOP_{key.upper()}"] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-    return env
-
-
 def coalesce(requests: list[TrainRequest]) -> list[tuple[TrainRequest, list[str]]]:
     """One job per distinct (kind, config, overrides, evalset); later duplicates ride along."""
     out: dict[str, tuple[TrainRequest, list[str]]] = {}
@@ -140,6 +125,7 @@ async def serve(settings: "Settings", *, max_jobs: int | None = None, idle_timeo
     """Consume train.requests until ``max_jobs`` jobs ran or nothing arrived for ``idle_timeout_s``."""
     from aiokafka import AIOKafkaConsumer
 
+    from alignloop.runner import settings_env
     from connectors.kafka import aiokafka_client_kwargs
     from schemas.topics import TRAIN_REQUESTS
 

@@ -81,3 +81,18 @@ def test_malformed_kinds_are_really_malformed():
         if kind in ("not_json", "random_bytes", "invalid_utf8"):
             with pytest.raises(ValueError):
                 json.loads(raw)
+
+
+def test_settings_env_carries_settings_and_secrets_and_keeps_area_variables(monkeypatch):
+    from pydantic import SecretStr
+
+    from alignloop.runner import settings_env
+    from alignloop.settings import Settings
+
+    monkeypatch.setenv("ALIGNLOOP_JUDGES_CONFIG", "configs/other-judges.yaml")
+    s = Settings(kafka_bootstrap="k:1", kafka_sasl_password=SecretStr("pw"), lake_storage_options={"a": "b"})
+    env = settings_env(s)
+    assert env["ALIGNLOOP_KAFKA_BOOTSTRAP"] == "k:1" and env["ALIGNLOOP_KAFKA_SASL_PASSWORD"] == "pw"
+    assert env["ALIGNLOOP_JUDGES_CONFIG"] == "configs/other-judges.yaml"  # area configs pass through
+    monkeypatch.setattr("os.environ", env)
+    assert load_settings() == s  # a subprocess with this environment loads exactly these settings
