@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import os
 import sys
 
 import typer
@@ -43,7 +44,11 @@ def main() -> None:
         app()
     except (ConfigError, UserError) as exc:
         print(f"alignloop: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Skip interpreter teardown: native threads of deltalake/pyarrow can abort it ("terminate called without
+        # an active exception") and turn a clean exit 2 into SIGABRT.
+        os._exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
 
