@@ -35,15 +35,32 @@ class TraceHandler:
     """Everything the agent does with one batch of events; testable without a running worker."""
 
     def __init__(self, settings: "Settings", pipeline: Pipeline, sink: DeltaSink, metrics: PipelineMetrics,
-                 send: Any):
+                 send: Any, partitions_for: Any = None):
         self.settings = settings
         self.pipeline = pipeline
         self.sink = sink
         self.metrics = metrics
-        self.send = send  # async (topic, key, value, headers=None) -> awaitable delivery future
+        self.send = send  # async (topic, key, value, headers=None, partition=None) -> awaitable delivery future
+        self.partitions_for = partitions_for  # async (topic) -> partition count
         self.judged_topic = settings.topic(JUDGED)
         self.dlq_topic = settings.topic(DLQ)
         self.hooks: list[Any] = []  # extra per-batch consumers of judged traces (escalation, curation, drift)
+        self._judged_partitions: int | None = None
+
+    async def _judged_partition_count(self) -> int:
+        """Judged traces keep their source partition number (when ``traces.judged`` has that many partitions),
+        so each judged partition carries one source partition in offset order: the monitor's idempotent sinks
+        (one Delta transaction per source partition) then never see a source offset go backwards, keyed or not."""
+        if self._judged_partitions is None:
+            n = 0
+            if self.partitions_for is not None:
+                try:
+                    n = await self.partitions_for(self.judged_topic)
+                except Exception as exc:  # metadata unavailable: fall back to the key partitioner this batch
+                    log.warning("no partition metadata for %s: %s", self.judged_topic, exc)
+                    return 0
+            self._judged_partitions = n
+        return self._judged_partitions
 
     async def handle(self, batch: Sequence[tuple[str, int, int, bytes | None, bytes]]) -> int:
         """batch: (topic, partition, offset, key, value). Returns rows landed."""
@@ -55,6 +72,7 @@ class TraceHandler:
         if len(fresh) < len(batch):
             self.metrics.skipped.labels(TRACES_TABLE).inc(len(batch) - len(fresh))
         rows, judged, futures, outcomes = [], [], [], []
+        n_judged = await self._judged_partition_count() if fresh else 0
         for topic, partition, offset, key, value in fresh:
             outcome = self.pipeline.process(value, topic, partition, offset, key)
             outcomes.append(outcome)
@@ -63,7 +81,8 @@ class TraceHandler:
                 continue
             judged.append(outcome)
             rows.append(to_row(outcome))
-            futures.append(await self.send(self.judged_topic, key, outcome.model_dump_json().encode()))
+            futures.append(await self.send(self.judged_topic, key, outcome.model_dump_json().encode(),
+                                           partition=partition if partition < n_judged else None))
         self.metrics.observe_batch(outcomes)
         for hook in self.hooks:
             futures.extend(await hook(judged))
@@ -151,9 +170,12 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
         topic_disable_leader=True,
     )
 
-    async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
-                   ) -> Any:
-        return await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
+    async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None,
+                   partition: int | None = None) -> Any:
+        return await app.producer.send(topic, key, value, partition=partition, timestamp=None, headers=headers)
+
+    async def partitions_for(topic: str) -> int:
+        return len(await app.producer._ensure_producer().partitions_for(topic))
 
     if role == "monitor":
         monitor = MonitorHandler(settings, send, registry)
@@ -175,7 +197,8 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
     schema, partition_by = TABLES[TRACES_TABLE]
     sink = DeltaSink(settings.table_uri(TRACES_TABLE), schema, partition_by, name=f"{settings.app_id}-traces",
                      storage_options=settings.lake_storage_options or None, checkpoint_every=settings.checkpoint_every)
-    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, send)
+    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, send,
+                           partitions_for)
     if role == "all":
         _install_hooks(app, handler, settings, registry)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)

@@ -72,8 +72,17 @@ class CurationHook:
 
 
 def install(handler: Any, settings: "Settings") -> CurationHook:
+    """Curation for a worker: the spine's own fast judges in ``--role all``; the monitor (no pipeline) builds
+    the same configured set to judge candidates."""
+    pipeline = getattr(handler, "pipeline", None)
+    if pipeline is not None:
+        judges = pipeline.judges
+    else:
+        from streams.judges import build_fast_judges
+
+        judges = build_fast_judges(settings)
     hook = CurationHook(make_sink(settings, SFT_EXAMPLES_TABLE, "sft"),
-                        make_sink(settings, PREFERENCES_TABLE, "curated-prefs"), handler.pipeline.judges)
+                        make_sink(settings, PREFERENCES_TABLE, "curated-prefs"), judges)
     handler.hooks.append(hook)
     return hook
 

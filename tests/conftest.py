@@ -78,8 +78,8 @@ def kafka_settings(make_settings: Callable[..., Settings]) -> Settings:
 def worker_factory(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
-    def make(settings: Settings) -> WorkerProcess:
-        w = WorkerProcess(settings, tmp_path / f"worker-{len(workers)}.log")
+    def make(settings: Settings, role: str = "all") -> WorkerProcess:
+        w = WorkerProcess(settings, tmp_path / f"worker-{len(workers)}-{role}.log", role=role)
         workers.append(w)
         return w
 

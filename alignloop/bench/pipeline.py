@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -39,6 +40,19 @@ def _ceiling(settings, values: list[bytes], repeats: int = 3) -> tuple[float, fl
             to_row(out)
         best = min(best, time.perf_counter() - started)
     return len(values) / best, best / len(values) * 1e6
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), 0 when unknown."""
+    import os
+
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_rows(uri: str, n: int, timeout: float, worker) -> int:
@@ -77,6 +91,7 @@ def register(bench_app: typer.Typer) -> None:
         from alignloop.runner import WorkerProcess, ensure_local_broker
         from alignloop.settings import load_settings
         from alignloop.simulate import Knobs, Simulator
+        from connectors.broker import LocalBroker
         from connectors.delta_sink import landing_times
         from connectors.kafka import create_topics
         from schemas.tables import TRACES_TABLE
@@ -115,7 +130,15 @@ def register(bench_app: typer.Typer) -> None:
         try:
             started = time.monotonic()
             console.print("draining with a real worker …")
+            procs = {"spine": [w.proc.pid for w in [worker, *extra] if w.proc],
+                     "monitor": [monitor.proc.pid] if monitor is not None and monitor.proc else [],
+                     "broker": [LocalBroker(base.home).pid()],  # None (0 CPU) for an external cluster
+                     "bench (this process, polling the table)": [os.getpid()]}
+            first = _wait_rows(uri, 1, 600, worker)  # CPU is counted from the first commit, past start-up
+            cpu0 = {k: sum(_cpu_s(p) for p in v) for k, v in procs.items()}
             got = _wait_rows(uri, n, 600, worker)
+            cpu1 = {k: sum(_cpu_s(p) for p in v) for k, v in procs.items()}
+            cpu_us = {k: round((cpu1[k] - cpu0[k]) / max(got - first, 1) * 1e6, 1) for k in procs}
             if got < n:
                 raise UserError(f"only {got}/{n} traces landed within 600 s; see {worker.log_path}")
             times = sorted(landing_times(uri).values())
@@ -144,7 +167,7 @@ def register(bench_app: typer.Typer) -> None:
             "landed_per_s": round(landed_per_s, 1), "ceiling_per_s": round(ceiling, 1),
             "ratio_to_ceiling": round(landed_per_s / ceiling, 3), "step_us_per_trace": round(us_per_trace, 1),
             "drain_wall_s": round(wall_s, 1), "latency_rate_per_s": round(rate, 1),
-            "p50_latency_s": round(p50, 3), "p99_latency_s": round(p99, 3), "latency_samples": len(lat),
+            "cpu_us_per_trace": cpu_us, "p50_latency_s": round(p50, 3), "p99_latency_s": round(p99, 3), "latency_samples": len(lat),
             "targets": {"landed_per_s": 3000, "ratio_to_ceiling": 0.5, "p99_latency_s": 5.0},
         }
         path = write_result("pipeline", figures)
@@ -154,6 +177,7 @@ def register(bench_app: typer.Typer) -> None:
             ("ceiling traces/s (step functions in-process)", figures["ceiling_per_s"]),
             ("ratio to ceiling", figures["ratio_to_ceiling"]),
             ("step cost µs/trace", figures["step_us_per_trace"]),
+            *((f"CPU µs/trace while draining: {k}", v) for k, v in cpu_us.items()),
             (f"p50 latency s at {rate:,.0f}/s", figures["p50_latency_s"]),
             (f"p99 latency s at {rate:,.0f}/s", figures["p99_latency_s"]),
         ], console)

@@ -16,7 +16,9 @@ from tests.helpers import table_rows, wait_for
 pytestmark = pytest.mark.integration
 
 
-def test_worker_publishes_escalations_and_curated_rows(kafka_settings, worker_factory) -> None:
+@pytest.mark.parametrize("roles", [("all",), ("spine", "monitor")], ids=["one-process", "spine+monitor"])
+def test_worker_publishes_escalations_and_curated_rows(kafka_settings, worker_factory, roles) -> None:
+    """The same outcome whether one process does everything or the monitor role runs as its own process."""
     s = kafka_settings
     sim = Simulator(seed=21)
     records, truths = [], {}
@@ -24,7 +26,8 @@ def test_worker_publishes_escalations_and_curated_rows(kafka_settings, worker_fa
         rec, truth = sim.trace(i)
         truths[rec["trace_id"]] = truth
         records.append((rec["conversation_id"].encode(), json.dumps(rec).encode()))
-    worker = worker_factory(s).start()
+    workers = [worker_factory(s, role).start() for role in roles]
+    worker = workers[-1]  # the one that escalates and curates
     asyncio.run(publish(s, s.topic(TRACES), records))
     wait_for(lambda: table_rows(s, columns=["trace_id"]).num_rows >= len(records), 120, what="traces to land",
              worker=worker)

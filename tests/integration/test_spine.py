@@ -82,7 +82,8 @@ def test_valid_traffic_lands_once_with_verdicts_and_no_pii_leaks(kafka_settings,
                 "result": {"delivered_to": planted["phone"], "auth": f"Bearer {planted['key']}"}})
             rec["final_response"] += f" I emailed {planted['email']} from {planted['ip']}."
         ids.append(rec["trace_id"])
-        records.append((rec["conversation_id"].encode(), json.dumps(rec).encode()))
+        key = rec["conversation_id"].encode() if i % 3 else None  # agents may publish without a key
+        records.append((key, json.dumps(rec).encode()))
     worker = worker_factory(s).start()
     send(s, records)
     wait_for(lambda: len(landed_ids(s)) >= len(ids), 120, what="300 traces to land", worker=worker)
@@ -106,7 +107,13 @@ def test_valid_traffic_lands_once_with_verdicts_and_no_pii_leaks(kafka_settings,
     assert not leaked, f"raw PII in Delta: {leaked[:5]}"
     # Every topic but the raw input topic.
     judged = asyncio.run(read_topic(s, s.topic(JUDGED)))
-    assert len({JudgedTrace.model_validate_json(m.value).trace.trace_id for m in judged}) == len(ids)
+    judged_traces = [(m.partition, JudgedTrace.model_validate_json(m.value)) for m in judged]
+    assert len({j.trace.trace_id for _, j in judged_traces}) == len(ids)
+    # each judged trace keeps its source partition (keyed or not), in source offset order per partition
+    assert all(p == j.source.partition for p, j in judged_traces)
+    for part in {p for p, _ in judged_traces}:
+        offs = [j.source.offset for p, j in judged_traces if p == part]
+        assert offs == sorted(offs)
     for spec in TOPICS.values():
         if spec.name == TRACES:
             continue
