@@ -52,8 +52,10 @@ def settings_env(s: "Settings") -> dict[str, str]:
 class WorkerProcess:
     """`alignloop worker` as a real subprocess, killable with SIGKILL."""
 
-    def __init__(self, settings: "Settings", log_path: Path, role: str = "all", metrics_port: int | None = None):
+    def __init__(self, settings: "Settings", log_path: Path, role: str = "all", metrics_port: int | None = None,
+                 env: dict[str, str] | None = None):
         self.settings = settings
+        self.env = env or {}  # extra variables, e.g. another scrub or judges config
         self.log_path = log_path
         self.role = role
         self.metrics_port = metrics_port
@@ -66,7 +68,7 @@ class WorkerProcess:
         if self.metrics_port is not None:
             args += ["--metrics-port", str(self.metrics_port)]
         self.proc = subprocess.Popen(args,
-                                     cwd=REPO, env=settings_env(self.settings), stdout=log, stderr=log,
+                                     cwd=REPO, env={**settings_env(self.settings), **self.env}, stdout=log, stderr=log,
                                      start_new_session=True)
         return self
 
