@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 import faust
+from faust.sensors import Monitor
 from prometheus_client import CollectorRegistry
 
 from connectors.delta_sink import DeltaSink
@@ -35,13 +36,16 @@ class TraceHandler:
     """Everything the agent does with one batch of events; testable without a running worker."""
 
     def __init__(self, settings: "Settings", pipeline: Pipeline, sink: DeltaSink, metrics: PipelineMetrics,
-                 send: Any, partitions_for: Any = None):
+                 send: Any, partitions_for: Any = None, batches: Any = None):
         self.settings = settings
         self.pipeline = pipeline
         self.sink = sink
         self.metrics = metrics
         self.send = send  # async (topic, key, value, headers=None, partition=None) -> awaitable delivery future
         self.partitions_for = partitions_for  # async (topic) -> partition count
+        # Producer batches (``.create()``, async ``.send(batch, topic, partition)``): judged traces are appended to
+        # one record batch per partition instead of one producer call each, which costs a third as much per record.
+        self.batches = batches
         self.judged_topic = settings.topic(JUDGED)
         self.dlq_topic = settings.topic(DLQ)
         self.hooks: list[Any] = []  # extra per-batch consumers of judged traces (escalation, curation, drift)
@@ -73,6 +77,7 @@ class TraceHandler:
             self.metrics.skipped.labels(TRACES_TABLE).inc(len(batch) - len(fresh))
         rows, judged, futures, outcomes = [], [], [], []
         n_judged = await self._judged_partition_count() if fresh else 0
+        open_batches: dict[int, Any] = {}
         for topic, partition, offset, key, value in fresh:
             outcome = self.pipeline.process(value, topic, partition, offset, key)
             outcomes.append(outcome)
@@ -81,8 +86,20 @@ class TraceHandler:
                 continue
             judged.append(outcome)
             rows.append(to_row(outcome))
-            futures.append(await self.send(self.judged_topic, key, outcome.model_dump_json().encode(),
-                                           partition=partition if partition < n_judged else None))
+            event = outcome.model_dump_json().encode()
+            if partition >= n_judged or self.batches is None:
+                futures.append(await self.send(self.judged_topic, key, event, partition=None))
+                continue
+            batch = open_batches.get(partition)
+            if batch is None or batch.append(key=key, value=event, timestamp=None) is None:
+                if batch is not None:  # full: send it, start the next one
+                    futures.append(await self.batches.send(batch, self.judged_topic, partition))
+                batch = open_batches[partition] = self.batches.create()
+                if batch.append(key=key, value=event, timestamp=None) is None:  # larger than a whole batch
+                    del open_batches[partition]
+                    futures.append(await self.send(self.judged_topic, key, event, partition=partition))
+        for partition, batch in open_batches.items():
+            futures.append(await self.batches.send(batch, self.judged_topic, partition))
         self.metrics.observe_batch(outcomes)
         for hook in self.hooks:
             futures.extend(await hook(judged))
@@ -132,6 +149,29 @@ class MonitorHandler:
 ROLES = ("all", "spine", "monitor")
 
 
+class LeanMonitor(Monitor):
+    """Faust's built-in Monitor keeps per-event statistics for its web UI (disabled here) at several Python calls
+    per message; our Prometheus metrics are kept per batch instead, so the per-message hooks do nothing."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        pass
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> None:
+        return None
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        pass
+
+
 def _install_hooks(app: faust.App, target: Any, settings: "Settings", registry: CollectorRegistry) -> None:
     from streams.curate_sink import install as install_curation  # sft_examples + candidate preferences to Delta
     from streams.drift.wiring import install as install_drift  # drift monitors, calibration, retrain trigger
@@ -168,6 +208,7 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
         stream_buffer_maxsize=max(4096, settings.sink_batch_size * 2),
         web_enabled=False,
         topic_disable_leader=True,
+        monitor=LeanMonitor(),
     )
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None,
@@ -176,6 +217,15 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
 
     async def partitions_for(topic: str) -> int:
         return len(await app.producer._ensure_producer().partitions_for(topic))
+
+    class Batches:  # aiokafka record batches through the app's own producer
+        @staticmethod
+        def create() -> Any:
+            return app.producer._ensure_producer().create_batch()
+
+        @staticmethod
+        async def send(batch: Any, topic: str, partition: int) -> Any:
+            return await app.producer._ensure_producer().send_batch(batch, topic, partition=partition)
 
     if role == "monitor":
         monitor = MonitorHandler(settings, send, registry)
@@ -198,7 +248,7 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
     sink = DeltaSink(settings.table_uri(TRACES_TABLE), schema, partition_by, name=f"{settings.app_id}-traces",
                      storage_options=settings.lake_storage_options or None, checkpoint_every=settings.checkpoint_every)
     handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, send,
-                           partitions_for)
+                           partitions_for, Batches)
     if role == "all":
         _install_hooks(app, handler, settings, registry)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)

@@ -120,30 +120,43 @@ class Pipeline:
 
 
 def _dump(v: Any) -> str:
-    """Compact JSON of models or plain values, serialised in Rust (pydantic-core)."""
+    """Compact JSON of models or plain values, serialised in Rust (pydantic-core); empties need no call."""
+    if not v:
+        return "[]" if isinstance(v, list) else "{}" if isinstance(v, dict) else to_json(v).decode()
     return to_json(v).decode()
 
 
 def to_row(j: JudgedTrace) -> dict[str, Any]:
     """A `traces` table row (schemas.tables.TRACES_SCHEMA) from a judged trace."""
     t = j.trace
+    return _row(j, _dump(t.context), _dump(t.tool_calls), _dump(t.candidates), _dump(t.metadata),
+                _dump(j.verdicts), _dump(j.pii))
+
+
+def _row(j: JudgedTrace, ctx: str, calls_json: str, cands: str, meta: str, verdicts: str, pii: str
+         ) -> dict[str, Any]:
+    t = j.trace
     scores: dict[str, float] = {}
+    tags: set[str] = set()
     for v in j.verdicts:
-        for dim, s in v.scores.items():
-            scores[dim] = min(s, scores.get(dim, 1.0))
+        for dim, sc in v.scores.items():
+            prev = scores.get(dim)
+            if prev is None or sc < prev:
+                scores[dim] = sc
+        if v.tags:
+            tags.update(v.tags)
+    calls = t.tool_calls
     return {
         "trace_id": t.trace_id, "conversation_id": t.conversation_id, "agent_id": t.agent_id,
         "policy_id": t.policy_id, "ts": t.timestamp, "date": t.timestamp.date().isoformat(),
         "user_message": t.user_message, "final_response": t.final_response,
-        "context_json": _dump(t.context),
-        "tool_calls_json": _dump(t.tool_calls),
-        "tool_names": [c.name for c in t.tool_calls],
-        "n_tool_errors": sum(c.status != "ok" for c in t.tool_calls),
-        "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": _dump(t.candidates),
-        "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": _dump(scores),
-        "verdicts_json": _dump(j.verdicts),
-        "tags": sorted({tag for v in j.verdicts for tag in v.tags}),
-        "pii_json": _dump(j.pii), "pii_count": sum(p.count for p in j.pii),
+        "context_json": ctx, "tool_calls_json": calls_json,
+        "tool_names": [c.name for c in calls],
+        "n_tool_errors": sum(c.status != "ok" for c in calls),
+        "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": cands,
+        "metadata_json": meta, "outcome": j.outcome, "scores_json": _dump(scores),
+        "verdicts_json": verdicts, "tags": sorted(tags),
+        "pii_json": pii, "pii_count": sum(p.count for p in j.pii),
         "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
         "processed_at": j.processed_at,
     }
