@@ -16,6 +16,7 @@ from streams.scrub.regex import lower_same_length
 
 Span = tuple[str, int, int, float]
 UNSTRUCTURED_KINDS: Final = ("PERSON", "ADDRESS", "LOCATION", "ORGANIZATION", "DATE_OF_BIRTH")
+_RUN_KINDS: Final = frozenset({"PERSON", "LOCATION", "ORGANIZATION"})  # what capitalised runs can be
 
 # On the mask (A-Z -> "A", digits -> "0", non-ASCII -> "?"): runs of capitalised or upper-case tokens.
 _PART = rb"(?:de|da|del|della|van|von|der|den|di|du|la|le|bin|ibn|al|dos|das|y|e|&)"
@@ -82,7 +83,11 @@ _TAIL = re.compile(_SEP +
 _STREET_FIRST = re.compile(r"[^\W\d_][\w'’.-]{0,40}(?:\s[^\W\d_][\w'’.-]{0,30}){0,3}\s\d{1,5}\b")
 _MILITARY = re.compile(r"(?:(?:USNS|USNV|USS|USCGC)\s+[A-Z][\w'-]+|PSC\s+\d{4},?\s+Box\s+\d{4}|Unit\s+\d{4},?\s+Box"
                        r"\s+\d{4})\s*\n?\s*[ADF]PO\s+A[AEP]\s+\d{5}")
-_DIGITS = re.compile(rb"00*")  # literal-led, so re can skip ahead fast (``0+`` scans every byte)
+# a glued street suffix ("...straat", "...weg") at the end of a " "-separated word: a necessary condition for one
+_GLUED_AT_WORD_END = re.compile("(?:" + _alt(frozenset(L.STREET_SUFFIX_GLUED)) + r")(?= |\Z)")
+# On the mask: a digit group of at most 6 that does not follow a digit, "A", "a", "?" or one of ".-/:+$#" (no house
+# number does). Literal-led (the lookbehind comes after the first "0"), so re skips ahead fast.
+_HOUSE_NUMBER = re.compile(rb"0(?<![0Aa?.\-/:+$#]0)0{0,5}(?!0)")
 _MEMO_MAX = 50_000
 _TOKEN_IN_RUN = re.compile(r"[^ ,]+")
 _DIGIT_WORD = re.compile(r"\S*\d\S*")  # a word with a digit is never a cue; one key for all of them
@@ -95,6 +100,16 @@ def _sentence_start(text: str, s: int) -> bool:
     return prev_char in ("", ".", "!", "?", "\n", ":", "}", "]", ">", "\x1f") or text[max(0, s - 2):s] == "\\n"
 
 
+def _intro_cue(text: str, low: str | None) -> bool:
+    """A self-introduction cue in ``text`` ("my name is", "I'm", "call me", ...), exactly as cased here. Each test is
+    a pass over the text, so the lower-cased text (already at hand) rules most texts out in five passes, not nine."""
+    if low is not None and not ("name" in low or "i'm" in low or "i am" in low or "this is" in low
+                                or "call me" in low):
+        return False
+    return ("name" in text or "i'm" in text or "i am" in text or "this is" in text or "call me" in text
+            or "Name" in text or "I'm" in text or "I am" in text or "This is" in text)
+
+
 def _is_title(tok: str) -> bool:
     return tok.lower() in L.TITLES
 
@@ -103,25 +118,35 @@ class EntityDetector:
     """Candidate spans of the unstructured kinds; ``detect(text, mask)`` shares the structured tier's mask."""
 
     def __init__(self, kinds: Iterable[str] = UNSTRUCTURED_KINDS) -> None:
-        self.kinds = frozenset(kinds)
+        self.kinds = k = frozenset(kinds)
         self.first, self.last = L.names("first"), L.names("last")
         self._memo: dict[tuple, tuple[Span, ...]] = {}
+        self._address, self._dob = "ADDRESS" in k, "DATE_OF_BIRTH" in k
+        self._names = bool(k & _RUN_KINDS)
+        self._all_names = _RUN_KINDS <= k  # then nothing _runs finds needs filtering by kind
 
-    def detect(self, text: str, mask: bytes) -> list[Span]:
+    def detect(self, text: str, mask: bytes, low: str | None = None) -> list[Span]:
+        """``low``: ``text.lower()`` when the caller already has it (the structured tier needs it too)."""
         out: list[Span] = []
-        k = self.kinds
-        if "ADDRESS" in k and b"0" in mask:
+        digits = b"0" in mask
+        if self._address and digits:
             out.extend(self._addresses(text, mask))
-        if "DATE_OF_BIRTH" in k and b"0" in mask:
-            low = text.lower()
-            if any(c in low for c in _DOB_CUES):
+        if self._dob and digits:
+            if low is None:
+                low = text.lower()
+            if "born" in low or "dob" in low or "d.o.b" in low or "birth" in low:  # _DOB_CUES, unrolled
                 out.extend(("DATE_OF_BIRTH", m.start(1), m.end(1), 0.9) for m in _DOB.finditer(text))
             # without a cue, a full numeric date in a birth-year range is still likely a DOB in support traffic
             for m in _OLD_DATE_MASK.finditer(mask):
                 if _OLD_YEAR.match(text, m.end() - 4) and (m.start() == 0 or not text[m.start() - 1].isalnum()):
                     out.append(("DATE_OF_BIRTH", m.start(), m.end(), 0.55))
-        if k & {"PERSON", "LOCATION", "ORGANIZATION"}:
-            out.extend(s for s in self._runs(text, mask) if s[0] in k)
+        if self._names:
+            runs = self._runs(text, mask, low)
+            if self._all_names:
+                out.extend(runs)
+            else:
+                k = self.kinds
+                out.extend(s for s in runs if s[0] in k)
         return out
 
     # -- addresses ---------------------------------------------------------------------------------------------
@@ -130,13 +155,12 @@ class EntityDetector:
             for m in _MILITARY.finditer(text):
                 yield "ADDRESS", m.start(), m.end(), 0.9
         end = -1
-        for n in _DIGITS.finditer(mask):  # literal-led: fast; the checks below are byte lookups
-            s, e = n.start(), n.end()
-            if s < end or e - s > 6 or (s > 0 and mask[s - 1] in b"0Aa?.-/:+$#"):
+        for n in _HOUSE_NUMBER.finditer(mask):
+            s, e = n.span()
+            if s < end:
                 continue
-            after = mask[e:e + 12]
             # number first ("12 Oak Street", "46 rue Nationale"): the next word is capitalised or a street word
-            if _NUMBER_FIRST_NEXT.match(after):
+            if _NUMBER_FIRST_NEXT.match(mask, e, e + 12):
                 m = _ADDR.match(text, s)
                 if m and "\n" not in m.group():
                     end = self._tail(text, m.end())
@@ -155,8 +179,12 @@ class EntityDetector:
     @staticmethod
     def _street_word_start(text: str, a: int, b: int) -> int:
         """Start of the first street word ("rue", "ul.", "...straat") in the last few words before a house number."""
+        window = text[a:b]
+        low = window.lower()  # per word as w.lower() below: lower() maps no character to or from a space
+        if L.STREET_PREFIX.isdisjoint(low.split(" ")) and not _GLUED_AT_WORD_END.search(low):
+            return -1  # the common case: no street word at all
         pos = a
-        for w in text[a:b].split(" "):
+        for w in window.split(" "):
             wl = w.lower()
             if wl in L.STREET_PREFIX or (len(wl) > 4 and wl.endswith(L.STREET_SUFFIX_GLUED)):
                 return pos if text.find("\n", pos, b) < 0 else -1  # street word and number on one line
@@ -193,10 +221,11 @@ class EntityDetector:
         return pos
 
     # -- capitalised runs: people, places, organisations ----------------------------------------------------------
-    def _runs(self, text: str, mask: bytes) -> Iterable[Span]:
+    def _runs(self, text: str, mask: bytes, low: str | None = None) -> list[Span]:
         out: list[Span] = []
         wide = not text.isascii()
         memo, not_name = self._memo, L.NOT_NAME
+        get = memo.get
         for m in (_RUN_WIDE if wide else _RUN).finditer(mask):
             s, e = m.span()
             if wide and not text[s].isupper():
@@ -213,13 +242,18 @@ class EntityDetector:
             # classifications are memoised (bounded): first by the raw context (cheap), then by what _classify
             # actually reads from it (last words, sentence start, next characters), so "Running" after a
             # different phone number is still a hit.
-            ctx = text[max(0, s - 24):s]
-            nxt = text[e:e + 2]
-            raw_key = (chunk, ctx, nxt)
-            hit = memo.get(raw_key)
+            # The raw key is one slice (context, run, next two characters) and the run's place in it: the same
+            # information as the three strings, hashed once.
+            lo = s - 24 if s > 24 else 0
+            raw_key = (text[lo:e + 2], s - lo, e - s)
+            hit = get(raw_key)
             if hit is None:
-                key = (chunk, _DIGIT_WORD.sub("#", " ".join(ctx.lower().split()[-3:])), ctx[-1:].isspace(),
-                       _sentence_start(text, s), nxt)
+                ctx = text[lo:s]
+                nxt = text[e:e + 2]
+                words = " ".join(ctx.lower().split()[-3:])
+                if not ctx.isascii() or b"0" in mask[lo:s]:  # only words with a digit change (to "#")
+                    words = _DIGIT_WORD.sub("#", words)
+                key = (chunk, words, ctx[-1:].isspace(), _sentence_start(text, s), nxt)
                 hit = memo.get(key)
                 if hit is None:
                     hit = tuple((k, a - s, b - s, sc) for k, a, b, sc in self._classify(text, s, chunk))
@@ -227,9 +261,11 @@ class EntityDetector:
                 if len(memo) >= _MEMO_MAX:
                     memo.clear()
                 memo[raw_key] = hit
-            for k, a, b, sc in hit:
-                out.append((k, s + a, s + b, sc))
-        out.extend(self._lowercase_names(text))
+            if hit:  # usually empty: most runs are not entities
+                for k, a, b, sc in hit:
+                    out.append((k, s + a, s + b, sc))
+        if _intro_cue(text, low):  # checked here: most texts have none, and then no generator is made
+            out.extend(self._lowercase_names(text, low))
         return out
 
     @staticmethod
@@ -241,15 +277,15 @@ class EntityDetector:
             chunk = chunk[:-1]
         return chunk
 
-    def _lowercase_names(self, text: str) -> Iterable[Span]:
-        """'my name is john smith': names typed in lower case, only right after a self-introduction."""
-        if any(c in text for c in ("name", "i'm", "i am", "this is", "call me", "Name", "I'm", "I am", "This is")):
-            low = lower_same_length(text)
-            for m in _NAME_LOWER_CUE.finditer(low):
-                w1, w2 = m.group(1), m.group(2)
-                if w1 in self.first and w1 not in L.NOT_NAME:
-                    end = m.end(2) if w2 and (w2 in self.last or w2 in self.first) else m.end(1)
-                    yield "PERSON", m.start(1), end, 0.8
+    def _lowercase_names(self, text: str, low: str | None = None) -> Iterable[Span]:
+        """'my name is john smith': names typed in lower case, only right after a self-introduction (the caller
+        checks ``_intro_cue`` first)."""
+        low = lower_same_length(text, low)
+        for m in _NAME_LOWER_CUE.finditer(low):
+            w1, w2 = m.group(1), m.group(2)
+            if w1 in self.first and w1 not in L.NOT_NAME:
+                end = m.end(2) if w2 and (w2 in self.last or w2 in self.first) else m.end(1)
+                yield "PERSON", m.start(1), end, 0.8
 
     def _classify(self, text: str, s: int, chunk: str) -> Iterable[Span]:
         s0 = s
@@ -281,7 +317,7 @@ class EntityDetector:
         if _is_title(toks[0]) and len(toks) >= 2:
             yield "PERSON", s + spans[1][0], e, 0.9
             return
-        if before.rstrip().rsplit(" ", 1)[-1:] and _is_title(before.rstrip().rsplit(" ", 1)[-1]):
+        if _is_title(before.rstrip().rsplit(" ", 1)[-1]):
             yield "PERSON", s, e, 0.9
             return
         if len(toks) >= 2 and lows[0] in L.PLACE_PREFIX and not _cue_phrases(before).isdisjoint(_LOC_CUES):

@@ -22,8 +22,13 @@ class ScrubMemo:
         self._d: dict[str, ScrubResult] = {}
         self.hits = 0
 
+    @staticmethod
+    def holds(text: str) -> bool:
+        """Whether ``text`` is the kind of text this memo keeps (and so may hit)."""
+        return MIN_CHARS <= len(text) <= MAX_CHARS and "\x1f" not in text  # joined per-trace strings never recur
+
     def get(self, text: str, compute: Callable[[str], ScrubResult]) -> ScrubResult:
-        if not MIN_CHARS <= len(text) <= MAX_CHARS or "\x1f" in text:  # joined per-trace strings never recur
+        if not self.holds(text):
             return compute(text)
         hit = self._d.get(text)
         if hit is not None:

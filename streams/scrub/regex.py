@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from bisect import bisect_right
+from operator import itemgetter
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -24,6 +25,7 @@ STRUCTURED_KINDS: Final = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN"
 PRIORITY: Final = {"SECRET": 90, "IBAN": 80, "CREDIT_CARD": 70, "EMAIL": 65, "US_SSN": 60, "IP_ADDRESS": 55,
                    "PHONE": 50, "DATE_OF_BIRTH": 45, "ADDRESS": 40, "ORGANIZATION": 30, "PERSON": 25, "LOCATION": 20}
 Span = tuple[str, int, int, float]
+_START = itemgetter(1)
 
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _MASK: Final = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
@@ -35,6 +37,8 @@ _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?!\d)")
 _CARD12 = re.compile(r"(?<![\d-])\d{12}(?![\d-])")
 _CARD_CUE = re.compile(r"(?i)(?:card|\bcc\b|visa|mastercard|maestro|amex|debit|credit)[^\n\d]{0,30}$")
 _SSN_SHAPES: Final = (b"000-00-0000", b"000 00 0000", b"000.00.0000")
+_SSN_SHAPE = re.compile(b"|".join(re.escape(sh) for sh in _SSN_SHAPES))  # any of them, in one search
+_TWELVE_DIGITS = re.compile(rb"[0?]{12}")  # on the mask: where a 12-digit run (ASCII or not) can be
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- .])(\d{2})\2(\d{4})(?![\d-])")
 _PHONE = re.compile(
     r"(?:(?<=\\[nrt])|(?<![\w+/.-]))"  # a JSON-escaped "\n" before the number counts as a break
@@ -54,6 +58,8 @@ _IPV4 = re.compile(
 _VERSION_CUE = re.compile(r"(?i)\b(?:version|ver\.?|release|build|v)[ \t]*$")  # word-bounded: "server." is no cue
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _HEXCOLON = frozenset("0123456789abcdefABCDEF:.")
+# A phone match is digits plus these (before its extension): deleting them leaves the digits to count.
+_PHONE_PUNCT = str.maketrans("", "", "+ .-()")
 _IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])")
 _URL_USERINFO = re.compile(r"([^\s:/@]{1,128}:[^\s/@]{1,256})@")
 _PEM = re.compile(
@@ -77,7 +83,7 @@ _TOKEN = re.compile(
     r")"
 )
 _SCHEME_VALUE = re.compile(r"\s{1,3}([A-Za-z0-9._~+/=-]{16,4096})")  # after "Bearer" / "Basic" / "token"
-_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_KEY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"  # for str.strip: the key around a cue, in C
 _KV_CUES: Final = ("pass", "pwd", "secret", "token", "key", "auth")
 _KV_VALUE = re.compile(
     r"[\"']?\s{0,3}(:|=>|=|\bis\b)\s{0,3}"
@@ -92,9 +98,11 @@ def make_mask(text: str) -> bytes:
     return text.encode("ascii", "replace").translate(_MASK)
 
 
-def lower_same_length(text: str) -> str:
-    """``text.lower()`` with offsets kept: a few capitals ("İ") lower to two characters, which would shift spans."""
-    low = text.lower()
+def lower_same_length(text: str, low: str | None = None) -> str:
+    """``text.lower()`` with offsets kept: a few capitals ("İ") lower to two characters, which would shift spans.
+    ``low``: ``text.lower()`` when the caller already has it."""
+    if low is None:
+        low = text.lower()
     if len(low) == len(text):
         return low
     return "".join(c.lower()[:1] for c in text)
@@ -133,9 +141,11 @@ def _windows(mask: bytes) -> list[tuple[int, int, int]]:
     out: list[list[int]] = []
     n = len(mask)
     for m in _NUM_WINDOW.finditer(mask):
-        s, e = max(0, m.start() - 4), min(n, m.end() + 24)
+        s, e = m.span()
+        s, e = s - 4 if s > 4 else 0, e + 24 if e + 24 < n else n
         if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
+            if e > out[-1][1]:
+                out[-1][1] = e
         else:
             out.append([s, e])
     return [(a, b, mask.count(b"0", a, b)) for a, b in out]
@@ -148,11 +158,11 @@ def find_numbers(text: str, mask: bytes) -> Iterable[Span]:
                 d = m.group().replace(" ", "").replace("-", "")
                 if 13 <= len(d) <= 19 and d[0] != "0" and luhn_ok(d):
                     yield "CREDIT_CARD", m.start(), m.end(), 1.0
-        if digits >= 12:  # 12-digit Maestro numbers: Luhn plus a card cue
+        if digits >= 12 and _TWELVE_DIGITS.search(mask, ws, we):  # 12-digit Maestro numbers: Luhn plus a card cue
             for m in _CARD12.finditer(text, ws, we):
                 if luhn_ok(m.group()) and _CARD_CUE.search(text, max(0, m.start() - 40), m.start()):
                     yield "CREDIT_CARD", m.start(), m.end(), 0.9
-        if digits >= 9 and any(sh in mask[ws:we] for sh in _SSN_SHAPES):
+        if digits >= 9 and _SSN_SHAPE.search(mask, ws, we):
             for m in _SSN.finditer(text, ws, we):
                 if ssn_ok(m.group(1), m.group(3), m.group(4)):
                     yield "US_SSN", m.start(), m.end(), 0.9
@@ -160,7 +170,7 @@ def find_numbers(text: str, mask: bytes) -> Iterable[Span]:
             for m in _PHONE.finditer(text, ws, we):
                 s = m.group()
                 core = s.split("x")[0].split("e")[0]
-                nd = sum(c.isdigit() for c in core)
+                nd = len(core.translate(_PHONE_PUNCT))  # the digits
                 intl = s[0] == "+" or (s.startswith("00") and s[2:3] not in ("0", ""))
                 if s.isdigit() and not _phone_cue(text, m.start(), m.end()):
                     continue  # a bare run of digits is a phone only next to a phone cue
@@ -226,15 +236,14 @@ def find_iban(text: str, mask: bytes) -> Iterable[Span]:
 def _find_kv(text: str, low: str) -> Iterable[Span]:
     """``password=...``, ``"api_key": "..."``, ``my password is ...``: the value after a secret-looking key."""
     seen: set[int] = set()
-    n = len(text)
     for cue in _KV_CUES:
         i = low.find(cue)
         while i != -1:
-            ks, ke = i, i + len(cue)
-            while ks > 0 and i - ks < 40 and low[ks - 1] in _KEY_CHARS:
-                ks -= 1
-            while ke < n and ke - i < 40 and low[ke] in _KEY_CHARS:
-                ke += 1
+            # the key: key characters around the cue, at most 40 on either side
+            head = low[i - 40 if i > 40 else 0:i]
+            tail = low[i + len(cue):i + 40]
+            ks = i - (len(head) - len(head.rstrip(_KEY_CHARS)))
+            ke = i + len(cue) + len(tail) - len(tail.lstrip(_KEY_CHARS))
             i = low.find(cue, ke)
             if ks in seen:
                 continue
@@ -258,7 +267,8 @@ def _find_kv(text: str, low: str) -> Iterable[Span]:
             yield "SECRET", m.start(g), m.end(g), 0.9
 
 
-def find_secrets(text: str) -> Iterable[Span]:
+def find_secrets(text: str, low: str | None = None) -> Iterable[Span]:
+    """``low``: ``text.lower()`` when the caller already has it."""
     # substring tests cost ~1 ns/char each, so gate on rare single characters (memchr-fast) where possible
     if "@" in text:
         idx = text.find("://")
@@ -278,7 +288,7 @@ def find_secrets(text: str) -> Iterable[Span]:
         for m in _TOKEN.finditer(text, i, end):
             yield "SECRET", m.start(), m.end(), 1.0
         i = wmask.find(_LONG_RUN, end)
-    low = lower_same_length(text)
+    low = lower_same_length(text, low)
     for cue in ("bearer", "basic"):
         i = low.find(cue)
         while i != -1:
@@ -294,6 +304,14 @@ def resolve(cands: list[Span]) -> list[Span]:
     """Keep non-overlapping spans: highest priority first, then longest, then earliest."""
     if len(cands) < 2:
         return cands
+    by_start = sorted(cands, key=_START)
+    prev_end = -1
+    for c in by_start:  # the common case: no overlaps at all, so every span is kept
+        if c[1] < prev_end or c[1] >= c[2]:
+            break
+        prev_end = c[2]
+    else:
+        return by_start
     order = sorted(cands, key=lambda c: (-PRIORITY.get(c[0], 10), -(c[2] - c[1]), c[1]))
     starts: list[int] = []  # kept spans, sorted by start; each check is a bisect, not a scan of all kept spans
     kept: list[Span] = []
@@ -345,7 +363,7 @@ class DetectingScrubber(Scrubber):
     def key_id(self) -> str:
         return self.pseudo.key_id
 
-    def detect(self, text: str, mask: bytes | None = None) -> list[Span]:
+    def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:
         raise NotImplementedError
 
     def scrub(self, text: str) -> ScrubResult:
@@ -357,6 +375,21 @@ class DetectingScrubber(Scrubber):
         if not text.isascii() and _INVISIBLE.search(text):
             return without_invisible(text, self._scrub)
         return apply(text, resolve(self.detect(text)), self.pseudo)
+
+    def replacements(self, text: str) -> list[tuple[str, int, int, str]]:
+        """``(kind, start, end, replacement)`` of each finding ``scrub(text)`` makes, in order, without building
+        the scrubbed text or Finding objects: ``scrub_trace`` splices the replacements into its strings itself."""
+        if len(text) < self.min_len or self.memo.holds(text) or (not text.isascii() and _INVISIBLE.search(text)):
+            return [(f.kind, f.start, f.end, f.replacement) for f in self.scrub(text).findings]  # the memo's path
+        token, out = self.pseudo.token, []
+        seen: dict[tuple[str, str], str] = {}  # a value often recurs within one text (a name in several fields)
+        for kind, s, e, _ in resolve(self.detect(text)):
+            value = (kind, text[s:e])
+            rep = seen.get(value)
+            if rep is None:
+                rep = seen[value] = token(kind, value[1])
+            out.append((kind, s, e, rep))
+        return out
 
 
 class RegexScrubber(DetectingScrubber):
@@ -380,8 +413,9 @@ class RegexScrubber(DetectingScrubber):
         self._ipv6 = "IP_ADDRESS" in k
         self._numeric = bool(k & {"PHONE", "CREDIT_CARD", "US_SSN", "IP_ADDRESS"})
 
-    def detect(self, text: str, mask: bytes | None = None) -> list[Span]:
-        """Candidate spans ``(kind, start, end, score)`` of enabled kinds above threshold, overlaps unresolved."""
+    def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:
+        """Candidate spans ``(kind, start, end, score)`` of enabled kinds above threshold, overlaps unresolved.
+        ``mask`` and ``low`` (``text.lower()``): when the caller already has them."""
         out: list[Span] = []
         if self._email and "@" in text:
             out.extend(find_emails(text))
@@ -391,9 +425,9 @@ class RegexScrubber(DetectingScrubber):
                 out.extend(find_numbers(text, mask))
             if self._iban and b"AA00" in mask:
                 out.extend(find_iban(text, mask))
-        if self._ipv6 and ":" in text:
+        if self._ipv6 and text.count(":") > 1:  # an IPv6 address has at least two colons
             out.extend(find_ipv6(text))
         if self._secret:
-            out.extend(find_secrets(text))
+            out.extend(find_secrets(text, low))
         th = self.thresholds
         return [c for c in out if c[0] in self.kinds and c[3] >= th[c[0]]]

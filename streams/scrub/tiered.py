@@ -34,10 +34,12 @@ class TieredScrubber(DetectingScrubber):
         self.thresholds = {k: (thresholds or {}).get(k, default_threshold) for k in UNSTRUCTURED_KINDS}
         self.memo = ScrubMemo()
 
-    def detect(self, text: str, mask: bytes | None = None) -> list[Span]:
+    def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:
+        # both tiers read the same mask and lower-cased text: made once here
         mask = mask if mask is not None else make_mask(text)
-        out = self.structured.detect(text, mask)
+        low = low if low is not None else text.lower()
+        out = self.structured.detect(text, mask, low)
         if self.entities.kinds:
             th = self.thresholds
-            out.extend(c for c in self.entities.detect(text, mask) if c[3] >= th[c[0]])
+            out += [c for c in self.entities.detect(text, mask, low) if c[3] >= th[c[0]]]
         return out

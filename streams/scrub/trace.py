@@ -8,16 +8,21 @@ For speed the short strings of one trace are joined with a separator and scrubbe
 per-call overhead of ~20 short strings would otherwise dominate); findings are mapped back to their strings by
 offset, and the rare finding that straddles a separator sends the strings it touches back to be scrubbed one by one.
 Long strings are scrubbed on their own, so recurring context (prompts, documents) hits the scrubber's memo.
+
+The walk itself runs for every record, so it is kept lean: the per-item steps are inlined in the loops, and the
+scrubbed copies of the models are built directly (``_copy_with``) instead of through pydantic's generic
+``model_copy``, which is most of the cost of a trace with nothing to scrub.
 """
 from __future__ import annotations
 
 import json
 from bisect import bisect_right
+from functools import lru_cache
 from typing import Any, Final
 
 from schemas.trace import Trace
 from schemas.verdict import PiiFinding
-from streams.scrub.base import Finding, Scrubber
+from streams.scrub.base import Scrubber
 from streams.scrub.checks import is_secret_key
 
 ALL_FIELDS: Final = ("user_message", "context", "tool_calls.args", "tool_calls.result", "tool_calls.error",
@@ -26,10 +31,53 @@ DEPTH_MARKER: Final = "[scrubbed: nesting too deep]"
 DEFAULT_MAX_DEPTH: Final = 64
 SEPARATOR: Final = "\n\x1f\n"  # no detector's span crosses a line break plus a control character
 LONG_PIECE: Final = 512  # pieces this long (documents, prompts) are scrubbed on their own (see ScrubMemo)
+MIN_PIECE: Final = 6  # shorter strings are too short for any kind and are kept as they are
+_EMPTY: Final = (None, "", [], {})  # values under a secret key that are left alone (nothing to hide)
+_SCALAR: Final = (bool, int, float)
+_setattr = object.__setattr__
+_PLAIN: dict[type, bool] = {}  # model class -> no extra/private attributes (see _copy_with)
+
+
+def _plain(cls: type) -> bool:
+    """Models that can carry no extra or private attributes; those are safe to build directly (see _build)."""
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = cls.model_config.get("extra") != "allow" and not cls.__private_attributes__
+    return plain
+
+
+def _build(cls: type, values: dict[str, Any], fields_set: set[str]) -> Any:
+    """A model instance from already-valid field values, as pydantic's own copy and construct paths leave it."""
+    new = cls.__new__(cls)
+    _setattr(new, "__dict__", values)
+    _setattr(new, "__pydantic_extra__", None)
+    _setattr(new, "__pydantic_fields_set__", fields_set)
+    _setattr(new, "__pydantic_private__", None)
+    return new
+
+
+def _copy_with(model: Any, update: dict[str, Any]) -> Any:
+    """``model.model_copy(update=update)`` at a fraction of the cost: the same shallow copy (a fresh ``__dict__``
+    with the updates, fields-set grown by the updated names). Models with extra/private attributes take
+    pydantic's own path."""
+    cls = type(model)
+    if not _plain(cls):
+        return model.model_copy(update=update)
+    return _build(cls, {**model.__dict__, **update}, model.__pydantic_fields_set__.union(update))
+
+
+def _finding(kind: str, field: str, count: int) -> PiiFinding:
+    """``PiiFinding(kind=kind, field=field, count=count)`` without re-validating values that are valid by
+    construction (str, str, int)."""
+    if not _plain(PiiFinding):
+        return PiiFinding(kind=kind, field=field, count=count)
+    return _build(PiiFinding, {"kind": kind, "field": field, "count": count}, {"kind", "field", "count"})
 
 
 class _Walker:
     """Copies containers, collecting each string with the (container, key) slot it goes back into."""
+
+    __slots__ = ("scrubber", "max_depth", "tally", "pieces", "slots")
 
     def __init__(self, scrubber: Scrubber, max_depth: int) -> None:
         self.scrubber = scrubber
@@ -37,14 +85,16 @@ class _Walker:
         self.tally: dict[tuple[str, str], int] = {}
         self.pieces: list[str] = []
         self.slots: list[tuple[Any, Any, str]] = []  # (container, key, field) per piece
-        pseudo = getattr(scrubber, "pseudo", None)
-        self._secret = (lambda v: pseudo.token("SECRET", v)) if pseudo is not None else (lambda v: "<SECRET>")
+
+    def _secret(self, v: str) -> str:
+        pseudo = getattr(self.scrubber, "pseudo", None)
+        return pseudo.token("SECRET", v) if pseudo is not None else "<SECRET>"
 
     def count(self, kind: str, field: str, n: int = 1) -> None:
         self.tally[(kind, field)] = self.tally.get((kind, field), 0) + n
 
     def add(self, container: Any, key: Any, s: str, field: str) -> None:
-        if len(s) < 6:  # too short for any kind; keep it as is
+        if len(s) < MIN_PIECE:  # too short for any kind; keep it as is
             container[key] = s
             return
         self.pieces.append(s)
@@ -58,30 +108,51 @@ class _Walker:
         return res.text
 
     def value(self, v: Any, field: str, depth: int = 0) -> Any:
-        """A copy of ``v`` with strings left as slots to fill; returns non-container values directly."""
-        if v is None or isinstance(v, (bool, int, float)):
+        """A copy of ``v`` with strings left as slots to fill; returns non-container values directly.
+
+        A long string's slot is filled in ``run``, after the other items: a dict's key order follows that."""
+        if v is None or isinstance(v, _SCALAR):
             return v
         if depth >= self.max_depth:
             self.count("DEPTH_LIMIT", field)
             return DEPTH_MARKER
+        pieces, slots = self.pieces, self.slots
         if isinstance(v, dict):
             out: dict[Any, Any] = {}
             for k, item in v.items():
                 if isinstance(k, str):
                     # identifiers ("email", "order_id") can't hold PII; anything else may ("jane@x.com": ...)
-                    key = k if k.isidentifier() and len(k) <= 40 else self.now(k, field)
-                    if item not in (None, "", [], {}) and is_secret_key(k):
+                    key = k if len(k) <= 40 and k.isidentifier() else self.now(k, field)
+                    if is_secret_key(k) and item not in _EMPTY:
                         self.count("SECRET", field)
                         out[key] = self._secret(item if isinstance(item, str) else json.dumps(item, default=str))
                         continue
                 else:
                     key = k
-                self._put(out, key, item, field, depth)
+                if isinstance(item, str):  # inlined add(): most items are strings or scalars
+                    if len(item) < MIN_PIECE:
+                        out[key] = item
+                    else:
+                        pieces.append(item)
+                        slots.append((out, key, field))
+                elif item is None or isinstance(item, _SCALAR):
+                    out[key] = item
+                else:
+                    out[key] = self.value(item, field, depth + 1)
             return out
         if isinstance(v, (list, tuple)):
             lst: list[Any] = [None] * len(v)
             for i, item in enumerate(v):
-                self._put(lst, i, item, field, depth)
+                if isinstance(item, str):
+                    if len(item) < MIN_PIECE:
+                        lst[i] = item
+                    else:
+                        pieces.append(item)
+                        slots.append((lst, i, field))
+                elif item is None or isinstance(item, _SCALAR):
+                    lst[i] = item
+                else:
+                    lst[i] = self.value(item, field, depth + 1)
             return lst
         return self.now(str(v), field)  # unknown objects: scrub their text form rather than pass them through
 
@@ -93,93 +164,116 @@ class _Walker:
 
     def run(self) -> None:
         """Scrub all collected pieces in one call and write each result into its slot."""
-        if not self.pieces:
+        pieces = self.pieces
+        if not pieces:
             return
-        per: list[list[Finding]] = [[] for _ in self.pieces]
         redo: set[int] = set()
         starts: list[int] = []
         joined: list[str] = []
         pos = 0
-        for i, p in enumerate(self.pieces):
+        sep = len(SEPARATOR)
+        for i, p in enumerate(pieces):
             starts.append(pos)
             if len(p) >= LONG_PIECE:  # scrubbed alone, so a recurring document hits the scrubber's memo
                 redo.add(i)
-                joined.append("")
-            else:
-                joined.append(p)
-            pos += len(joined[-1]) + len(SEPARATOR)
-        res = self.scrubber.scrub(SEPARATOR.join(joined))
-        for f in res.findings:
-            i = bisect_right(starts, f.start) - 1
-            if f.end > starts[i] + len(joined[i]):
-                redo.update(range(i, bisect_right(starts, f.end - 1)))
-            elif f.start >= starts[i]:
-                per[i].append(f)
-        for i, (piece, (container, key, field)) in enumerate(zip(self.pieces, self.slots)):
+                p = ""
+            joined.append(p)
+            pos += len(p) + sep
+        text = SEPARATOR.join(joined)
+        replacements = getattr(self.scrubber, "replacements", None)  # DetectingScrubber: no Finding objects
+        found = replacements(text) if replacements is not None else [
+            (f.kind, f.start, f.end, f.replacement) for f in self.scrubber.scrub(text).findings]
+        per: dict[int, list[tuple[str, int, int, str]]] = {}  # findings by piece; most pieces have none
+        for f in found:
+            i = bisect_right(starts, f[1]) - 1
+            if f[2] > starts[i] + len(joined[i]):
+                redo.update(range(i, bisect_right(starts, f[2] - 1)))
+            elif f[1] >= starts[i]:
+                per.setdefault(i, []).append(f)
+        if not per and not redo:  # nothing found: every piece goes back unchanged
+            for (container, key, _), piece in zip(self.slots, pieces):
+                container[key] = piece
+            return
+        tally = self.tally
+        for i, (piece, (container, key, field)) in enumerate(zip(pieces, self.slots)):
             if i in redo:
                 container[key] = self.now(piece, field)
                 continue
-            fs = per[i]
-            if not fs:
+            fs = per.get(i)
+            if fs is None:
                 container[key] = piece
                 continue
             base, parts, cur = starts[i], [], 0
-            for f in fs:
-                parts.append(piece[cur:f.start - base])
-                parts.append(f.replacement)
-                cur = f.end - base
-                self.count(f.kind, field)
+            for kind, s, e, rep in fs:
+                parts.append(piece[cur:s - base])
+                parts.append(rep)
+                cur = e - base
+                tk = (kind, field)
+                tally[tk] = tally.get(tk, 0) + 1
             parts.append(piece[cur:])
             container[key] = "".join(parts)
 
     def findings(self) -> list[PiiFinding]:
-        return [PiiFinding(kind=k, field=f, count=n) for (k, f), n in sorted(self.tally.items())]
+        return [_finding(k, f, n) for (k, f), n in sorted(self.tally.items())]
+
+
+@lru_cache(maxsize=64)
+def _field_set(fields: tuple[str, ...]) -> frozenset[str]:
+    # field names come from YAML (not interned): a set answers "in" without comparing strings one by one
+    return frozenset(fields)
 
 
 def scrub_trace(trace: Trace, scrubber: Scrubber, *, fields: tuple[str, ...] | None = None,
                 max_depth: int | None = None) -> tuple[Trace, list[PiiFinding]]:
     """A scrubbed copy of ``trace`` (the input is not mutated) and findings aggregated per (kind, field)."""
     fields = fields or getattr(scrubber, "fields", None) or ALL_FIELDS
+    fields = _field_set(fields) if isinstance(fields, tuple) else frozenset(fields)
     w = _Walker(scrubber, max_depth or getattr(scrubber, "max_depth", None) or DEFAULT_MAX_DEPTH)
+    add = w.add
     top: dict[str, Any] = {}
     if "user_message" in fields:
-        w.add(top, "user_message", trace.user_message, "user_message")
+        add(top, "user_message", trace.user_message, "user_message")
     if "final_response" in fields:
-        w.add(top, "final_response", trace.final_response, "final_response")
+        add(top, "final_response", trace.final_response, "final_response")
+    context = trace.context
     ctx: list[Any] = []
-    if "context" in fields and trace.context:
-        ctx = [None] * len(trace.context)
-        for i, c in enumerate(trace.context):
-            w.add(ctx, i, c.content, "context")
-    if "candidates" in fields and trace.candidates:
-        top["candidates"] = [None] * len(trace.candidates)
+    if context and "context" in fields:
+        ctx = [None] * len(context)
+        for i, c in enumerate(context):
+            add(ctx, i, c.content, "context")
+    if trace.candidates and "candidates" in fields:
+        top["candidates"] = out = [None] * len(trace.candidates)
         for i, c in enumerate(trace.candidates):
-            w.add(top["candidates"], i, c, "candidates")
-    if "flags" in fields and trace.flags:
-        top["flags"] = [None] * len(trace.flags)
+            add(out, i, c, "candidates")
+    if trace.flags and "flags" in fields:
+        top["flags"] = out = [None] * len(trace.flags)
         for i, c in enumerate(trace.flags):
-            w.add(top["flags"], i, c, "flags")
+            add(out, i, c, "flags")
     calls: list[dict[str, Any]] = []
-    if trace.tool_calls and {"tool_calls.args", "tool_calls.result", "tool_calls.error"} & set(fields):
-        for tc in trace.tool_calls:
+    tool_calls = trace.tool_calls
+    if tool_calls and ("tool_calls.args" in fields or "tool_calls.result" in fields or "tool_calls.error" in fields):
+        do_args, do_result, do_error = ("tool_calls.args" in fields, "tool_calls.result" in fields,
+                                        "tool_calls.error" in fields)
+        value = w.value
+        for tc in tool_calls:
             tu: dict[str, Any] = {}
-            if "tool_calls.args" in fields:
-                tu["args"] = w.value(tc.args, "tool_calls.args")
-            if "tool_calls.result" in fields:
+            if do_args:
+                tu["args"] = value(tc.args, "tool_calls.args")
+            if do_result:
                 w._put(tu, "result", tc.result, "tool_calls.result", -1)
-            if "tool_calls.error" in fields and tc.error:
-                w.add(tu, "error", tc.error, "tool_calls.error")
+            if do_error and tc.error:
+                add(tu, "error", tc.error, "tool_calls.error")
             calls.append(tu)
     meta = w.value(trace.metadata, "metadata") if "metadata" in fields else dict(trace.metadata)
     w.run()
     if ctx:
-        top["context"] = [c.model_copy(update={"content": s}) for c, s in zip(trace.context, ctx)]
+        top["context"] = [_copy_with(c, {"content": s}) for c, s in zip(context, ctx)]
     if calls:
-        top["tool_calls"] = [tc.model_copy(update=u) for tc, u in zip(trace.tool_calls, calls)]
+        top["tool_calls"] = [_copy_with(tc, u) for tc, u in zip(tool_calls, calls)]
     if not isinstance(meta, dict):  # the whole mapping was past the depth limit
         meta = {"scrubbed": meta}
     key_id = getattr(scrubber, "key_id", None)
     if key_id:
         meta["pii_key_id"] = key_id
     top["metadata"] = meta
-    return trace.model_copy(update=top), w.findings()
+    return _copy_with(trace, top), w.findings()

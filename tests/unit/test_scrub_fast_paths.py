@@ -1,0 +1,71 @@
+"""The scrubber's fast paths give exactly what the plain ones do (scrub_trace's copies, replacements, resolve)."""
+from __future__ import annotations
+
+import random
+import re
+from bisect import bisect_right
+
+from schemas.trace import ContextItem, ToolCall, Trace
+from streams.scrub import Pseudonymizer, TieredScrubber
+from streams.scrub.entities import _HOUSE_NUMBER
+from streams.scrub.regex import PRIORITY, make_mask, resolve
+from streams.scrub.trace import SEPARATOR, _copy_with
+
+
+def test_copy_with_is_model_copy() -> None:
+    trace = Trace(trace_id="t", conversation_id="c", user_message="hi", final_response="ok",
+                  context=[{"role": "user", "content": "a"}], tool_calls=[{"name": "x", "args": {"q": 1}}])
+    for model, update in ((trace, {"user_message": "x", "metadata": {"k": 1}}),
+                          (trace.context[0], {"content": "b"}),
+                          (trace.tool_calls[0], {"args": {}, "result": [1], "error": "boom"})):
+        fast, slow = _copy_with(model, update), model.model_copy(update=update)
+        assert type(fast) is type(slow) and fast == slow
+        assert fast.model_dump_json() == slow.model_dump_json()
+        assert fast.__pydantic_fields_set__ == slow.__pydantic_fields_set__
+        assert fast.__dict__ is not model.__dict__ and fast.__pydantic_fields_set__ is not model.__pydantic_fields_set__
+    assert isinstance(_copy_with(trace.context[0], {}), ContextItem)
+    assert isinstance(_copy_with(trace.tool_calls[0], {}), ToolCall)
+
+
+def test_replacements_match_scrub() -> None:
+    s = TieredScrubber(Pseudonymizer("k"))
+    texts = ["Call Maria Lopez on 555-123-4567 or maria@corp.io", "nothing here", "x",
+             "zero\u200bwidth maria@\u200bcorp.io", "Dr. Okonkwo lives at 12 Oak Street, Boston, MA 02115",
+             SEPARATOR.join(["my name is john smith", "Thanks, Maria", "card 4111 1111 1111 1111", "Maria again"]),
+             "password=hunter2hunter2 and Bearer abcdefghijklmnopqrstuvwxyz " * 10]
+    for t in texts:
+        assert s.replacements(t) == [(f.kind, f.start, f.end, f.replacement) for f in s.scrub(t).findings], t
+
+
+def _resolve_by_priority(cands: list) -> list:
+    """resolve() without its fast path: highest priority first, then longest, then earliest."""
+    starts: list[int] = []
+    kept: list = []
+    for c in sorted(cands, key=lambda c: (-PRIORITY.get(c[0], 10), -(c[2] - c[1]), c[1])):
+        i = bisect_right(starts, c[1])
+        if (i and kept[i - 1][2] > c[1]) or (i < len(kept) and kept[i][1] < c[2]):
+            continue
+        starts.insert(i, c[1])
+        kept.insert(i, c)
+    return kept
+
+
+def test_resolve_fast_path_keeps_the_same_spans() -> None:
+    rng = random.Random(7)
+    kinds = ["EMAIL", "PHONE", "PERSON", "LOCATION", "SECRET", "ADDRESS", "OTHER"]
+    for _ in range(20_000):
+        cands = []
+        for _ in range(rng.randint(2, 6)):
+            s = rng.randint(0, 40)
+            cands.append((rng.choice(kinds), s, s + rng.randint(0, 9), 0.9))
+        assert resolve(list(cands)) == _resolve_by_priority(cands), cands
+
+
+def test_house_number_candidates_match_the_byte_checks() -> None:
+    rng = random.Random(3)
+    alphabet = "0123456789 Aa?.-/:+$#bz\n"
+    for _ in range(5_000):
+        mask = make_mask("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))))
+        expected = [(m.start(), m.end()) for m in re.finditer(rb"00*", mask)
+                    if m.end() - m.start() <= 6 and not (m.start() > 0 and mask[m.start() - 1] in b"0Aa?.-/:+$#")]
+        assert [m.span() for m in _HOUSE_NUMBER.finditer(mask)] == expected, mask
