@@ -1,9 +1,10 @@
 """Shared, cached text views of a trace for the fast judges.
 
 Python's ``re`` is slow on long alternations, so the judges prefilter with token-set lookups: one split of the
-request and of the response per trace (cached in ``ctx.cache``), then set intersections, and only run a precise
-regex when a trigger word is present. Context and tool results are not tokenised: the judges grade what the
-agent was asked and what it answered.
+request and of the response per trace (a ``TextView``, kept in ``ctx.view`` and shared by every judge), then set
+intersections, and only run a precise regex when a trigger word is present (``AnyOf`` then skips the patterns whose
+literal words are absent). Context and tool results are not tokenised: the judges grade what the agent was asked
+and what it answered.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ _PUNCT_CHARS = '!"#$%&()*+,.:;<=>?@[\\]^`{|}~'
 _PUNCT = str.maketrans({**{c: " " for c in _PUNCT_CHARS}, "\u2019": "'", "\u2018": "'"})
 # bytes.translate is ~3x faster than str.translate; UTF-8 continuation bytes are >= 0x80 and pass through.
 _PUNCT_BYTES = bytes.maketrans(_PUNCT_CHARS.encode(), b" " * len(_PUNCT_CHARS))
+# The same table that also lower-cases A-Z: for ASCII text, one pass does str.lower() and the punctuation split.
+_LOWER_PUNCT_BYTES = bytes.maketrans(_PUNCT_CHARS.encode() + bytes(range(65, 91)),
+                                     b" " * len(_PUNCT_CHARS) + bytes(range(97, 123)))
 
 
 def tokenize(lowered: str) -> list[str]:
@@ -27,47 +31,77 @@ def tokenize(lowered: str) -> list[str]:
     if lowered.isascii():
         return lowered.encode().translate(_PUNCT_BYTES).decode().split()
     return lowered.translate(_PUNCT).split()
+
+
 # Refusals sit at the start of an answer; looking further only adds cost and false hits in quoted text.
 REFUSAL_WINDOW = 400
 
 
 class TextView:
-    __slots__ = ("trace", "request", "response", "_req_tokens", "_resp_tokens", "_resp_words", "memo")
+    """One trace's request and answer as token sets, built once and shared by every judge of the trace.
+
+    The token lists/sets are built eagerly (every fast judge reads them); the lower-cased strings only feed the
+    precise regexes that run after a token gate fired, so they are built on first use.
+    """
+
+    __slots__ = ("trace", "req_tokens", "resp_tokens", "resp_words", "_request", "_response", "_refused", "_memo")
 
     def __init__(self, trace: Trace):
         self.trace = trace
-        self.request = trace.user_message.lower()
-        self.response = trace.final_response.lower()
-        self._req_tokens: frozenset[str] | None = None
-        self._resp_tokens: frozenset[str] | None = None
-        self._resp_words: list[str] | None = None
-        self.memo: dict[Any, Any] = {}  # results judges share (e.g. which policy behaviours the request matches)
+        # tokenize(text.lower()), inline (once per trace, for every trace); ASCII text is lower-cased in the same
+        # bytes.translate pass that blanks punctuation, so the lower-cased string is never built here.
+        text = trace.final_response
+        words = (text.encode().translate(_LOWER_PUNCT_BYTES).decode().split() if text.isascii()
+                 else text.lower().translate(_PUNCT).split())
+        self.resp_words: list[str] = words
+        self.resp_tokens: frozenset[str] = frozenset(words)
+        text = trace.user_message
+        self.req_tokens: frozenset[str] = frozenset(
+            text.encode().translate(_LOWER_PUNCT_BYTES).decode().split() if text.isascii()
+            else text.lower().translate(_PUNCT).split())
+        self._request: str | None = None
+        self._response: str | None = None
+        # is_refusal's token gate, here where the tokens are at hand: most answers settle it (False) for good.
+        toks = self.resp_tokens
+        self._refused: bool | None = (False if _REFUSAL_TRIGGERS.isdisjoint(toks)
+                                      and ("not" not in toks or _NOT_COMPANIONS.isdisjoint(toks)) else None)
+        self._memo: dict[Any, Any] | None = None
 
     @property
-    def req_tokens(self) -> frozenset[str]:
-        if self._req_tokens is None:
-            self._req_tokens = frozenset(tokenize(self.request))
-        return self._req_tokens
+    def memo(self) -> dict[Any, Any]:
+        """Results judges share (e.g. which policy behaviours the request matches); created on first use."""
+        if self._memo is None:
+            self._memo = {}
+        return self._memo
 
     @property
-    def resp_words(self) -> list[str]:
-        if self._resp_words is None:
-            self._resp_words = tokenize(self.response)
-        return self._resp_words
+    def request(self) -> str:
+        """The request, lower-cased."""
+        if self._request is None:
+            self._request = self.trace.user_message.lower()
+        return self._request
 
     @property
-    def resp_tokens(self) -> frozenset[str]:
-        if self._resp_tokens is None:
-            self._resp_tokens = frozenset(self.resp_words)
-        return self._resp_tokens
+    def response(self) -> str:
+        """The answer, lower-cased."""
+        if self._response is None:
+            self._response = self.trace.final_response.lower()
+        return self._response
+
+    @property
+    def refused(self) -> bool:
+        """``is_refusal(self)``, computed once per trace (policy, refusal and learning judges all ask)."""
+        r = self._refused
+        if r is None:
+            r = self._refused = _is_refusal(self)
+        return r
 
 
 def text_view(trace: Trace, ctx: JudgeContext) -> TextView:
     """The cached view for this trace (recomputed if the context is reused for another trace)."""
-    view = ctx.cache.get("text")
-    if view is None or view.trace is not trace:
-        view = TextView(trace)
-        ctx.cache["text"] = view
+    view = ctx.view
+    if view.trace is not trace:
+        view = ctx.view = TextView(trace)
     return view
 
 
@@ -77,6 +111,124 @@ def compile_any(patterns: Iterable[str]) -> re.Pattern[str] | None:
     if not pats:
         return None
     return re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE | re.DOTALL)
+
+
+class AnyOf:
+    """``compile_any(patterns).search(text) is not None``, answered faster.
+
+    Python's ``re`` tries every alternative at every position of the text (a leading ``\\b`` or IGNORECASE defeats
+    its literal-prefix scan), so a policy alternation costs microseconds even when it cannot match. Here each
+    pattern runs alone, and only when the text holds one needle of each of its *factors* (literal runs that every
+    match of the pattern contains): a text lacking a factor cannot match, and most texts lack one. Only ASCII text
+    is filtered: there IGNORECASE is ASCII case folding, so lower-cased needles in lower-cased text are exact
+    (``re``'s Unicode folds, e.g. KELVIN SIGN for ``k``, only concern non-ASCII text, which runs ``combined``).
+    Patterns with back-references run combined too: their group numbers depend on the other patterns.
+    """
+
+    __slots__ = ("combined", "parts", "sieve")
+
+    def __init__(self, patterns: Iterable[str], flags: int = re.IGNORECASE | re.DOTALL):
+        pats = [p for p in patterns if p]
+        self.combined = re.compile("|".join(f"(?:{p})" for p in pats), flags) if pats else None
+        # (factors, regex) per pattern: factors AND-ed, a factor's needles OR-ed; () = always run the regex.
+        self.parts: tuple[tuple[tuple[tuple[str, ...], ...], re.Pattern[str]], ...] | None = None
+        # One case-sensitive alternation of every pattern's first-factor needles, for lower-cased text: with plain
+        # literals ``re`` scans for their first characters in C, so the usual no-match costs ~0.2 us.
+        self.sieve: re.Pattern[str] | None = None
+        try:
+            parts = []
+            for p in pats:
+                parsed = _sre_parser.parse(p, flags)
+                if _has_backref(parsed.data):
+                    return
+                factors = _factors(parsed.data)
+                # Longest shortest-needle first: the factor most likely to be absent is tested first.
+                factors.sort(key=lambda f: (-min(map(len, f)), len(f)))
+                parts.append((tuple(tuple(sorted(f, key=len, reverse=True)) for f in factors[:_MAX_FACTORS]),
+                              re.compile(p, flags)))
+            self.parts = tuple(parts)
+            if parts and all(factors for factors, _ in parts):
+                needles = sorted({n for factors, _ in parts for n in factors[0]}, key=len, reverse=True)
+                self.sieve = re.compile("|".join(map(re.escape, needles)))
+        except Exception:  # an unfamiliar construct or parser change: always run ``combined`` (still correct)
+            self.parts = None
+
+    def search(self, text: str, lowered: str) -> bool:
+        """Whether any pattern matches ``text``; ``lowered`` is ``text.lower()`` (the same object if it already is)."""
+        parts = self.parts
+        if parts is None or not lowered.isascii():
+            return self.combined is not None and self.combined.search(text) is not None
+        if self.sieve is not None and self.sieve.search(lowered) is None:
+            return False
+        for factors, rx in parts:
+            for needles in factors:
+                for needle in needles:
+                    if needle in lowered:
+                        break
+                else:  # a factor with no needle in the text: this pattern cannot match
+                    break
+            else:  # every factor present (or none known): run the pattern
+                if rx.search(text) is not None:
+                    return True
+        return False
+
+    def search_raw(self, text: str) -> bool:
+        """``search`` for text that is not lower-cased yet."""
+        return self.search(text, text.lower() if text.isascii() else text)
+
+
+_MAX_FACTORS = 3  # the most selective few; more tests cost more than the rare regex run they would save
+
+
+try:  # the stdlib's own regex parser (re._parser since 3.11, sre_parse before)
+    from re import _constants as _sre_c, _parser as _sre_parser
+except ImportError:  # pragma: no cover
+    import sre_constants as _sre_c  # type: ignore[no-redef]
+    import sre_parse as _sre_parser  # type: ignore[no-redef]
+_REPEATS = tuple(getattr(_sre_c, n) for n in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") if hasattr(_sre_c, n))
+
+
+_BACKREFS = frozenset(getattr(_sre_c, n) for n in dir(_sre_c) if n.startswith("GROUPREF"))
+
+
+def _has_backref(items: Any) -> bool:
+    """Whether a parsed pattern uses a back-reference or a group-conditional anywhere."""
+    for op, av in items:
+        if op in _BACKREFS:
+            return True
+        for sub in (av if isinstance(av, (tuple, list)) else (av,)):
+            if isinstance(sub, _sre_parser.SubPattern) and _has_backref(sub.data):
+                return True
+            if isinstance(sub, (tuple, list)) and any(isinstance(x, _sre_parser.SubPattern) and _has_backref(x.data)
+                                                      for x in sub):
+                return True
+    return False
+
+
+def _factors(items: Any) -> list[frozenset[str]]:
+    """Needle sets a match of this parsed sequence must each hit: runs of ASCII literals, groups, alternations
+    whose every branch has a factor, and repeats of at least one. Anything else (classes, ``\\s``, ``.``,
+    lookarounds, optional parts) contributes nothing, which only makes the filter weaker, never wrong."""
+    out: list[frozenset[str]] = []
+    run: list[str] = []
+    for op, av in items:
+        if op is _sre_c.LITERAL and av < 128:
+            run.append(chr(av).lower())
+            continue
+        if run:
+            out.append(frozenset({"".join(run)}))
+            run = []
+        if op is _sre_c.SUBPATTERN:
+            out.extend(_factors(av[-1].data))
+        elif op is _sre_c.BRANCH:
+            branches = [_factors(b.data) for b in av[1]]
+            if all(branches):  # one factor per branch (its most selective), any of which must occur
+                out.append(frozenset().union(*(max(b, key=lambda f: (min(map(len, f)), -len(f))) for b in branches)))
+        elif op in _REPEATS and av[0] >= 1:
+            out.extend(_factors(av[2].data))
+    if run:
+        out.append(frozenset({"".join(run)}))
+    return out
 
 
 def tokens_of(terms: Iterable[str]) -> frozenset[str]:
@@ -106,7 +258,11 @@ _NOT_COMPANIONS = frozenset({"able", "allowed", "permitted", "something", "will"
 
 
 def is_refusal(view: TextView) -> bool:
-    """True when the answer opens by declining the request (cheap token check first)."""
+    """True when the answer opens by declining the request (cheap token check first; memoised on the view)."""
+    return view.refused
+
+
+def _is_refusal(view: TextView) -> bool:
     toks = view.resp_tokens
     if _REFUSAL_TRIGGERS.isdisjoint(toks) and ("not" not in toks or _NOT_COMPANIONS.isdisjoint(toks)):
         return False

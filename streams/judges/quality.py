@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from schemas.trace import Trace
 from schemas.verdict import Verdict
-from streams.judges._text import config_hash, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext, make_verdict
+from streams.judges._text import TextView, config_hash, text_view, tokens_of
+from streams.judges.base import Judge, JudgeContext, from_template, new_verdict, verdict_template
 
 LOGIC_VERSION = "1"
 _STOP = frozenset("the a an and or but if of to in on at for with from by is are was were be been it this that "
@@ -28,7 +28,13 @@ class QualityJudge(Judge):
         self.placeholders = tuple(m.lower() for m in (placeholder_markers if placeholder_markers is not None else
                                   ["lorem ipsum", "todo:", "{{", "[insert", "as an ai language model"]))
         self._marker_tokens = tokens_of(self.placeholders)
+        # _unique_threshold's three values, precomputed (same expressions, so the same floats).
+        self._u_mid = min_unique_ratio * 0.7
+        self._u_long = min_unique_ratio * 0.45
+        # (overlapping words, content words) -> the rounded overlap-based helpfulness; both are small ints and recur.
+        self._overlap_scores: dict[tuple[int, int], float] = {}
         self.version = f"{LOGIC_VERSION}.{config_hash([min_chars, max_chars, min_unique_ratio, self.placeholders])}"
+        self._ok = verdict_template(self.name, self.version, 0.7, True)  # nothing wrong found
 
     def _unique_threshold(self, n: int) -> float:
         # Longer texts repeat function words naturally (Heaps' law), so the bar drops with length.
@@ -36,14 +42,52 @@ class QualityJudge(Judge):
             return self.min_unique_ratio
         return self.min_unique_ratio * (0.7 if n <= 400 else 0.45)
 
+    def _overlap_helpful(self, view: TextView, helpful: float) -> float:
+        """``helpful`` capped by how much of the request's content words the answer shares (a weak signal)."""
+        content = view.req_tokens - _STOP
+        m = len(content)
+        if m < 4:
+            return helpful
+        key = (len(content & view.resp_tokens), m)
+        h = self._overlap_scores.get(key)
+        if h is None:
+            h = round(0.6 + 0.4 * min(1.0, key[0] / m * 3), 4)
+            if len(self._overlap_scores) < 100_000:
+                self._overlap_scores[key] = h
+        # min(helpful, h): every constant helpful is already a 4-decimal number, so rounding commutes with min
+        return h if h < helpful else helpful
+
+    def _placeholder(self, view: TextView) -> str | None:
+        """The first placeholder marker in the answer, if any."""
+        resp = view.response
+        for marker in self.placeholders:
+            if marker in resp:
+                return marker
+        return None
+
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
-        text = trace.final_response.strip()
+        raw = trace.final_response
+        text = raw.strip()
         n_chars = len(text)
         if n_chars == 0:
-            return make_verdict(self.name, self.version, passed=False, confidence=0.95,
-                           scores={"task_success": 0.0, "helpfulness": 0.0}, tags=["quality:empty"],
-                           reasons=["empty answer"])
-        view = text_view(trace, ctx)
+            return new_verdict(self.name, self.version, "ok", {"task_success": 0.0, "helpfulness": 0.0}, 0.95, False,
+                               ["empty answer"], ["quality:empty"])
+        view = ctx.view
+        if view.trace is not trace:
+            view = text_view(trace, ctx)
+        resp_tokens = view.resp_tokens
+        n = len(view.resp_words)
+        # The common answer, checked without building anything: length in range, one line, not repetitive, no
+        # placeholder. Then only the request-overlap score is left to compute.
+        # Markers are scanned only when one of their words (or a brace) is present: most answers skip the scan.
+        # (Braces are checked on the raw answer: lower-casing never creates or removes one.)
+        if (self.min_chars <= n_chars <= self.max_chars and "\n" not in text
+                and (n < 8 or len(resp_tokens) / n >= (self.min_unique_ratio if n <= 60 else self._u_mid if n <= 400
+                                                       else self._u_long))
+                and (("{" not in raw and "[" not in raw and self._marker_tokens.isdisjoint(resp_tokens))
+                     or self._placeholder(view) is None)):
+            return from_template(self._ok, {"task_success": 0.85, "helpfulness": self._overlap_helpful(view, 0.85)},
+                                 [], [])
         tags: list[str] = []
         reasons: list[str] = []
         helpful = success = 0.85
@@ -58,11 +102,10 @@ class QualityJudge(Judge):
             tags.append("quality:too_long")
             reasons.append(f"answer is {n_chars} characters (> {self.max_chars})")
             helpful = 0.6
-        words = view.resp_words
-        n = len(words)
         if n >= 8:
-            ratio = len(view.resp_tokens) / n
-            if ratio < self._unique_threshold(n):
+            ratio = len(resp_tokens) / n
+            # _unique_threshold(n), inline
+            if ratio < (self.min_unique_ratio if n <= 60 else self._u_mid if n <= 400 else self._u_long):
                 tags.append("quality:repetitive")
                 reasons.append(f"only {ratio:.0%} of the words are distinct")
                 helpful, success, failed, confidence = min(helpful, 0.2), min(success, 0.3), True, 0.75
@@ -72,19 +115,13 @@ class QualityJudge(Judge):
                 tags.append("quality:repeated_lines")
                 reasons.append("the same line repeats")
                 helpful, failed, confidence = min(helpful, 0.3), True, 0.7
-        resp = view.response
-        # Markers are scanned only when one of their words (or a brace) is present: most answers skip the loop.
-        maybe = "{" in resp or "[" in resp or not self._marker_tokens.isdisjoint(view.resp_tokens)
-        for marker in (self.placeholders if maybe else ()):
-            if marker in resp:
+        if "{" in raw or "[" in raw or not self._marker_tokens.isdisjoint(resp_tokens):
+            marker = self._placeholder(view)
+            if marker is not None:
                 tags.append("quality:placeholder")
                 reasons.append(f"placeholder text {marker!r}")
                 helpful, success, failed, confidence = min(helpful, 0.3), min(success, 0.3), True, 0.7
-                break
-        content = view.req_tokens - _STOP
-        if len(content) >= 4 and not failed:
-            overlap = len(content & view.resp_tokens) / len(content)
-            helpful = min(helpful, 0.6 + 0.4 * min(1.0, overlap * 3))
-        return make_verdict(self.name, self.version, passed=not failed, confidence=confidence,
-                       scores={"task_success": success, "helpfulness": round(helpful, 4)},
-                       tags=tags, reasons=reasons)
+        if not failed:
+            helpful = self._overlap_helpful(view, helpful)
+        return new_verdict(self.name, self.version, "ok", {"task_success": success, "helpfulness": helpful},
+                           confidence, not failed, reasons, tags)

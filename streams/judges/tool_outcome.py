@@ -11,7 +11,7 @@ import re
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import config_hash, text_view
-from streams.judges.base import Judge, JudgeContext, make_verdict
+from streams.judges.base import Judge, JudgeContext, from_template, new_verdict, verdict_template
 
 LOGIC_VERSION = "1"
 
@@ -28,6 +28,9 @@ _CLAIM_TOKENS = frozenset({"done", "sent", "scheduled", "created", "moved", "sca
                            "found", "running", "deployed", "saved", "wrote", "i've", "here"})
 
 
+_FAILED = ("error", "timeout")
+
+
 class ToolOutcomeJudge(Judge):
     name = "tool_outcome"
 
@@ -39,28 +42,38 @@ class ToolOutcomeJudge(Judge):
         self.loop_threshold = loop_threshold
         self.slow_call_ms = slow_call_ms
         self.version = f"{LOGIC_VERSION}.{config_hash([loop_threshold, slow_call_ms])}"
+        self._ok = verdict_template(self.name, self.version, 0.85, True)  # every call fine
+        self._skipped = verdict_template(self.name, self.version, 1.0, True, "skipped")  # no calls
 
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
         calls = trace.tool_calls
         if not calls:
-            return make_verdict(self.name, self.version, status="skipped", confidence=1.0,
-                           reasons=["no tool calls"])
+            return from_template(self._skipped, {}, ["no tool calls"], [])
+        n = len(calls)
+        bad = slow = 0
+        slow_ms = self.slow_call_ms
+        for c in calls:  # one pass for the common case: every call ok, with a result, in time
+            if c.result is None or c.status in _FAILED:
+                bad += 1
+            lat = c.latency_ms
+            if lat is not None and lat > slow_ms:
+                slow += 1
+        if not bad and not slow and n < self.loop_threshold:
+            return from_template(self._ok, {"tool_correctness": 1.0}, [], [])
         tags: list[str] = []
         reasons: list[str] = []
-        n = len(calls)
-        errors = timeouts = incomplete = slow = 0
-        for c in calls:
-            if c.status == "timeout":
-                timeouts += 1
-                tags.append(f"tool_timeout:{c.name}")
-            elif c.status == "error":
-                errors += 1
-                tags.append(f"tool_error:{c.name}")
-            elif c.result is None:
-                incomplete += 1
-                tags.append(f"tool_incomplete:{c.name}")
-            if c.latency_ms is not None and c.latency_ms > self.slow_call_ms:
-                slow += 1
+        errors = timeouts = incomplete = 0
+        if bad:
+            for c in calls:
+                if c.status == "timeout":
+                    timeouts += 1
+                    tags.append(f"tool_timeout:{c.name}")
+                elif c.status == "error":
+                    errors += 1
+                    tags.append(f"tool_error:{c.name}")
+                elif c.result is None:
+                    incomplete += 1
+                    tags.append(f"tool_incomplete:{c.name}")
         if slow:
             tags.append("tool_slow")
         if n >= self.loop_threshold:
@@ -71,7 +84,9 @@ class ToolOutcomeJudge(Judge):
             if max(seen.values()) >= self.loop_threshold:
                 tags.append("tool_loop")
                 reasons.append(f"the same call was repeated {max(seen.values())} times")
-        bad = errors + timeouts + incomplete
+        if not bad:
+            score = 0.7 if "tool_loop" in tags else 1.0
+            return new_verdict(self.name, self.version, "ok", {"tool_correctness": score}, 0.85, True, reasons, tags)
         tool_ok = 1.0 - bad / n
         # A failure is recovered when a later call of the same tool succeeded (a retry).
         unrecovered = 0
@@ -79,10 +94,6 @@ class ToolOutcomeJudge(Judge):
             if c.status != "ok" or c.result is None:
                 if not any(d.name == c.name and d.status == "ok" and d.result is not None for d in calls[i + 1:]):
                     unrecovered += 1
-        if not bad:
-            score = 0.7 if "tool_loop" in tags else 1.0
-            return make_verdict(self.name, self.version, confidence=0.85,
-                           scores={"tool_correctness": score}, passed=True, reasons=reasons, tags=tags)
         reasons.append(f"{bad} of {n} tool calls did not complete ({errors} errors, {timeouts} timeouts, "
                        f"{incomplete} without result)")
         view = text_view(trace, ctx)
@@ -91,17 +102,17 @@ class ToolOutcomeJudge(Judge):
         claims = not _CLAIM_TOKENS.isdisjoint(toks)
         if acknowledged:
             tags.append("tool_failure:acknowledged")
-            return make_verdict(self.name, self.version, confidence=0.75, passed=True,
-                           scores={"tool_correctness": tool_ok, "task_success": 0.3 if unrecovered else 0.6},
-                           reasons=reasons + ["the answer acknowledges the failure"], tags=tags)
+            return new_verdict(self.name, self.version, "ok",
+                               {"tool_correctness": tool_ok, "task_success": 0.3 if unrecovered else 0.6}, 0.75, True,
+                               reasons + ["the answer acknowledges the failure"], tags)
         if unrecovered:
             # Nothing in the answer admits the failure: it hides it (claims success) or glosses over it.
             tags.append("tool_failure:hidden")
             conf = 0.8 if claims else 0.6
-            return make_verdict(self.name, self.version, confidence=conf, passed=False,
-                           scores={"tool_correctness": tool_ok, "task_success": 0.1, "helpfulness": 0.3},
-                           reasons=reasons + ["the answer does not mention the failure"], tags=tags)
+            return new_verdict(self.name, self.version, "ok",
+                               {"tool_correctness": tool_ok, "task_success": 0.1, "helpfulness": 0.3}, conf, False,
+                               reasons + ["the answer does not mention the failure"], tags)
         # Every failed call was retried successfully.
         tags.append("tool_failure:recovered")
-        return make_verdict(self.name, self.version, confidence=0.6, passed=True,
-                       scores={"tool_correctness": tool_ok, "task_success": 0.7}, reasons=reasons, tags=tags)
+        return new_verdict(self.name, self.version, "ok", {"tool_correctness": tool_ok, "task_success": 0.7}, 0.6,
+                           True, reasons, tags)
