@@ -2,6 +2,7 @@
 subprocesses (used by `demo`, benchmarks and tests)."""
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -12,6 +13,19 @@ if TYPE_CHECKING:
     from alignloop.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The stream allocates a few hundred short-lived, acyclic objects per trace (freed by reference counting); with
+# the default thresholds the cyclic collector would still run every 700 allocations and re-scan a heap of
+# Faust/pydantic/pyarrow objects that never die. Frozen start-up objects and rarer collections make the
+# in-process step ~15% faster (measured A/B on the pipeline step); cycles are still collected.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """For stream processes and benchmarks of their step functions."""
+    gc.collect()
+    gc.freeze()  # start-up objects (modules, configs, compiled regexes) move out of every later collection
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def ensure_local_broker(settings: "Settings") -> str | None:

@@ -33,7 +33,10 @@ def _ceiling(settings, values: list[bytes], repeats: int = 3) -> tuple[float, fl
     """Best of ``repeats`` timed passes (the machine is shared and noisy; the best pass is the ceiling)."""
     from streams.pipeline import Pipeline, to_row
 
+    from alignloop.runner import tune_gc
+
     pipe = Pipeline.from_settings(settings)
+    tune_gc()  # as the worker runs it
     for v in values[:200]:  # warm caches
         pipe.process(v, "agent.traces", 0, 0)
     best = float("inf")

@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         import faust
         from prometheus_client import CollectorRegistry, start_http_server
 
+        from alignloop.runner import tune_gc
         from alignloop.settings import DEV_PII_KEY, load_settings
         from streams.app import create_app
 
@@ -35,4 +36,5 @@ def register(app: typer.Typer) -> None:
         if port:
             start_http_server(port, registry=registry)
         app_, _ = create_app(s, registry=registry, role=role)
+        tune_gc()  # a long-running stream process: see alignloop.runner.tune_gc
         faust.Worker(app_, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
