@@ -17,7 +17,7 @@ from river import linear_model, metrics, optim, utils
 
 from schemas.trace import Trace
 from schemas.verdict import Verdict
-from streams.judges._text import is_refusal, text_view
+from streams.judges._text import is_refusal, text_view, tokenize
 from streams.judges.base import Judge, JudgeContext, make_verdict
 
 LOGIC_VERSION = "1"
@@ -58,12 +58,14 @@ class LearningJudge(Judge):
         view = text_view(trace, ctx)
         x: Features = {}
         h = self._h
-        for prefix, toks in (("q:", view.req_tokens), ("a:", view.resp_tokens)):
-            for i, w in enumerate(toks):
+        # the first max_words distinct words in text order: a set's order changes with each process's hash seed,
+        # which would give the same trace different features after a restart
+        req_words = tokenize(trace.user_message.lower()) if len(view.req_tokens) > self.max_words else view.req_tokens
+        for prefix, words in (("q:", req_words), ("a:", view.resp_words)):
+            for i, w in enumerate(dict.fromkeys(words)):
                 if i >= self.max_words:
                     break
-                k = h(prefix + w)
-                x[k] = 1.0
+                x[h(prefix + w)] = 1.0
         calls = trace.tool_calls
         n_err = sum(c.status != "ok" for c in calls)
         named = {

@@ -56,3 +56,26 @@ def test_feature_cache_is_bounded() -> None:
     for i in range(20):
         lj.judge(Trace(trace_id=f"t{i}", conversation_id="c", user_message="a", final_response="b"), JudgeContext())
     assert lj.learn("t0", passed=True) is False and lj.learn("t19", passed=True) is True
+
+
+def test_features_of_long_texts_are_the_same_in_every_process() -> None:
+    """More distinct words than max_words: the kept ones must not depend on the process's string hash seed
+    (a restarted or second monitor would otherwise see different features for the same trace)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from schemas.trace import Trace\n"
+        "from streams.judges.base import JudgeContext\n"
+        "from streams.judges.learning import LearningJudge\n"
+        "words = ' '.join(f'word{i}' for i in range(300))\n"
+        "t = Trace(trace_id='t', conversation_id='c', user_message=words, final_response=words[::-1])\n"
+        "print(sorted(LearningJudge(max_words=16).features(t, JudgeContext(), []).items()))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    outs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=repo,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(repo)}).stdout
+            for seed in (1, 2, 3)}
+    assert len(outs) == 1
