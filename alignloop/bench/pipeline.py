@@ -6,7 +6,9 @@ scrubber and the fast judges cost inside that stream, and publish→landed laten
    spine` subprocesses then drain them into a fresh Delta table; landed/s = rows / (last commit − first commit)
    from the Delta log's file times, and CPU µs per trace of every process (spines, monitor, broker, this one) from
    /proc while draining. Variants: ``full`` (the configured pipeline), ``structured_scrub`` (structured scrub tier
-   only) and ``no_fast_judges``; interleaved ``--repeats`` times, best pass per variant (the machine is shared).
+   only) and ``no_fast_judges``, interleaved ``--repeats`` times. Throughput is the best pass per variant; the
+   costs of the full scrubber and the fast judges are medians over repeats of neighbouring drains' ratios (the
+   shared machine's speed drifts over minutes, much less between two drains).
    The spine issue's figure is ``full``: the spine alone. ``system`` then drains once more with the monitor
    process (drift, escalation, curation over ``traces.judged``) running beside the spines.
 3. latency: with the system caught up, M traces are published at half the spine's throughput; latency of each
@@ -187,7 +189,9 @@ def register(bench_app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
         keep: bool = typer.Option(False, "--keep", help="Keep the bench topics and lakes."),
         spines: int = typer.Option(2, "--spines", min=1, max=8, help="Spine processes in one consumer group."),
-        repeats: int = typer.Option(2, "--repeats", min=1, max=5, help="Drains per variant (best one counts)."),
+        repeats: int = typer.Option(3, "--repeats", min=1, max=7,
+                                    help="Drains per variant: the best counts for throughput, the median of paired "
+                                         "drains for the costs of the full scrubber and the fast judges."),
         compare: bool = typer.Option(True, "--compare/--no-compare",
                                      help="Also drain with the structured scrub tier only and with no fast judges."),
     ) -> None:
@@ -218,9 +222,11 @@ def register(bench_app: typer.Typer) -> None:
 
         variants = VARIANTS if compare else VARIANTS[:1]
         best: dict[str, dict] = {}
+        passes: list[dict[str, dict]] = []  # per repeat: variant -> figures (adjacent in time, so comparable)
         system = None
         try:
             for rep in range(repeats):
+                passes.append({})
                 for v in variants:
                     run = _Run(base, tag, f"{v}-{rep}", work, partitions, _variant_env(v, work))
                     console.print(f"[{v} {rep + 1}/{repeats}] publishing {n} traces, draining with {spines} spine(s) …")
@@ -231,6 +237,7 @@ def register(bench_app: typer.Typer) -> None:
                     finally:
                         run.stop()
                     console.print(f"    {got['landed_per_s']:,.0f} landed/s; CPU µs/trace {got['cpu_us_per_trace']}")
+                    passes[-1][v] = got
                     if v not in best or got["landed_per_s"] > best[v]["landed_per_s"]:
                         best[v] = got
             system = _Run(base, tag, "system", work, partitions, {})
@@ -280,20 +287,30 @@ def register(bench_app: typer.Typer) -> None:
         ]
         if compare:
             st, nj = best["structured_scrub"], best["no_fast_judges"]
-            spine_cpu = {k: b["cpu_us_per_trace"]["spine"] for k, b in best.items()}
-            figures["full_scrubber_throughput_loss_pct"] = round(
-                (1 - full["landed_per_s"] / st["landed_per_s"]) * 100, 1)
-            figures["full_scrubber_added_cpu_pct"] = round(
-                (spine_cpu["full"] / spine_cpu["structured_scrub"] - 1) * 100, 1)
-            figures["fast_judges_added_cost_pct"] = round((spine_cpu["full"] / spine_cpu["no_fast_judges"] - 1) * 100, 1)
-            figures["fast_judges_throughput_loss_pct"] = round((1 - full["landed_per_s"] / nj["landed_per_s"]) * 100, 1)
+
+            def paired(fn) -> float:
+                """Median over repeats of a comparison between variants drained one after the other: the
+                machine's speed drifts between repeats, much less between neighbouring drains."""
+                return round(statistics.median(fn(p) for p in passes) * 100, 1)
+
+            def cpu(p: dict, v: str) -> float:
+                return p[v]["cpu_us_per_trace"]["spine"]
+
+            figures["full_scrubber_throughput_loss_pct"] = paired(
+                lambda p: 1 - p["full"]["landed_per_s"] / p["structured_scrub"]["landed_per_s"])
+            figures["full_scrubber_added_cpu_pct"] = paired(lambda p: cpu(p, "full") / cpu(p, "structured_scrub") - 1)
+            figures["fast_judges_added_cost_pct"] = paired(lambda p: cpu(p, "full") / cpu(p, "no_fast_judges") - 1)
+            figures["fast_judges_throughput_loss_pct"] = paired(
+                lambda p: 1 - p["full"]["landed_per_s"] / p["no_fast_judges"]["landed_per_s"])
+            figures["passes"] = passes
             rows += [
                 ("landed traces/s, structured scrub tier only", st["landed_per_s"]),
                 ("landed traces/s, no fast judges", nj["landed_per_s"]),
-                ("full scrubber: throughput lost %", figures["full_scrubber_throughput_loss_pct"]),
-                ("full scrubber: spine CPU/trace added %", figures["full_scrubber_added_cpu_pct"]),
-                ("fast judges: spine CPU/trace added %", figures["fast_judges_added_cost_pct"]),
-                ("fast judges: throughput lost %", figures["fast_judges_throughput_loss_pct"]),
+                ("full scrubber: throughput lost % (median of paired drains)",
+                 figures["full_scrubber_throughput_loss_pct"]),
+                ("full scrubber: spine CPU/trace added % (median, paired)", figures["full_scrubber_added_cpu_pct"]),
+                ("fast judges: spine CPU/trace added % (median, paired)", figures["fast_judges_added_cost_pct"]),
+                ("fast judges: throughput lost % (median, paired)", figures["fast_judges_throughput_loss_pct"]),
             ]
         rows += [(f"p50 latency s at {rate:,.0f}/s", figures["p50_latency_s"]),
                  (f"p99 latency s at {rate:,.0f}/s", figures["p99_latency_s"])]
