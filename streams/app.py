@@ -85,8 +85,8 @@ class TraceHandler:
                 futures.append(await self.send(self.dlq_topic, key, value, headers=outcome.headers()))
                 continue
             judged.append(outcome)
-            rows.append(to_row(outcome))
             event = outcome.model_dump_json().encode()
+            rows.append(to_row(outcome, event))
             if partition >= n_judged or self.batches is None:
                 futures.append(await self.send(self.judged_topic, key, event, partition=None))
                 continue

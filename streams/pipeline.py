@@ -126,16 +126,26 @@ def _dump(v: Any) -> str:
     return to_json(v).decode()
 
 
-def to_row(j: JudgedTrace) -> dict[str, Any]:
-    """A `traces` table row (schemas.tables.TRACES_SCHEMA) from a judged trace."""
-    t = j.trace
-    return _row(j, _dump(t.context), _dump(t.tool_calls), _dump(t.candidates), _dump(t.metadata),
-                _dump(j.verdicts), _dump(j.pii))
+def _tail_parts(event: bytes) -> tuple[str, str] | None:
+    """The verdicts and pii JSON, cut from the end of the judged event (``model_dump_json``) instead of being
+    serialised again. Only what follows the trace is searched, and only from the right: verdicts, outcome, pii,
+    source and processed_at hold no unescaped quote that could fake a delimiter (strings are JSON-escaped, keys
+    are fixed names, topic names are [a-zA-Z0-9._-]); the trace before them may hold anything."""
+    o = event.rfind(b',"outcome":"')
+    s = event.rfind(b',"source":{')
+    v = event.rfind(b'},"verdicts":', 0, o)
+    p = event.rfind(b',"pii":', o, s)
+    if min(o, s, v, p) < 0:
+        return None
+    return event[v + 13:o].decode(), event[p + 7:s].decode()
 
 
-def _row(j: JudgedTrace, ctx: str, calls_json: str, cands: str, meta: str, verdicts: str, pii: str
-         ) -> dict[str, Any]:
+def to_row(j: JudgedTrace, event: bytes | None = None) -> dict[str, Any]:
+    """A `traces` table row (schemas.tables.TRACES_SCHEMA) from a judged trace; pass its event bytes
+    (``j.model_dump_json()``) to reuse their verdicts and pii JSON."""
     t = j.trace
+    parts = _tail_parts(event) if event is not None else None
+    verdicts_json, pii_json = parts if parts is not None else (_dump(j.verdicts), _dump(j.pii))
     scores: dict[str, float] = {}
     tags: set[str] = set()
     for v in j.verdicts:
@@ -150,13 +160,13 @@ def _row(j: JudgedTrace, ctx: str, calls_json: str, cands: str, meta: str, verdi
         "trace_id": t.trace_id, "conversation_id": t.conversation_id, "agent_id": t.agent_id,
         "policy_id": t.policy_id, "ts": t.timestamp, "date": t.timestamp.date().isoformat(),
         "user_message": t.user_message, "final_response": t.final_response,
-        "context_json": ctx, "tool_calls_json": calls_json,
+        "context_json": _dump(t.context), "tool_calls_json": _dump(calls),
         "tool_names": [c.name for c in calls],
         "n_tool_errors": sum(c.status != "ok" for c in calls),
-        "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": cands,
-        "metadata_json": meta, "outcome": j.outcome, "scores_json": _dump(scores),
-        "verdicts_json": verdicts, "tags": sorted(tags),
-        "pii_json": pii, "pii_count": sum(p.count for p in j.pii),
+        "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": _dump(t.candidates),
+        "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": _dump(scores),
+        "verdicts_json": verdicts_json, "tags": sorted(tags),
+        "pii_json": pii_json, "pii_count": sum(p.count for p in j.pii),
         "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
         "processed_at": j.processed_at,
     }

@@ -96,3 +96,24 @@ def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Pat
     # a replay of the same batch lands nothing twice
     assert asyncio.run(h.handle(batch)) == 0
     assert read_table(s.table_uri(TRACES_TABLE), columns=["trace_id"]).num_rows == 14
+
+
+def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> None:
+    """to_row(j, event) reuses the event's verdicts/pii JSON; hostile keys inside the trace cannot fool it."""
+    from streams.pipeline import to_row
+
+    s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"))
+    p = Pipeline.from_settings(s)
+    sim = Simulator(seed=9)
+    checked = 0
+    for i in range(300):
+        rec, _ = sim.trace(i)
+        if i % 3 == 0:  # keys and strings that look like the delimiters the cut searches for
+            rec["metadata"] = {"a": {}, "verdicts": [{"x": '},"verdicts":'}], "b": {}, "outcome": "fail",
+                               "pii": [], "source": {"topic": ',"source":{'}}
+            rec["final_response"] += ' },"verdicts":[] ,"outcome":"pass" ,"source":{ ,"pii":'
+        j = p.process(json.dumps(rec).encode(), "agent.traces", 0, i)
+        assert isinstance(j, JudgedTrace)
+        assert to_row(j, j.model_dump_json().encode()) == to_row(j)
+        checked += 1
+    assert checked == 300
