@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import random
 import re
-from bisect import bisect_right
 
 from schemas.trace import ContextItem, ToolCall, Trace
 from streams.scrub import Pseudonymizer, TieredScrubber
 from streams.scrub.entities import _HOUSE_NUMBER
-from streams.scrub.regex import PRIORITY, make_mask, resolve
+from streams.scrub.regex import make_mask, resolve, resolve_by_priority
 from streams.scrub.trace import SEPARATOR, _copy_with
 
 
@@ -37,19 +36,6 @@ def test_replacements_match_scrub() -> None:
         assert s.replacements(t) == [(f.kind, f.start, f.end, f.replacement) for f in s.scrub(t).findings], t
 
 
-def _resolve_by_priority(cands: list) -> list:
-    """resolve() without its fast path: highest priority first, then longest, then earliest."""
-    starts: list[int] = []
-    kept: list = []
-    for c in sorted(cands, key=lambda c: (-PRIORITY.get(c[0], 10), -(c[2] - c[1]), c[1])):
-        i = bisect_right(starts, c[1])
-        if (i and kept[i - 1][2] > c[1]) or (i < len(kept) and kept[i][1] < c[2]):
-            continue
-        starts.insert(i, c[1])
-        kept.insert(i, c)
-    return kept
-
-
 def test_resolve_fast_path_keeps_the_same_spans() -> None:
     rng = random.Random(7)
     kinds = ["EMAIL", "PHONE", "PERSON", "LOCATION", "SECRET", "ADDRESS", "OTHER"]
@@ -58,7 +44,7 @@ def test_resolve_fast_path_keeps_the_same_spans() -> None:
         for _ in range(rng.randint(2, 6)):
             s = rng.randint(0, 40)
             cands.append((rng.choice(kinds), s, s + rng.randint(0, 9), 0.9))
-        assert resolve(list(cands)) == _resolve_by_priority(cands), cands
+        assert resolve(list(cands)) == resolve_by_priority(cands), cands
 
 
 def test_house_number_candidates_match_the_byte_checks() -> None:
