@@ -75,16 +75,19 @@ class TraceHandler:
         fresh = self.sink.filter_new((t, p, o, (t, p, o, k, v)) for t, p, o, k, v in batch)
         if len(fresh) < len(batch):
             self.metrics.skipped.labels(TRACES_TABLE).inc(len(batch) - len(fresh))
-        rows, judged, futures, outcomes = [], [], [], []
+        rows, judged, futures = [], [], []
+        tally = self.metrics.tally()
+        keep = bool(self.hooks)  # the spine role has no hooks: no outcome outlives its row and event
         n_judged = await self._judged_partition_count() if fresh else 0
         open_batches: dict[int, Any] = {}
         for topic, partition, offset, key, value in fresh:
             outcome = self.pipeline.process(value, topic, partition, offset, key)
-            outcomes.append(outcome)
+            tally.add(outcome)
             if isinstance(outcome, DeadLetter):
                 futures.append(await self.send(self.dlq_topic, key, value, headers=outcome.headers()))
                 continue
-            judged.append(outcome)
+            if keep:
+                judged.append(outcome)
             event = outcome.model_dump_json().encode()
             rows.append(to_row(outcome, event))
             if partition >= n_judged or self.batches is None:
@@ -100,7 +103,7 @@ class TraceHandler:
                     futures.append(await self.send(self.judged_topic, key, event, partition=partition))
         for partition, batch in open_batches.items():
             futures.append(await self.batches.send(batch, self.judged_topic, partition))
-        self.metrics.observe_batch(outcomes)
+        tally.flush()
         for hook in self.hooks:
             futures.extend(await hook(judged))
         if futures:

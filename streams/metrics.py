@@ -43,36 +43,58 @@ class PipelineMetrics:
             self.records_out.labels(stage)
 
     def observe_batch(self, outcomes: list[JudgedTrace | DeadLetter]) -> None:
-        """Count a batch's outcomes: tallied locally first, since a labelled-child lookup per record is slow."""
-        stage_in: Tally[str] = Tally()
-        stage_out: Tally[str] = Tally()
-        dlq: Tally[tuple[str, str]] = Tally()
-        pii: Tally[str] = Tally()
-        verdicts: Tally[tuple[str, str, str]] = Tally()
-        results: Tally[str] = Tally()
+        """Count a batch's outcomes (see ``BatchTally``)."""
+        tally = self.tally()
         for o in outcomes:
-            stage_in["validate"] += 1
-            if isinstance(o, DeadLetter):
-                dlq[(o.stage, o.reason)] += 1
-                if o.stage != "validate":
-                    stage_out["validate"] += 1
-                    stage_in[o.stage] += 1
-                continue
-            for p in o.pii:
-                pii[p.kind] += p.count
-            for v in o.verdicts:
-                verdicts[(v.judge, v.status, "true" if v.passed else "false")] += 1
-            results[o.outcome] += 1
-        n_ok = sum(results.values())
+            tally.add(o)
+        tally.flush()
+
+    def tally(self) -> "BatchTally":
+        return BatchTally(self)
+
+
+class BatchTally:
+    """A batch's outcomes counted locally as they are made (a labelled-child lookup per record is slow, and the
+    worker need not keep every outcome of a batch alive just to count it), then added to the metrics at once."""
+
+    __slots__ = ("metrics", "stage_in", "stage_out", "dlq", "pii", "verdicts", "results")
+
+    def __init__(self, metrics: PipelineMetrics) -> None:
+        self.metrics = metrics
+        self.stage_in: Tally[str] = Tally()
+        self.stage_out: Tally[str] = Tally()
+        self.dlq: Tally[tuple[str, str]] = Tally()
+        self.pii: Tally[str] = Tally()
+        self.verdicts: Tally[tuple[str, str, str]] = Tally()
+        self.results: Tally[str] = Tally()
+
+    def add(self, o: JudgedTrace | DeadLetter) -> None:
+        self.stage_in["validate"] += 1
+        if isinstance(o, DeadLetter):
+            self.dlq[(o.stage, o.reason)] += 1
+            if o.stage != "validate":
+                self.stage_out["validate"] += 1
+                self.stage_in[o.stage] += 1
+            return
+        for p in o.pii:
+            self.pii[p.kind] += p.count
+        verdicts = self.verdicts
+        for v in o.verdicts:
+            verdicts[(v.judge, v.status, "true" if v.passed else "false")] += 1
+        self.results[o.outcome] += 1
+
+    def flush(self) -> None:
+        m = self.metrics
+        n_ok = sum(self.results.values())
         for stage in ("scrub", "judge"):
-            stage_in[stage] += n_ok
+            self.stage_in[stage] += n_ok
         for stage in ("validate", "scrub", "judge"):
-            stage_out[stage] += n_ok
-        for counter, tally in ((self.records_in, stage_in), (self.records_out, stage_out), (self.pii, pii),
-                               (self.outcomes, results)):
+            self.stage_out[stage] += n_ok
+        for counter, tally in ((m.records_in, self.stage_in), (m.records_out, self.stage_out), (m.pii, self.pii),
+                               (m.outcomes, self.results)):
             for label, n in tally.items():
                 counter.labels(label).inc(n)
-        for (stage, reason), n in dlq.items():
-            self.dlq.labels(stage, reason).inc(n)
-        for labels, n in verdicts.items():
-            self.verdicts.labels(*labels).inc(n)
+        for (stage, reason), n in self.dlq.items():
+            m.dlq.labels(stage, reason).inc(n)
+        for labels, n in self.verdicts.items():
+            m.verdicts.labels(*labels).inc(n)

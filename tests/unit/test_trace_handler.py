@@ -79,6 +79,15 @@ def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Pat
     batch.append(("t.agent.traces", 1, 200, None, b"{not json"))
     landed = asyncio.run(h.handle(batch))
     assert landed == 14
+    reg = h.metrics.registry  # counted per batch, without keeping the outcomes
+    assert reg.get_sample_value("alignloop_pipeline_records_in_total", {"stage": "validate"}) == 15
+    assert reg.get_sample_value("alignloop_pipeline_records_out_total", {"stage": "judge"}) == 14
+    assert reg.get_sample_value("alignloop_pipeline_dlq_total", {"stage": "validate", "reason": "invalid_json"}) == 1
+    assert sum(reg.get_sample_value("alignloop_pipeline_outcomes_total", {"outcome": o}) or 0
+               for o in ("pass", "flag", "fail")) == 14
+    n_judges = len(h.pipeline.judges)
+    assert sum(s.value for m in reg.collect() if m.name == "alignloop_pipeline_verdicts"
+               for s in m.samples if s.name.endswith("_total")) == 14 * n_judges
 
     judged = [(p, recs) for topic, p, recs, _ in producer.sent if topic == s.topic("traces.judged")]
     assert all(len(recs) <= 3 for _, recs in judged)
