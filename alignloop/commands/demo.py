@@ -68,8 +68,8 @@ def register(app: typer.Typer) -> None:
         from alignloop.simulate import Knobs, Simulator
         from connectors.delta_sink import read_table
         from connectors.kafka import create_topics, end_offsets
-        from schemas.tables import TRACES_TABLE
-        from schemas.topics import DLQ, TRACES
+        from schemas.tables import SFT_EXAMPLES_TABLE, TRACES_TABLE
+        from schemas.topics import DLQ, ESCALATIONS, TRACES
 
         s = load_settings()
         seed = seed if seed is not None else int(time.time())
@@ -84,6 +84,14 @@ def register(app: typer.Typer) -> None:
         _run(create_topics(s), s)
         console.print(f"topics ready ({s.partitions} partitions); lake at {s.lake}")
         dlq_from = _run(end_offsets(s, s.topic(DLQ)), s)
+        esc_from = _run(end_offsets(s, s.topic(ESCALATIONS)), s)
+        sft_uri = s.table_uri(SFT_EXAMPLES_TABLE)
+
+        def sft_rows() -> int:
+            t = read_table(sft_uri, columns=["example_id"])
+            return t.num_rows if t.num_columns else 0
+
+        sft_from = sft_rows()
         worker = WorkerProcess(s, s.home / "logs" / "demo-worker.log", role="spine").start()
         monitor = WorkerProcess(s, s.home / "logs" / "demo-monitor.log", role="monitor",
                                 metrics_port=s.metrics_port + 2 if s.metrics_port else 0).start()
@@ -125,6 +133,19 @@ def register(app: typer.Typer) -> None:
             elapsed = time.monotonic() - started
             time.sleep(1.0)  # let the last dead letters arrive
             summary = summarise(s, ids, dlq_from, bad)
+            # the monitor reads traces.judged on its own: wait until its outputs stop growing (at most 30 s)
+            monitored, last, calm = (0, 0), None, 0
+            with console.status("waiting for the monitor (drift, escalation, curation) to catch up …"):
+                for _ in range(30):
+                    if not monitor.alive():
+                        raise UserError(f"the monitor exited; see {monitor.log_path}")
+                    esc = _run(end_offsets(s, s.topic(ESCALATIONS)), s)
+                    monitored = (sum(o - esc_from.get(p, 0) for p, o in esc.items()), sft_rows() - sft_from)
+                    calm = calm + 1 if monitored == last else 0
+                    if calm >= 3:
+                        break
+                    last = monitored
+                    time.sleep(1.0)
         finally:
             worker.stop()
             monitor.stop()
@@ -134,10 +155,12 @@ def register(app: typer.Typer) -> None:
         console.print(_table("DLQ by reason", summary["dlq"], sum(summary["dlq"].values()) or None))
         console.print(_table("PII by type", summary["pii"]))
         n_dlq = sum(summary["dlq"].values())
+        rate = (f"{summary['per_s']:,.0f} traces/s" if summary["per_s"] else
+                "not measurable: everything landed in one commit, publish more with --n")
         ok = rows == len(ids) and n_dlq == len(bad)
         console.print(f"[bold]{rows:,} of {len(ids):,} valid traces landed in Delta `traces` exactly once; "
                       f"{n_dlq:,} of {len(bad):,} malformed records in the DLQ with a reason; worker throughput "
-                      f"{summary['per_s']:,.0f} traces/s (first → last Delta commit); {elapsed:.1f}s from first "
+                      f"{rate} (first → last Delta commit); {elapsed:.1f}s from first "
                       f"publish to last landed, worker start-up included.[/bold]")
         from alignloop.report import build_report
 
@@ -145,6 +168,8 @@ def register(app: typer.Typer) -> None:
             report = build_report(s.table_uri, run_start - timedelta(minutes=1),
                                   datetime.now(timezone.utc) + timedelta(hours=1), s.home / "report",
                                   s.lake_storage_options or None)
+        console.print(f"monitor: {monitored[0]:,} traces escalated to {s.topic(ESCALATIONS)} (budgeted) and "
+                      f"{monitored[1]:,} SFT candidates curated into Delta `sft_examples`")
         console.print(f"report ({len(report['figures'])} plots): {report['index']}")
         console.print("the broker keeps running for you: `alignloop broker stop` stops it")
         if not ok:
