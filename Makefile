@@ -37,7 +37,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
-	$(BIN)/alignloop bench pipeline --n 60000
+	$(BIN)/alignloop bench pipeline
 
 clean-state:
 	-$(BIN)/alignloop broker stop
