@@ -93,16 +93,16 @@ class TraceHandler:
             if partition >= n_judged or self.batches is None:
                 futures.append(await self.send(self.judged_topic, key, event, partition=None))
                 continue
-            batch = open_batches.get(partition)
-            if batch is None or batch.append(key=key, value=event, timestamp=None) is None:
-                if batch is not None:  # full: send it, start the next one
-                    futures.append(await self.batches.send(batch, self.judged_topic, partition))
-                batch = open_batches[partition] = self.batches.create()
-                if batch.append(key=key, value=event, timestamp=None) is None:  # larger than a whole batch
+            pending = open_batches.get(partition)
+            if pending is None or pending.append(key=key, value=event, timestamp=None) is None:
+                if pending is not None:  # full: send it, start the next one
+                    futures.append(await self.batches.send(pending, self.judged_topic, partition))
+                pending = open_batches[partition] = self.batches.create()
+                if pending.append(key=key, value=event, timestamp=None) is None:  # larger than a whole batch
                     del open_batches[partition]
                     futures.append(await self.send(self.judged_topic, key, event, partition=partition))
-        for partition, batch in open_batches.items():
-            futures.append(await self.batches.send(batch, self.judged_topic, partition))
+        for partition, pending in open_batches.items():
+            futures.append(await self.batches.send(pending, self.judged_topic, partition))
         tally.flush()
         for hook in self.hooks:
             futures.extend(await hook(judged))

@@ -42,14 +42,8 @@ class PipelineMetrics:
             self.records_in.labels(stage)
             self.records_out.labels(stage)
 
-    def observe_batch(self, outcomes: list[JudgedTrace | DeadLetter]) -> None:
-        """Count a batch's outcomes (see ``BatchTally``)."""
-        tally = self.tally()
-        for o in outcomes:
-            tally.add(o)
-        tally.flush()
-
     def tally(self) -> "BatchTally":
+        """A per-batch counter: ``add`` each outcome as it is made, ``flush`` once per batch."""
         return BatchTally(self)
 
 

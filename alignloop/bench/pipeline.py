@@ -33,9 +33,8 @@ console = Console()
 
 def _ceiling(settings, values: list[bytes], repeats: int = 3) -> tuple[float, float]:
     """Best of ``repeats`` timed passes (the machine is shared and noisy; the best pass is the ceiling)."""
-    from streams.pipeline import Pipeline, to_row
-
     from alignloop.runner import tune_gc
+    from streams.pipeline import Pipeline, to_row
 
     pipe = Pipeline.from_settings(settings)
     tune_gc()  # as the worker runs it
@@ -53,8 +52,6 @@ def _ceiling(settings, values: list[bytes], repeats: int = 3) -> tuple[float, fl
 
 def _cpu_s(pid: int | None) -> float:
     """User + system CPU seconds of a process so far (Linux /proc), 0 when unknown."""
-    import os
-
     if not pid:
         return 0.0
     try:
@@ -87,21 +84,22 @@ def _variant_env(variant: str, work: Path) -> dict[str, str]:
     """Config overrides (as environment) that turn the configured pipeline into ``variant``."""
     import yaml
 
+    from streams.judges import FAST_JUDGES
     from streams.judges.config import JUDGES_CONFIG_ENV, judges_config_path
+    from streams.scrub.config import SCRUB_CONFIG_ENV, scrub_config_path
 
     if variant == "structured_scrub":
-        src = Path(os.environ.get("ALIGNLOOP_SCRUB_CONFIG", "configs/scrub.yaml"))  # as load_scrub_config reads it
+        src = scrub_config_path()
         cfg = yaml.safe_load(src.read_text()) if src.exists() else {}
         cfg["tier"] = "structured"
         out = work / "scrub-structured.yaml"
         out.write_text(yaml.safe_dump(cfg))
-        return {"ALIGNLOOP_SCRUB_CONFIG": str(out)}
+        return {SCRUB_CONFIG_ENV: str(out)}
     if variant == "no_fast_judges":
         src = judges_config_path()
         cfg = yaml.safe_load(src.read_text()) if src.exists() else {}
-        fast = cfg.setdefault("fast", {}) or {}
-        cfg["fast"] = fast
-        for name in ("policy", "refusal", "tool_outcome", "pii_leak", "toxicity", "quality"):
+        fast = cfg["fast"] = cfg.get("fast") or {}
+        for name in FAST_JUDGES:
             fast[name] = {**(fast.get(name) or {}), "enabled": False}
         out = work / "judges-none.yaml"
         out.write_text(yaml.safe_dump(cfg))

@@ -14,6 +14,7 @@ from alignloop.settings import load_yaml_config
 
 from streams.scrub.trace import ALL_FIELDS, DEFAULT_MAX_DEPTH
 
+SCRUB_CONFIG_ENV = "ALIGNLOOP_SCRUB_CONFIG"
 DEFAULT_SCRUB_CONFIG = "configs/scrub.yaml"
 STRUCTURED = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "US_SSN", "SECRET")
 UNSTRUCTURED = ("PERSON", "ADDRESS", "LOCATION", "ORGANIZATION", "DATE_OF_BIRTH")
@@ -66,9 +67,14 @@ class ScrubConfig(BaseModel):
         return self.thresholds.get(kind, self.default_threshold)
 
 
+def scrub_config_path() -> Path:
+    """Where the scrub config is read from: ``ALIGNLOOP_SCRUB_CONFIG`` or ``configs/scrub.yaml``."""
+    return Path(os.environ.get(SCRUB_CONFIG_ENV, DEFAULT_SCRUB_CONFIG))
+
+
 def load_scrub_config(path: str | Path | None = None) -> ScrubConfig:
     """Read the YAML; a missing file gives defaults, a bad one a one-line ValueError naming the fix."""
-    p = Path(path or os.environ.get("ALIGNLOOP_SCRUB_CONFIG", DEFAULT_SCRUB_CONFIG))
+    p = Path(path) if path else scrub_config_path()
     if not p.is_file():
         return ScrubConfig()
     return load_yaml_config(ScrubConfig, p, "scrub config", "fix the file or ALIGNLOOP_SCRUB_CONFIG")

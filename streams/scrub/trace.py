@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_right
 from functools import lru_cache
+from collections.abc import Iterator
 from typing import Any, Final
 
 from schemas.trace import Trace
@@ -116,45 +117,42 @@ class _Walker:
         if depth >= self.max_depth:
             self.count("DEPTH_LIMIT", field)
             return DEPTH_MARKER
-        pieces, slots = self.pieces, self.slots
         if isinstance(v, dict):
-            out: dict[Any, Any] = {}
-            for k, item in v.items():
-                if isinstance(k, str):
-                    # identifiers ("email", "order_id") can't hold PII; anything else may ("jane@x.com": ...)
-                    key = k if len(k) <= 40 and k.isidentifier() else self.now(k, field)
-                    if is_secret_key(k) and item not in _EMPTY:
-                        self.count("SECRET", field)
-                        out[key] = self._secret(item if isinstance(item, str) else json.dumps(item, default=str))
-                        continue
-                else:
-                    key = k
-                if isinstance(item, str):  # inlined add(): most items are strings or scalars
-                    if len(item) < MIN_PIECE:
-                        out[key] = item
-                    else:
-                        pieces.append(item)
-                        slots.append((out, key, field))
-                elif item is None or isinstance(item, _SCALAR):
+            out: Any = {}
+            items: Any = self._dict_items(v, out, field)
+        elif isinstance(v, (list, tuple)):
+            out = [None] * len(v)
+            items = enumerate(v)
+        else:
+            return self.now(str(v), field)  # unknown objects: scrub their text form rather than pass them through
+        pieces, slots = self.pieces, self.slots
+        for key, item in items:
+            if isinstance(item, str):  # inlined add(): most items are strings or scalars
+                if len(item) < MIN_PIECE:
                     out[key] = item
                 else:
-                    out[key] = self.value(item, field, depth + 1)
-            return out
-        if isinstance(v, (list, tuple)):
-            lst: list[Any] = [None] * len(v)
-            for i, item in enumerate(v):
-                if isinstance(item, str):
-                    if len(item) < MIN_PIECE:
-                        lst[i] = item
-                    else:
-                        pieces.append(item)
-                        slots.append((lst, i, field))
-                elif item is None or isinstance(item, _SCALAR):
-                    lst[i] = item
-                else:
-                    lst[i] = self.value(item, field, depth + 1)
-            return lst
-        return self.now(str(v), field)  # unknown objects: scrub their text form rather than pass them through
+                    pieces.append(item)
+                    slots.append((out, key, field))
+            elif item is None or isinstance(item, _SCALAR):
+                out[key] = item
+            else:
+                out[key] = self.value(item, field, depth + 1)
+        return out
+
+    def _dict_items(self, v: dict[Any, Any], out: dict[Any, Any], field: str) -> Iterator[tuple[Any, Any]]:
+        """A dict's (output key, item) pairs; a value under a secret-looking key is written to ``out`` here,
+        whole, and not yielded."""
+        for k, item in v.items():
+            if isinstance(k, str):
+                # identifiers ("email", "order_id") can't hold PII; anything else may ("jane@x.com": ...)
+                key = k if len(k) <= 40 and k.isidentifier() else self.now(k, field)
+                if is_secret_key(k) and item not in _EMPTY:
+                    self.count("SECRET", field)
+                    out[key] = self._secret(item if isinstance(item, str) else json.dumps(item, default=str))
+                    continue
+                yield key, item
+            else:
+                yield k, item
 
     def _put(self, container: Any, key: Any, item: Any, field: str, depth: int) -> None:
         if isinstance(item, str):
