@@ -107,6 +107,21 @@ async def producer(settings: "Settings", **overrides: Any) -> AsyncIterator[Any]
         await prod.stop()
 
 
+async def group_members(settings: "Settings", group_id: str) -> list[int]:
+    """Members of a consumer group, as the size of each one's assignment in bytes (0 while a rebalance has not
+    handed it partitions yet); [] for an unknown or empty group."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**aiokafka_client_kwargs(settings), request_timeout_ms=15000)
+    await admin.start()
+    try:
+        resp = (await admin.describe_consumer_groups([group_id]))[0].to_object()
+    finally:
+        await admin.close()
+    groups = [g for g in resp["groups"] if g["group"] == group_id and not g["error_code"]]
+    return [len(m["member_assignment"]) for g in groups for m in g["members"]]
+
+
 async def end_offsets(settings: "Settings", topic: str) -> dict[int, int]:
     """{partition: high-water mark} of a topic."""
     from aiokafka import AIOKafkaConsumer, TopicPartition

@@ -59,7 +59,7 @@ class BatchTally:
         self.stage_out: Tally[str] = Tally()
         self.dlq: Tally[tuple[str, str]] = Tally()
         self.pii: Tally[str] = Tally()
-        self.verdicts: Tally[tuple[str, str, str]] = Tally()
+        self.verdicts: Tally[tuple[str, str, bool]] = Tally()  # (judge, status, passed); labels made at flush
         self.results: Tally[str] = Tally()
 
     def add(self, o: JudgedTrace | DeadLetter) -> None:
@@ -74,7 +74,7 @@ class BatchTally:
             self.pii[p.kind] += p.count
         verdicts = self.verdicts
         for v in o.verdicts:
-            verdicts[(v.judge, v.status, "true" if v.passed else "false")] += 1
+            verdicts[v.judge, v.status, v.passed] += 1
         self.results[o.outcome] += 1
 
     def flush(self) -> None:
@@ -90,5 +90,5 @@ class BatchTally:
                 counter.labels(label).inc(n)
         for (stage, reason), n in self.dlq.items():
             m.dlq.labels(stage, reason).inc(n)
-        for labels, n in self.verdicts.items():
-            m.verdicts.labels(*labels).inc(n)
+        for (judge, status, passed), n in self.verdicts.items():
+            m.verdicts.labels(judge, status, "true" if passed else "false").inc(n)

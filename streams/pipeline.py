@@ -14,7 +14,7 @@ from pydantic_core import to_json
 from schemas.dlq import DeadLetter
 from schemas.trace import TRACE_SCHEMA_VERSION, Trace
 from schemas.verdict import JudgedTrace, SourceRef
-from streams.judges.base import JudgeContext
+from streams.judges.base import GuardedJudge, JudgeContext, error_verdict
 
 if TYPE_CHECKING:
     from alignloop.settings import Settings
@@ -51,10 +51,34 @@ class Pipeline:
         from streams.scrub import scrub_trace
 
         self.scrubber = scrubber
-        self.judges = judges
+        self.judges = judges  # a property: keeps the unwrapped list the hot path calls in step
         self.max_record_bytes = max_record_bytes
         self._scrub_trace = scrub_trace
         self._aggregate = aggregate
+
+    @property
+    def judges(self) -> list["Judge"]:
+        return self._judges
+
+    @judges.setter
+    def judges(self, judges: list["Judge"]) -> None:
+        self._judges = judges
+        # ``GuardedJudge``'s guard and verdict list, done once per trace in ``_judge`` rather than by a wrapper call
+        # per judge (six per trace): the judges' own objects, called directly.
+        self._bare = [j.inner if type(j) is GuardedJudge else j for j in judges]
+
+    def _judge(self, clean: Trace, pii: list) -> list:
+        """Every judge's verdict; a judge that raises yields an error verdict (``GuardedJudge`` semantics): later
+        judges (the learning judge) see the verdicts so far in ``ctx.cache["verdicts"]``."""
+        ctx = JudgeContext(pii=pii)
+        verdicts: list = []
+        ctx.cache["verdicts"] = verdicts
+        for j in self._bare:
+            try:
+                verdicts.append(j.judge(clean, ctx))
+            except Exception as exc:  # a judge bug costs one verdict, never the worker
+                verdicts.append(error_verdict(j, exc))
+        return verdicts
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "Pipeline":
@@ -112,8 +136,7 @@ class Pipeline:
         except Exception as exc:  # a scrubber bug must not leak raw text downstream, nor kill the worker
             return self.dead_letter(raw, key, topic, partition, offset, stage="scrub", reason="processing_error",
                                     error=f"{type(exc).__name__}: {exc}")
-        ctx = JudgeContext(pii=pii)
-        verdicts = [j.judge(clean, ctx) for j in self.judges]
+        verdicts = self._judge(clean, pii)
         return JudgedTrace(trace=clean, verdicts=verdicts, outcome=self._aggregate(verdicts), pii=pii,
                            source=SourceRef(topic=topic, partition=partition, offset=offset),
                            processed_at=datetime.now(timezone.utc))

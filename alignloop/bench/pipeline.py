@@ -2,13 +2,15 @@
 scrubber and the fast judges cost inside that stream, and publish→landed latency under a steady rate — one run.
 
 1. ceiling: the same step functions (validate, scrub, judge, row + event serialisation) in-process, no Kafka.
-2. throughput, per variant: N traces (~2 KB) are published to a fresh topic set; real `alignloop worker --role
-   spine` subprocesses then drain them into a fresh Delta table; landed/s = rows / (last commit − first commit)
-   from the Delta log's file times, and CPU µs per trace of every process (spines, monitor, broker, this one) from
-   /proc while draining. Variants: ``full`` (the configured pipeline), ``structured_scrub`` (structured scrub tier
-   only) and ``no_fast_judges``, interleaved ``--repeats`` times. Throughput is the best pass per variant; the
-   costs of the full scrubber and the fast judges are medians over repeats of neighbouring drains' ratios (the
-   shared machine's speed drifts over minutes, much less between two drains).
+2. throughput, per variant: real `alignloop worker --role spine` subprocesses start on a fresh topic set and
+   Delta table; once their consumer group has settled (every spine holds its partitions, so no start-up rebalance
+   falls inside the drain), N traces (~2 KB) are published and drained. landed/s = rows / (last commit − first
+   commit) from the Delta log's file times (the first file's rows left out), and CPU µs per trace of every process
+   (spines, monitor, broker, this one) from /proc. Variants: ``full`` (the configured pipeline),
+   ``structured_scrub`` (structured scrub tier only) and ``no_fast_judges``, interleaved ``--repeats`` times.
+   Throughput is the best pass per variant; the costs of the full scrubber and the fast judges are medians over
+   repeats of neighbouring drains' ratios (the shared machine's speed drifts over minutes, much less between two
+   drains).
    The spine issue's figure is ``full``: the spine alone. ``system`` then drains once more with the monitor
    process (drift, escalation, curation over ``traces.judged``) running beside the spines.
 3. latency: with the system caught up, M traces are published at half the spine's throughput; latency of each
@@ -121,25 +123,44 @@ class _Run:
         self.workers: list = []
         self.monitor = None
 
-    def publish(self, records) -> None:
+    def start(self, spines: int, monitor: bool) -> None:
+        """Fresh topics, then the workers; returns once each consumer group has settled (every member holds its
+        partitions), so the drain has no start-up rebalance in it: with the traces published first, the spine
+        that joined first would drain alone until the other arrived."""
         from alignloop.errors import UserError
-        from alignloop.publish import publish
+        from alignloop.runner import WorkerProcess
         from connectors.kafka import create_topics
-        from schemas.topics import TRACES
 
         try:
             asyncio.run(create_topics(self.s))
         except Exception as exc:
             raise UserError(f"cannot create bench topics on {self.s.kafka_bootstrap}: {exc}") from None
-        asyncio.run(publish(self.s, self.s.topic(TRACES), records))
-
-    def start(self, spines: int, monitor: bool) -> None:
-        from alignloop.runner import WorkerProcess
-
         self.workers = [WorkerProcess(self.s, self.dir / f"spine-{i}.log", role="spine", env=self.env).start()
                         for i in range(spines)]
         if monitor:
             self.monitor = WorkerProcess(self.s, self.dir / "monitor.log", role="monitor", env=self.env).start()
+        self._wait_group(self.s.app_id, self.workers)
+        if self.monitor is not None:
+            self._wait_group(f"{self.s.app_id}-monitor", [self.monitor])
+
+    def _wait_group(self, group: str, workers: list, timeout: float = 180.0) -> None:
+        from alignloop.errors import UserError
+        from connectors.kafka import group_members
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                members = asyncio.run(group_members(self.s, group))
+            except Exception:  # the coordinator is still loading the group
+                members = []
+            if len(members) == len(workers) and all(members):
+                return
+            for w in workers:
+                if not w.alive():
+                    raise UserError(f"{self.name}: a worker exited at start-up; see {w.log_path}")
+            time.sleep(0.25)
+        raise UserError(f"{self.name}: {len(workers)} worker(s) did not all join consumer group {group} in "
+                        f"{timeout:.0f} s")
 
     def stop(self) -> None:
         for w in [*self.workers, *([self.monitor] if self.monitor else [])]:
@@ -151,17 +172,21 @@ class _Run:
 
         return self.s.table_uri(TRACES_TABLE)
 
-    def drain(self, n: int, broker_pid: int | None) -> dict:
-        """Wait for ``n`` rows; landed/s from the Delta log, CPU per trace per process kind."""
+    def drain(self, records: list, broker_pid: int | None) -> dict:
+        """Publish ``records`` to the settled workers and wait until they have all landed; landed/s from the Delta
+        log (first commit to last, the first file's rows left out) and CPU µs per trace of each process kind."""
         from alignloop.errors import UserError
+        from alignloop.publish import publish
         from connectors.delta_sink import landing_times
+        from schemas.topics import TRACES
 
+        n = len(records)
         procs = {"spine": [w.proc.pid for w in self.workers if w.proc],
                  "monitor": [self.monitor.proc.pid] if self.monitor and self.monitor.proc else [],
                  "broker": [broker_pid], "bench": [os.getpid()]}
         lead = self.workers[0]
-        first = _wait_rows(self.uri, 1, 600, lead)  # CPU is counted from the first commit, past start-up
         cpu0 = {k: sum(_cpu_s(p) for p in v) for k, v in procs.items()}
+        asyncio.run(publish(self.s, self.s.topic(TRACES), records))
         got = _wait_rows(self.uri, n, 600, lead)
         cpu1 = {k: sum(_cpu_s(p) for p in v) for k, v in procs.items()}
         if got < n:
@@ -170,9 +195,9 @@ class _Run:
             if not w.alive():
                 raise UserError(f"{self.name}: a worker exited during the run; see {w.log_path}")
         times = sorted(landing_times(self.uri).values())
-        first_batch = sum(1 for t in times if t == times[0])  # the first file includes start-up
+        first_batch = sum(1 for t in times if t == times[0])
         landed = (n - first_batch) / max(times[-1] - times[0], 1e-9)
-        cpu = {k: round((cpu1[k] - cpu0[k]) / max(got - first, 1) * 1e6, 1) for k in procs if procs[k]}
+        cpu = {k: round((cpu1[k] - cpu0[k]) / got * 1e6, 1) for k in procs if procs[k]}
         return {"landed_per_s": round(landed, 1), "cpu_us_per_trace": cpu}
 
 
@@ -226,11 +251,11 @@ def register(bench_app: typer.Typer) -> None:
                 passes.append({})
                 for v in variants[rep % len(variants):] + variants[:rep % len(variants)]:  # rotate: no order bias
                     run = _Run(base, tag, f"{v}-{rep}", work, partitions, _variant_env(v, work))
-                    console.print(f"[{v} {rep + 1}/{repeats}] publishing {n} traces, draining with {spines} spine(s) …")
-                    run.publish(records[:n])
+                    console.print(f"\\[{v} {rep + 1}/{repeats}] starting {spines} spine(s), then publishing and "
+                                  f"draining {n} traces …")
                     run.start(spines, monitor=False)
                     try:
-                        got = run.drain(n, broker_pid)
+                        got = run.drain(records[:n], broker_pid)
                     finally:
                         run.stop()
                     console.print(f"    {got['landed_per_s']:,.0f} landed/s; CPU µs/trace {got['cpu_us_per_trace']}")
@@ -238,10 +263,9 @@ def register(bench_app: typer.Typer) -> None:
                     if v not in best or got["landed_per_s"] > best[v]["landed_per_s"]:
                         best[v] = got
             system = _Run(base, tag, "system", work, partitions, {})
-            console.print(f"[system] the full pipeline again, with the monitor process beside {spines} spine(s) …")
-            system.publish(records[:n])
+            console.print(f"\\[system] the full pipeline again, with the monitor process beside {spines} spine(s) …")
             system.start(spines, monitor=True)
-            with_monitor = system.drain(n, broker_pid)
+            with_monitor = system.drain(records[:n], broker_pid)
             console.print(f"    {with_monitor['landed_per_s']:,.0f} landed/s; CPU µs/trace "
                           f"{with_monitor['cpu_us_per_trace']}")
             rate = best["full"]["landed_per_s"] / 2
