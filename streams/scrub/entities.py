@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, NamedTuple
 
 from streams.scrub import lexicon as L
 from streams.scrub.regex import lower_same_length
@@ -23,6 +23,17 @@ _PART = rb"(?:de|da|del|della|van|von|der|den|di|du|la|le|bin|ibn|al|dos|das|y|e
 _RUN = re.compile(rb"A[a-zA?'.&-]{0,40}(?:(?: |, )(?:" + _PART + rb" )?A[a-zA?'.&-]{0,40}){0,5}")
 # non-ASCII text: a token may also start with a non-ASCII capital ("Šefka", "ΛΕΥΚΩΣΙΑ"), checked with isupper()
 _RUN_WIDE = re.compile(rb"[A?][a-zA?'.&-]{0,40}(?:(?: |, )(?:" + _PART + rb" )?[A?][a-zA?'.&-]{0,40}){0,5}")
+# What _runs searches: the runs of _RUN that can be entities, found faster. A token never gives characters back
+# (what follows one is never a token character); a run goes on only where " " or ", " and a capital (or a particle,
+# 1-5 of [a-z&], and one) follow, tested before the group is entered; and a lone one-letter run ("I", "Q") is left
+# out: it is never an entity. Tests check it against _RUN.
+_GOES_ON = rb",? (?:A|[a-z&]{1,5} A)"
+_RUN_FAST = re.compile(rb"A(?=[a-zA?'.&-]|" + _GOES_ON + rb")[a-zA?'.&-]{0,40}+"
+                       rb"(?:(?=" + _GOES_ON + rb")(?: |, )(?:" + _PART + rb" )?A[a-zA?'.&-]{0,40}+){0,5}+")
+# _RUN_WIDE treats "A" and "?" alike everywhere, so on a non-ASCII text's mask with "?" made "A" the _RUN patterns
+# find its runs, and their search is literal-led (a class-led one tests every position: slow).
+_WIDE_AS_RUN: Final = bytes.maketrans(b"?", b"A")
+_PARTICLES: Final = frozenset({"de", "van", "von", "da", "del", "bin"})  # need not look like names
 _NOT_NAME_ENDINGS: Final = ("tion", "sion", "ment", "ness", "ship", "ity", "ence", "ance", "ings", "ism", "ology",
                             "day", "days", "ers", "ies", "ful", "less", "ive", "ical", "ics")
 # Context cues: the last one to three words before a run (set lookups; a regex anchored at the end would be tried
@@ -47,6 +58,24 @@ def _cue_phrases(before: str) -> frozenset[str]:
         out.add(p)
         out.add(p.rstrip(",:"))
     return frozenset(out)
+
+
+# Every cue phrase ends with one of these words, so a context whose last word is none of them has no cue.
+_CUE_ENDS: Final = frozenset(c.rsplit(" ", 1)[-1] for c in _PERSON_CUES | _LOC_CUES)
+_NO_CUE: Final = (False, False)
+_TITLES: Final = L.TITLES
+
+
+def _cue_flags(before: str) -> tuple[bool, bool]:
+    """Whether ``_cue_phrases(before)`` holds a person cue and a place cue. Most contexts end in a word that ends
+    no cue: that is one set lookup, not the phrase set built and searched."""
+    if not before[-1:].isspace():
+        return _NO_CUE
+    last = before.rsplit(None, 1)[-1:]  # the last word, as before.split()[-1]; [] when all whitespace
+    if not last or (last[0] not in _CUE_ENDS and last[0].rstrip(",:") not in _CUE_ENDS):
+        return _NO_CUE
+    phrases = _cue_phrases(before)
+    return not phrases.isdisjoint(_PERSON_CUES), not phrases.isdisjoint(_LOC_CUES)
 
 
 _NAME_LOWER_CUE = re.compile(r"(?:my name is|name is|i am|i'm|this is|call me)\s+([a-z][a-z'-]{1,30})"
@@ -88,9 +117,13 @@ _GLUED_AT_WORD_END = re.compile("(?:" + _alt(frozenset(L.STREET_SUFFIX_GLUED)) +
 # On the mask: a digit group of at most 6 that does not follow a digit, "A", "a", "?" or one of ".-/:+$#" (no house
 # number does). Literal-led (the lookbehind comes after the first "0"), so re skips ahead fast.
 _HOUSE_NUMBER = re.compile(rb"0(?<![0Aa?.\-/:+$#]0)0{0,5}(?!0)")
+# The house numbers _addresses can use, with its cheap byte checks done in the search instead of per number in
+# Python: followed by " " or "-" (what a number-first match starts with), or preceded by a space at offset 3 or
+# more and followed by neither a letter or digit nor a space and a lower-case letter (number after the street).
+_HOUSE_NUMBER_CANDIDATE = re.compile(rb"0(?<![0Aa?.\-/:+$#]0)(?:(?<=[\x00-\xff]{2} 0)(?P<after>)|)0{0,5}(?!0)"
+                                     rb"(?:(?=[ -])|(?(after)(?![A-Za-z0-9]| [a-z])|(?!)))")
 _MEMO_MAX = 50_000
 _TOKEN_IN_RUN = re.compile(r"[^ ,]+")
-_DIGIT_WORD = re.compile(r"\S*\d\S*")  # a word with a digit is never a cue; one key for all of them
 # after a building number on the mask: (another number,) then a capitalised/non-ASCII word or a short street word
 _NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
 
@@ -120,7 +153,8 @@ class EntityDetector:
     def __init__(self, kinds: Iterable[str] = UNSTRUCTURED_KINDS) -> None:
         self.kinds = k = frozenset(kinds)
         self.first, self.last = L.names("first"), L.names("last")
-        self._memo: dict[tuple, tuple[Span, ...]] = {}
+        self._memo: dict[tuple, tuple[Span, ...]] = {}  # raw context key -> verdict (see _runs)
+        self._run_facts: dict[str, _Run] = {}  # run -> _run_facts(run)
         self._address, self._dob = "ADDRESS" in k, "DATE_OF_BIRTH" in k
         self._names = bool(k & _RUN_KINDS)
         self._all_names = _RUN_KINDS <= k  # then nothing _runs finds needs filtering by kind
@@ -137,7 +171,7 @@ class EntityDetector:
             if "born" in low or "dob" in low or "d.o.b" in low or "birth" in low:  # _DOB_CUES, unrolled
                 out.extend(("DATE_OF_BIRTH", m.start(1), m.end(1), 0.9) for m in _DOB.finditer(text))
             # without a cue, a full numeric date in a birth-year range is still likely a DOB in support traffic
-            for m in _OLD_DATE_MASK.finditer(mask):
+            for m in _OLD_DATE_MASK.finditer(mask) if b"0000" in mask else ():  # a year: four digits in a row
                 if _OLD_YEAR.match(text, m.end() - 4) and (m.start() == 0 or not text[m.start() - 1].isalnum()):
                     out.append(("DATE_OF_BIRTH", m.start(), m.end(), 0.55))
         if self._names:
@@ -150,21 +184,22 @@ class EntityDetector:
         return out
 
     # -- addresses ---------------------------------------------------------------------------------------------
-    def _addresses(self, text: str, mask: bytes) -> Iterable[Span]:
+    def _addresses(self, text: str, mask: bytes) -> list[Span]:
+        out: list[Span] = []
         if "PO A" in text:
             for m in _MILITARY.finditer(text):
-                yield "ADDRESS", m.start(), m.end(), 0.9
+                out.append(("ADDRESS", m.start(), m.end(), 0.9))
         end = -1
-        for n in _HOUSE_NUMBER.finditer(mask):
+        for n in _HOUSE_NUMBER_CANDIDATE.finditer(mask):  # the numbers of _HOUSE_NUMBER the checks below can pass
             s, e = n.span()
             if s < end:
                 continue
             # number first ("12 Oak Street", "46 rue Nationale"): the next word is capitalised or a street word
-            if _NUMBER_FIRST_NEXT.match(mask, e, e + 12):
+            if mask[e:e + 1] in b" -" and _NUMBER_FIRST_NEXT.match(mask, e, e + 12):  # it starts with " " or "-"
                 m = _ADDR.match(text, s)
                 if m and "\n" not in m.group():
                     end = self._tail(text, m.end())
-                    yield "ADDRESS", s, end, 0.8
+                    out.append(("ADDRESS", s, end, 0.8))
                     continue
             # house number after the street name ("Wilgenlaan 40", "ul. Siostrzana 48"): a street word close before
             nxt = mask[e:e + 2]
@@ -174,7 +209,8 @@ class EntityDetector:
                     sm = _STREET_FIRST.match(text, ws)
                     if sm and sm.end() == e:
                         end = self._tail(text, e)
-                        yield "ADDRESS", ws, end, 0.75
+                        out.append(("ADDRESS", ws, end, 0.75))
+        return out
 
     @staticmethod
     def _street_word_start(text: str, a: int, b: int) -> int:
@@ -226,7 +262,7 @@ class EntityDetector:
         wide = not text.isascii()
         memo, not_name = self._memo, L.NOT_NAME
         get = memo.get
-        for m in (_RUN_WIDE if wide else _RUN).finditer(mask):
+        for m in _RUN_FAST.finditer(mask.translate(_WIDE_AS_RUN) if wide else mask):  # wide: as _RUN_WIDE
             s, e = m.span()
             if wide and not text[s].isupper():
                 continue
@@ -239,25 +275,14 @@ class EntityDetector:
                     continue
                 e = s + len(chunk)
             # The verdict depends only on the run and a little context, and agent traffic repeats boilerplate, so
-            # classifications are memoised (bounded): first by the raw context (cheap), then by what _classify
-            # actually reads from it (last words, sentence start, next characters), so "Running" after a
-            # different phone number is still a hit.
-            # The raw key is one slice (context, run, next two characters) and the run's place in it: the same
-            # information as the three strings, hashed once.
+            # verdicts are memoised (bounded) by the raw context: one slice (context, run, next two characters) and
+            # the run's place in it, hashed once. On a miss _classify reads only a few context features: what the
+            # run itself tells is cached per run (_run), and runs recur in new contexts far more than new runs come.
             lo = s - 24 if s > 24 else 0
             raw_key = (text[lo:e + 2], s - lo, e - s)
             hit = get(raw_key)
             if hit is None:
-                ctx = text[lo:s]
-                nxt = text[e:e + 2]
-                words = " ".join(ctx.lower().split()[-3:])
-                if not ctx.isascii() or b"0" in mask[lo:s]:  # only words with a digit change (to "#")
-                    words = _DIGIT_WORD.sub("#", words)
-                key = (chunk, words, ctx[-1:].isspace(), _sentence_start(text, s), nxt)
-                hit = memo.get(key)
-                if hit is None:
-                    hit = tuple((k, a - s, b - s, sc) for k, a, b, sc in self._classify(text, s, chunk))
-                    memo[key] = hit
+                hit = self._classify(text, s, chunk)
                 if len(memo) >= _MEMO_MAX:
                     memo.clear()
                 memo[raw_key] = hit
@@ -287,82 +312,133 @@ class EntityDetector:
                 end = m.end(2) if w2 and (w2 in self.last or w2 in self.first) else m.end(1)
                 yield "PERSON", m.start(1), end, 0.8
 
-    def _classify(self, text: str, s: int, chunk: str) -> Iterable[Span]:
-        s0 = s
+    def _run(self, chunk: str) -> _Run:
+        """``_run_facts(chunk)``, cached (bounded): runs recur in new contexts far more often than new runs come,
+        so each is tokenised and looked up in the word lists once."""
+        runs = self._run_facts
+        r = runs.get(chunk)
+        if r is None:
+            r = _run_facts(chunk, self.first, self.last)
+            if len(runs) >= _MEMO_MAX:
+                runs.clear()
+            runs[chunk] = r
+        return r
+
+    def _classify(self, text: str, s: int, chunk: str) -> tuple[Span, ...]:
+        """The run ``chunk`` at ``s``: its spans, with offsets relative to ``s``. The rules that need only the
+        run were applied in ``_run_facts``; these read the context: a title just before, person and place cues
+        among the last words before, the start of a sentence, a "," or ":" after."""
+        verdict, place_prefix, kept, place, words, first_hit, last_hit, placey, nameish, upper = \
+            self._run_facts.get(chunk) or self._run(chunk)
+        if verdict is not None:  # decided by the run alone
+            return verdict
+        n = len(chunk)
+        before = text[s - 24 if s > 24 else 0:s].lower()
+        # people: a title just before
+        last = before.rstrip().rsplit(" ", 1)[-1]
+        if last.lower() in _TITLES:  # _is_title, inlined
+            return (("PERSON", 0, n, 0.9),)
+        if place_prefix and _cue_flags(before)[1]:
+            return (("LOCATION", 0, n, 0.7),)  # "in NEW BRIGHTON", "to Port Hope"
+        if kept < 0:  # nothing left once the leading words that are not names are dropped
+            return ()
+        if kept:  # leading words that are not names were dropped ("The", "Please", "Monday"): context moves too
+            s1 = s + kept
+            before = text[s1 - 24 if s1 > 24 else 0:s1].lower()
+        if place:
+            return (("LOCATION", kept, n, 0.85),)
+        if not before[-1:].isspace() or (not kept and last.isprintable() and last not in _CUE_ENDS
+                                         and last.rstrip(",:") not in _CUE_ENDS):
+            # no cue: none unless a space comes last; and with no word dropped, ``last`` (with no whitespace in
+            # it: printable) is the last word _cue_flags would look at, which here ends no cue
+            person_cue = loc_cue = False
+        else:
+            person_cue, loc_cue = _cue_flags(before)
+        if loc_cue and not first_hit and not person_cue:
+            return (("LOCATION", kept, n, 0.7 if placey or upper else 0.6),)
+        if person_cue and words <= 4:
+            return (("PERSON", kept, n, 0.75),)
+        if placey and not first_hit:
+            return (("LOCATION", kept, n, 0.55),)
+        # the start of a sentence, read only where a rule below uses it (never after a dropped word)
+        sent_start = not kept and (first_hit or nameish) and _sentence_start(text, s)
+        if first_hit and words <= 3 and not (sent_start and words == 1):
+            return (("PERSON", kept, n, 0.8 if words >= 2 else 0.65),)
+        if last_hit and words <= 3:
+            return (("PERSON", kept, n, 0.7),)
+        if 2 <= words <= 3 and nameish:
+            return (("PERSON", kept, n, 0.55 if not sent_start else 0.5),)
+        if words == 1 and nameish and (first_hit or sent_start and text[s + n:s + n + 1] in (",", ":")):
+            return (("PERSON", kept, n, 0.6),)  # "Lukas, can I ...", "Agoti: What a ..." (addressing, dialogue turn)
+        return ()
+
+
+class _Run(NamedTuple):
+    """What a capitalised run tells by itself (``_run_facts``); offsets are relative to the run."""
+
+    verdict: tuple[Span, ...] | None  # decided without context: a non-name word, an organisation, a place, title first
+    place_prefix: bool  # "New ...", "Port ...": a place after a place cue
+    kept: int  # offset of the first word kept once leading non-name words are dropped; -1: none is kept
+    place: bool  # the kept words are a known place
+    words: int  # number of kept words
+    first_hit: bool  # the first kept word is a census first name
+    last_hit: bool  # two or more kept words, the last a census surname
+    placey: bool  # place morphology: "Port Hope", "Springfield", "Silver Lake"
+    nameish: bool  # every kept word looks like a name
+    upper: bool  # the whole run is upper case
+
+
+def _decided(*verdict: Span) -> _Run:
+    """A run whose verdict needs no context."""
+    return _Run(verdict, False, -1, False, 0, False, False, False, False, False)
+
+
+def _run_facts(chunk: str, first: frozenset[str], last: frozenset[str]) -> _Run:
+    """The rules that need only the run (the first ones, which may decide it) and the facts the others read."""
+    if " " in chunk or "," in chunk:
         spans = [(m.start(), m.group()) for m in _TOKEN_IN_RUN.finditer(chunk)]  # offsets survive ", " joins
         toks = [t for _, t in spans]
         lows = [t.lower().strip(".,") for t in toks]
-        if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):  # "I", "The", "Monday": most runs
-            return
-        e = s + len(chunk)
-        before = text[max(0, s - 24):s].lower()
-        sent_start = _sentence_start(text, s)
+    else:  # one word (most runs): what the tokenising regex would give
+        spans, toks, lows = [(0, chunk)], [chunk], [chunk.lower().strip(".,")]
+    n = len(chunk)
+    if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):  # "I", "The", "Monday": most runs
+        return _decided()
+    whole = " ".join(lows)
+    # organisations: suffix grammar, "University of X", known names
+    if len(toks) >= 2 and (lows[-1] in L.ORG_SUFFIX or not L.ORG_SUFFIX.isdisjoint(lows[1:]) and
+                           lows[-1] not in L.STREET_SUFFIX):
+        return _decided(("ORGANIZATION", 0, n, 0.8))
+    if lows[0] in ("university", "bank", "institute", "college", "museum", "hospital") and len(toks) >= 3:
+        return _decided(("ORGANIZATION", 0, n, 0.75))
+    if whole in L.ORG_WORDS:
+        return _decided(("ORGANIZATION", 0, n, 0.7))
+    # places: gazetteer, then morphology with a cue
+    if whole in L.COUNTRIES or whole in L.US_STATES or whole in L.CITIES:
+        return _decided(("LOCATION", 0, n, 0.85))
+    # people: a title first (a title just before is read in _classify)
+    if _is_title(toks[0]) and len(toks) >= 2:
+        return _decided(("PERSON", spans[1][0], n, 0.9))
+    place_prefix = len(toks) >= 2 and lows[0] in L.PLACE_PREFIX
+    # drop leading words that are not names ("The", "Please", "Monday")
+    k = 0
+    while k < len(lows) and lows[k] in L.NOT_NAME:
+        k += 1
+    if k == len(lows) or n - spans[k][0] < 2:
+        return _Run(None, place_prefix, -1, False, 0, False, False, False, False, False)
+    kept = spans[k][0]
+    place = False  # with no word dropped, the whole run was looked up above
+    if k:
+        toks, lows = toks[k:], lows[k:]
         whole = " ".join(lows)
-        # organisations: suffix grammar, "University of X", known names
-        if len(toks) >= 2 and (lows[-1] in L.ORG_SUFFIX or any(t in L.ORG_SUFFIX for t in lows[1:]) and
-                               lows[-1] not in L.STREET_SUFFIX):
-            yield "ORGANIZATION", s, e, 0.8
-            return
-        if lows[0] in ("university", "bank", "institute", "college", "museum", "hospital") and len(toks) >= 3:
-            yield "ORGANIZATION", s, e, 0.75
-            return
-        if whole in L.ORG_WORDS:
-            yield "ORGANIZATION", s, e, 0.7
-            return
-        # places: gazetteer, then morphology with a cue
-        if whole in L.COUNTRIES or whole in L.US_STATES or whole in L.CITIES:
-            yield "LOCATION", s, e, 0.85
-            return
-        # people: a title first, or a title just before
-        if _is_title(toks[0]) and len(toks) >= 2:
-            yield "PERSON", s + spans[1][0], e, 0.9
-            return
-        if _is_title(before.rstrip().rsplit(" ", 1)[-1]):
-            yield "PERSON", s, e, 0.9
-            return
-        if len(toks) >= 2 and lows[0] in L.PLACE_PREFIX and not _cue_phrases(before).isdisjoint(_LOC_CUES):
-            yield "LOCATION", s, e, 0.7  # "in NEW BRIGHTON", "to Port Hope"
-            return
-        # drop leading words that are not names ("The", "Please", "Monday")
-        while toks and lows[0] in L.NOT_NAME:
-            if len(spans) < 2:
-                return
-            s, toks, lows, sent_start = s0 + spans[1][0], toks[1:], lows[1:], False
-            spans = spans[1:]
-            before = text[max(0, s - 24):s].lower()
-        if not toks or all(t in L.NOT_NAME for t in lows) or e - s < 2:
-            return
-        whole = " ".join(lows)
-        if whole in L.COUNTRIES or whole in L.US_STATES or whole in L.CITIES:
-            yield "LOCATION", s, e, 0.85
-            return
-        first_hit, last_hit = lows[0] in self.first, len(toks) >= 2 and lows[-1] in self.last
-        phrases = _cue_phrases(before)
-        person_cue = not phrases.isdisjoint(_PERSON_CUES)
-        loc_cue = not phrases.isdisjoint(_LOC_CUES)
-        placey = (lows[0] in L.PLACE_PREFIX and len(toks) >= 2) or (len(toks) == 1 and lows[0].endswith(L.PLACE_SUFFIX)) or \
-            (len(toks) >= 2 and lows[-1] in ("lake", "city", "falls", "springs", "beach", "island", "valley", "bay"))
-        if loc_cue and not first_hit and not person_cue:
-            yield "LOCATION", s, e, 0.7 if placey or chunk.isupper() else 0.6
-            return
-        if person_cue and len(toks) <= 4:
-            yield "PERSON", s, e, 0.75
-            return
-        if placey and not first_hit:
-            yield "LOCATION", s, e, 0.55
-            return
-        if first_hit and (len(toks) <= 3) and not (sent_start and len(toks) == 1):
-            yield "PERSON", s, e, 0.8 if len(toks) >= 2 else 0.65
-            return
-        if last_hit and len(toks) <= 3:
-            yield "PERSON", s, e, 0.7
-            return
-        nameish = all(t[:1].isupper() and not t.isupper() and w not in L.NOT_NAME and not w.endswith(_NOT_NAME_ENDINGS)
-                      for t, w in zip(toks, lows) if len(w) > 1 and w not in ("de", "van", "von", "da", "del", "bin"))
-        if 2 <= len(toks) <= 3 and nameish:
-            yield "PERSON", s, e, 0.55 if not sent_start else 0.5
-            return
-        nxt = text[e:e + 2]
-        if len(toks) == 1 and nameish and (first_hit or (sent_start and nxt[:1] in (",", ":") and nxt != ": ")
-                                           or (sent_start and nxt in (", ", ": "))):
-            yield "PERSON", s, e, 0.6  # "Lukas, can I ...", "Agoti: What a ..." (addressing or a dialogue turn)
+        place = whole in L.COUNTRIES or whole in L.US_STATES or whole in L.CITIES
+    placey = (lows[0] in L.PLACE_PREFIX and len(toks) >= 2) or (len(toks) == 1 and lows[0].endswith(L.PLACE_SUFFIX)) \
+        or (len(toks) >= 2 and lows[-1] in ("lake", "city", "falls", "springs", "beach", "island", "valley", "bay"))
+    nameish = True
+    for t, w in zip(toks, lows):
+        if len(w) > 1 and w not in _PARTICLES and not (t[:1].isupper() and not t.isupper() and w not in L.NOT_NAME
+                                                        and not w.endswith(_NOT_NAME_ENDINGS)):
+            nameish = False
+            break
+    return _Run(None, place_prefix, kept, place, len(toks), lows[0] in first, len(toks) >= 2 and lows[-1] in last,
+                placey, nameish, chunk.isupper())

@@ -67,14 +67,6 @@ def _copy_with(model: Any, update: dict[str, Any]) -> Any:
     return _build(cls, {**model.__dict__, **update}, model.__pydantic_fields_set__.union(update))
 
 
-def _finding(kind: str, field: str, count: int) -> PiiFinding:
-    """``PiiFinding(kind=kind, field=field, count=count)`` without re-validating values that are valid by
-    construction (str, str, int)."""
-    if not _plain(PiiFinding):
-        return PiiFinding(kind=kind, field=field, count=count)
-    return _build(PiiFinding, {"kind": kind, "field": field, "count": count}, {"kind", "field", "count"})
-
-
 class _Walker:
     """Copies containers, collecting each string with the (container, key) slot it goes back into."""
 
@@ -188,19 +180,21 @@ class _Walker:
                 redo.update(range(i, bisect_right(starts, f[2] - 1)))
             elif f[1] >= starts[i]:
                 per.setdefault(i, []).append(f)
-        if not per and not redo:  # nothing found: every piece goes back unchanged
-            for (container, key, _), piece in zip(self.slots, pieces):
-                container[key] = piece
+        slots = self.slots
+        # every piece goes back as it is, in piece order (a dict's key order follows that) ...
+        for (container, key, _), piece in zip(slots, pieces):
+            container[key] = piece
+        if not per and not redo:  # nothing found
             return
+        # ... then the few with findings are overwritten in place (same keys, so the same key order)
         tally = self.tally
-        for i, (piece, (container, key, field)) in enumerate(zip(pieces, self.slots)):
+        for i in sorted(redo.union(per)) if redo else sorted(per):
+            piece = pieces[i]
+            container, key, field = slots[i]
             if i in redo:
                 container[key] = self.now(piece, field)
                 continue
-            fs = per.get(i)
-            if fs is None:
-                container[key] = piece
-                continue
+            fs = per[i]
             base, parts, cur = starts[i], [], 0
             for kind, s, e, rep in fs:
                 parts.append(piece[cur:s - base])
@@ -212,7 +206,12 @@ class _Walker:
             container[key] = "".join(parts)
 
     def findings(self) -> list[PiiFinding]:
-        return [_finding(k, f, n) for (k, f), n in sorted(self.tally.items())]
+        items = sorted(self.tally.items())
+        if not _plain(PiiFinding):
+            return [PiiFinding(kind=k, field=f, count=n) for (k, f), n in items]
+        # PiiFinding(kind=k, field=f, count=n) without re-validating values that are valid by construction
+        return [_build(PiiFinding, {"kind": k, "field": f, "count": n}, {"kind", "field", "count"})
+                for (k, f), n in items]
 
 
 @lru_cache(maxsize=64)
