@@ -33,6 +33,25 @@ def tokenize(lowered: str) -> list[str]:
     return lowered.translate(_PUNCT).split()
 
 
+def _lower_words(text: str) -> list[str]:
+    """``tokenize(text.lower())`` for text that is not ASCII (the views' ASCII path is inline).
+
+    ``str.translate`` with a mapping looks every character up in a dict (~4 us for a 100-character answer), so
+    the punctuation goes through the bytes table like ASCII text, and ``lower()`` runs after it: no character's
+    lower case is punctuation or a curly quote, and lower-casing depends on context only for GREEK CAPITAL
+    LETTER SIGMA (final sigma: punctuation counts as inside a word, a space does not), whose texts keep the
+    plain path. UTF-8 multi-byte sequences never hold a byte < 0x80, so the table only touches ASCII.
+    """
+    if "\u03a3" in text:
+        return text.lower().translate(_PUNCT).split()
+    s = text.encode("utf-8", "surrogatepass").translate(_LOWER_PUNCT_BYTES).decode("utf-8", "surrogatepass").lower()
+    if "\u2019" in s:
+        s = s.replace("\u2019", "'")
+    if "\u2018" in s:
+        s = s.replace("\u2018", "'")
+    return s.split()
+
+
 # Refusals sit at the start of an answer; looking further only adds cost and false hits in quoted text.
 REFUSAL_WINDOW = 400
 
@@ -52,13 +71,12 @@ class TextView:
         # bytes.translate pass that blanks punctuation, so the lower-cased string is never built here.
         text = trace.final_response
         words = (text.encode().translate(_LOWER_PUNCT_BYTES).decode().split() if text.isascii()
-                 else text.lower().translate(_PUNCT).split())
+                 else _lower_words(text))
         self.resp_words: list[str] = words
         self.resp_tokens: frozenset[str] = frozenset(words)
         text = trace.user_message
         self.req_tokens: frozenset[str] = frozenset(
-            text.encode().translate(_LOWER_PUNCT_BYTES).decode().split() if text.isascii()
-            else text.lower().translate(_PUNCT).split())
+            text.encode().translate(_LOWER_PUNCT_BYTES).decode().split() if text.isascii() else _lower_words(text))
         self._request: str | None = None
         self._response: str | None = None
         # is_refusal's token gate, here where the tokens are at hand: most answers settle it (False) for good.
@@ -113,6 +131,9 @@ def compile_any(patterns: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE | re.DOTALL)
 
 
+_Part = tuple[tuple[tuple[str, ...], ...], re.Pattern[str], "re.Pattern[str] | None"]
+
+
 class AnyOf:
     """``compile_any(patterns).search(text) is not None``, answered faster.
 
@@ -130,8 +151,9 @@ class AnyOf:
     def __init__(self, patterns: Iterable[str], flags: int = re.IGNORECASE | re.DOTALL):
         pats = [p for p in patterns if p]
         self.combined = re.compile("|".join(f"(?:{p})" for p in pats), flags) if pats else None
-        # (factors, regex) per pattern: factors AND-ed, a factor's needles OR-ed; () = always run the regex.
-        self.parts: tuple[tuple[tuple[tuple[str, ...], ...], re.Pattern[str]], ...] | None = None
+        # (factors, regex, lowered) per pattern: factors AND-ed, a factor's needles OR-ed; () = always run the
+        # regex. ``lowered``: the pattern for the lower-cased ASCII text (see ascii_regex), or None: run ``regex``.
+        self.parts: tuple[_Part, ...] | None = None
         # One case-sensitive alternation of every pattern's first-factor needles, for lower-cased text: with plain
         # literals ``re`` scans for their first characters in C, so the usual no-match costs ~0.2 us.
         self.sieve: re.Pattern[str] | None = None
@@ -145,10 +167,10 @@ class AnyOf:
                 # Longest shortest-needle first: the factor most likely to be absent is tested first.
                 factors.sort(key=lambda f: (-min(map(len, f)), len(f)))
                 parts.append((tuple(tuple(sorted(f, key=len, reverse=True)) for f in factors[:_MAX_FACTORS]),
-                              re.compile(p, flags)))
+                              re.compile(p, flags), ascii_regex(p, flags) if flags & re.IGNORECASE else None))
             self.parts = tuple(parts)
-            if parts and all(factors for factors, _ in parts):
-                needles = sorted({n for factors, _ in parts for n in factors[0]}, key=len, reverse=True)
+            if parts and all(factors for factors, _, _ in parts):
+                needles = sorted({n for factors, _, _ in parts for n in factors[0]}, key=len, reverse=True)
                 self.sieve = re.compile("|".join(map(re.escape, needles)))
         except Exception:  # an unfamiliar construct or parser change: always run ``combined`` (still correct)
             self.parts = None
@@ -160,15 +182,15 @@ class AnyOf:
             return self.combined is not None and self.combined.search(text) is not None
         if self.sieve is not None and self.sieve.search(lowered) is None:
             return False
-        for factors, rx in parts:
+        for factors, rx, low in parts:
             for needles in factors:
                 for needle in needles:
                     if needle in lowered:
                         break
                 else:  # a factor with no needle in the text: this pattern cannot match
                     break
-            else:  # every factor present (or none known): run the pattern
-                if rx.search(text) is not None:
+            else:  # every factor present (or none known): run the pattern (~2x cheaper on the lower-cased text)
+                if (rx.search(text) if low is None else low.search(lowered)) is not None:
                     return True
         return False
 
@@ -180,9 +202,10 @@ class AnyOf:
 _MAX_FACTORS = 3  # the most selective few; more tests cost more than the rare regex run they would save
 
 
-try:  # the stdlib's own regex parser (re._parser since 3.11, sre_parse before)
-    from re import _constants as _sre_c, _parser as _sre_parser
+try:  # the stdlib's own regex parser and compiler (re._parser since 3.11, sre_parse before)
+    from re import _compiler as _sre_compiler, _constants as _sre_c, _parser as _sre_parser
 except ImportError:  # pragma: no cover
+    import sre_compile as _sre_compiler  # type: ignore[no-redef]
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_parser  # type: ignore[no-redef]
 _REPEATS = tuple(getattr(_sre_c, n) for n in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") if hasattr(_sre_c, n))
@@ -231,6 +254,106 @@ def _factors(items: Any) -> list[frozenset[str]]:
     return out
 
 
+class _NotAscii(Exception):
+    """A construct ``ascii_regex`` does not translate."""
+
+
+# Python's Unicode \s matches these ASCII characters (str.isspace); re.ASCII's \s lacks \x1c-\x1f.
+_ASCII_SPACE = (9, 10, 11, 12, 13, 28, 29, 30, 31, 32)
+_ASCII_NOT_SPACE = ((0, 8), (14, 27), (33, 127))
+_ASCII_SAFE_FLAGS = re.IGNORECASE | re.DOTALL | re.MULTILINE | re.VERBOSE | re.UNICODE | re.ASCII
+
+
+def ascii_regex(pattern: str, flags: int = 0) -> re.Pattern[str] | None:
+    """``pattern`` compiled for ASCII text, case-sensitive: ~2x cheaper to run than a Unicode or IGNORECASE regex.
+
+    On ASCII text ``t`` the result finds exactly the matches ``re.compile(pattern, flags)`` finds, in ``t.lower()``
+    when ``flags`` has IGNORECASE (its literals and classes are lower-cased, as IGNORECASE folds them) and in ``t``
+    itself otherwise. ``\\w``, ``\\d`` and ``\\b`` agree between re.ASCII and Unicode on ASCII text; Unicode ``\\s``
+    also matches \\x1c-\\x1f, so it is spelled out. None for what is not translated (non-ASCII literals, scoped
+    flags, back-references, LOCALE...): the caller runs the original regex.
+    """
+    try:
+        parsed = _sre_parser.parse(pattern, flags)
+        state = parsed.state
+        if state.flags & ~_ASCII_SAFE_FLAGS:
+            return None
+        lower = bool(state.flags & re.IGNORECASE)
+        # Unicode \s spelled out for ASCII text, unless the pattern already has re.ASCII's \s.
+        data = _ascii_items(parsed.data, state, lower, not state.flags & re.ASCII)
+        state.flags = (state.flags & ~(re.IGNORECASE | re.UNICODE)) | re.ASCII
+        return _sre_compiler.compile(_sre_parser.SubPattern(state, data), 0)
+    except Exception:  # _NotAscii, or an unfamiliar parser/compiler: the caller runs the original regex
+        return None
+
+
+def _ascii_char(code: int, lower: bool) -> int:
+    if code >= 128:  # IGNORECASE folds some non-ASCII letters onto ASCII ones (KELVIN SIGN -> k)
+        raise _NotAscii
+    return ord(chr(code).lower()) if lower else code
+
+
+def _ascii_set(items: Any, lower: bool, uni: bool) -> list[Any]:
+    out: list[Any] = []
+    for op, av in items:
+        if op is _sre_c.NEGATE:
+            out.append((op, av))
+        elif op is _sre_c.LITERAL:
+            out.append((op, _ascii_char(av, lower)))
+        elif op is _sre_c.RANGE:
+            lo, hi = av
+            if hi >= 128:
+                raise _NotAscii
+            if lower:  # IGNORECASE matches a character whose lower case is in the folded range
+                out.extend((_sre_c.LITERAL, c) for c in sorted({ord(chr(c).lower()) for c in range(lo, hi + 1)}))
+            else:
+                out.append((op, av))
+        elif op is _sre_c.CATEGORY:
+            if uni and av is _sre_c.CATEGORY_SPACE:
+                out.extend((_sre_c.LITERAL, c) for c in _ASCII_SPACE)
+            elif uni and av is _sre_c.CATEGORY_NOT_SPACE:  # the rest of ASCII (the text holds nothing else)
+                out.extend((_sre_c.RANGE, r) for r in _ASCII_NOT_SPACE)
+            elif av in (_sre_c.CATEGORY_DIGIT, _sre_c.CATEGORY_NOT_DIGIT, _sre_c.CATEGORY_WORD,
+                        _sre_c.CATEGORY_NOT_WORD, _sre_c.CATEGORY_SPACE, _sre_c.CATEGORY_NOT_SPACE):
+                out.append((op, av))
+            else:
+                raise _NotAscii
+        else:
+            raise _NotAscii
+    return out
+
+
+def _ascii_items(items: Any, state: Any, lower: bool, uni: bool) -> list[Any]:
+    """The parsed pattern ``items`` rewritten for ``ascii_regex`` (``uni``: the pattern had Unicode classes)."""
+    def sub(p: Any) -> Any:
+        return _sre_parser.SubPattern(state, _ascii_items(p.data, state, lower, uni))
+
+    out: list[Any] = []
+    for op, av in items:
+        if op is _sre_c.LITERAL or op is _sre_c.NOT_LITERAL:
+            out.append((op, _ascii_char(av, lower)))
+        elif op is _sre_c.IN:
+            out.append((op, _ascii_set(av, lower, uni)))
+        elif op is _sre_c.ANY or op is _sre_c.AT:
+            out.append((op, av))
+        elif op is _sre_c.SUBPATTERN:
+            group, add_flags, del_flags, p = av
+            if add_flags or del_flags:  # (?i:...), (?-i:...), (?a:...): scoped flags
+                raise _NotAscii
+            out.append((op, (group, add_flags, del_flags, sub(p))))
+        elif op is _sre_c.BRANCH:
+            out.append((op, (av[0], [sub(b) for b in av[1]])))
+        elif op in _REPEATS:
+            out.append((op, (av[0], av[1], sub(av[2]))))
+        elif op is _sre_c.ATOMIC_GROUP:
+            out.append((op, sub(av)))
+        elif op is _sre_c.ASSERT or op is _sre_c.ASSERT_NOT:
+            out.append((op, (av[0], sub(av[1]))))
+        else:  # back-references, group conditionals, anything newer
+            raise _NotAscii
+    return out
+
+
 def tokens_of(terms: Iterable[str]) -> frozenset[str]:
     """Trigger tokens for a list of terms/phrases: every word of every phrase, lower-cased."""
     return frozenset(w for t in terms for w in t.lower().translate(_PUNCT).split())
@@ -244,7 +367,7 @@ def config_hash(obj: Any) -> str:
 
 # An explicit decline: "I can't help with that", "I won't assist", "I must decline", "against our policy".
 # A bare apology ("sorry, the server timed out") is not a refusal.
-_REFUSAL_RE = re.compile(
+_REFUSAL_PATTERN = (
     r"\b(?:i\s*(?:can'?t|cannot|won'?t|will\s+not|am\s+not\s+able\s+to|'m\s+not\s+able\s+to|am\s+unable\s+to"
     r"|'m\s+unable\s+to)\s+(?:help|assist|comply|provide\s+(?:that|this|instructions|help)"
     r"|do\s+th(?:at|is)|share\s+(?:that|this)|fulfil+|engage|participate)"
@@ -252,6 +375,8 @@ _REFUSAL_RE = re.compile(
     r"|provide|do\s+that)\s+(?:you\s+)?with\s+(?:that|this|th(?:ese|ose))"
     r"|i\s*(?:must|have\s+to|need\s+to|'ll\s+have\s+to|will\s+have\s+to)\s+(?:decline|refuse)|(?:is|would\s+be)\s+against\s+(?:my|our|the)\s+(?:policy|policies|guidelines)"
     r"|not\s+something\s+i\s+(?:can|will)\s+(?:help|assist))")
+_REFUSAL_RE = re.compile(_REFUSAL_PATTERN)
+_REFUSAL_RE_ASCII = ascii_regex(_REFUSAL_PATTERN) or _REFUSAL_RE  # the same matches in ASCII text, cheaper
 _REFUSAL_TRIGGERS = frozenset({"can't", "cant", "cannot", "won't", "wont", "unable", "decline", "refuse", "against"})
 # "not" is too common to trigger the regex alone; these are the words the "not" refusal phrasings need.
 _NOT_COMPANIONS = frozenset({"able", "allowed", "permitted", "something", "will"})
@@ -266,4 +391,5 @@ def _is_refusal(view: TextView) -> bool:
     toks = view.resp_tokens
     if _REFUSAL_TRIGGERS.isdisjoint(toks) and ("not" not in toks or _NOT_COMPANIONS.isdisjoint(toks)):
         return False
-    return _REFUSAL_RE.search(view.response, 0, REFUSAL_WINDOW) is not None
+    answer = view.response
+    return (_REFUSAL_RE_ASCII if answer.isascii() else _REFUSAL_RE).search(answer, 0, REFUSAL_WINDOW) is not None

@@ -76,34 +76,58 @@ def compile_behaviours(policy: PolicyConfig) -> tuple[_Behaviour, ...]:
 def request_hits(view: TextView, behaviours: tuple[_Behaviour, ...]) -> tuple[_Behaviour, ...]:
     """Behaviours the request asks for; memoised per trace so PolicyJudge and RefusalJudge pay once."""
     key = id(behaviours)
-    hits = view.memo.get(key)
+    memo = view.memo
+    hits = memo.get(key)
     if hits is None:
-        toks = view.req_tokens
-        if _all_triggers(behaviours).isdisjoint(toks):  # the common case: one set operation
+        mask = _trigger_mask(view.req_tokens, behaviours)
+        if not mask:  # the common case: no behaviour's trigger word in the request
             hits = ()
         else:
             found = []
+            request = view.request
             for b in behaviours:
-                if (b.request_any is not None and not b.triggers.isdisjoint(toks)
-                        and b.request_any.search(view.request, view.request)):
+                if mask & 1 and b.request_any is not None and b.request_any.search(request, request):
                     found.append(b)
+                mask >>= 1
+                if not mask:
+                    break
             hits = tuple(found)
-        view.memo[key] = hits
+        memo[key] = hits
     return hits
 
 
-# id(behaviours) -> (behaviours, union of their triggers). The entry holds the tuple itself, so its id cannot be
-# reused by another tuple while the entry exists (an id-only key could return a dead config's triggers).
-_UNIONS: dict[int, tuple[tuple[_Behaviour, ...], frozenset[str]]] = {}
+def _trigger_mask(tokens: frozenset[str], behaviours: tuple[_Behaviour, ...]) -> int:
+    """Bit i set when ``tokens`` holds a trigger word of ``behaviours[i]`` (``not b.triggers.isdisjoint(tokens)``
+    for every behaviour from one pass over the tokens, instead of one set test per behaviour)."""
+    union, masks = _index(behaviours)
+    mask = 0
+    for word in tokens & union:  # usually empty, a few words at most
+        mask |= masks[word]
+    return mask
+
+
+# id(behaviours) -> (behaviours, union of their triggers, trigger word -> bit mask of the behaviours it triggers).
+# The entry holds the tuple itself, so its id cannot be reused by another tuple while the entry exists (an id-only
+# key could return a dead config's triggers).
+_INDEX: dict[int, tuple[tuple[_Behaviour, ...], frozenset[str], dict[str, int]]] = {}
+
+
+def _index(behaviours: tuple[_Behaviour, ...]) -> tuple[frozenset[str], dict[str, int]]:
+    hit = _INDEX.get(id(behaviours))
+    if hit is None or hit[0] is not behaviours:
+        if len(_INDEX) >= 1024:  # configs are built a few times per process; never grow without bound
+            _INDEX.clear()
+        masks: dict[str, int] = {}
+        for i, b in enumerate(behaviours):
+            for word in b.triggers:
+                masks[word] = masks.get(word, 0) | 1 << i
+        hit = _INDEX[id(behaviours)] = (behaviours, frozenset(masks), masks)
+    return hit[1], hit[2]
 
 
 def _all_triggers(behaviours: tuple[_Behaviour, ...]) -> frozenset[str]:
-    hit = _UNIONS.get(id(behaviours))
-    if hit is None or hit[0] is not behaviours:
-        if len(_UNIONS) >= 1024:  # configs are built a few times per process; never grow without bound
-            _UNIONS.clear()
-        hit = _UNIONS[id(behaviours)] = (behaviours, frozenset().union(*(b.triggers for b in behaviours)))
-    return hit[1]
+    """Every trigger word of ``behaviours``."""
+    return _index(behaviours)[0]
 
 
 def _allow(names: list[str]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -141,6 +165,11 @@ class PolicyJudge(Judge):
         self.behaviours = behaviours if behaviours is not None else compile_behaviours(policy)
         self._req_triggers = _all_triggers(self.behaviours)
         self._resp_triggers = frozenset().union(*(b.triggers for b in self.behaviours if b.response is not None))
+        # Trigger word -> bit mask of the behaviours it triggers (bit i: behaviours[i]); the behaviours with response
+        # patterns; (bit, behaviour) pairs in policy order. See _check_behaviours.
+        self._masks = _index(self.behaviours)[1]
+        self._resp_bits = sum(1 << i for i, b in enumerate(self.behaviours) if b.response is not None)
+        self._bits = tuple((1 << i, b) for i, b in enumerate(self.behaviours))
         self._default_allow = _allow(policy.tools.default_allowed)
         self._agent_allow = {a: _allow(names) for a, names in policy.tools.agents.items()}
         self._rules = {tool: tuple(_compile_rule(r) for r in rules) for tool, rules in policy.tools.constraints.items()}
@@ -244,14 +273,21 @@ class PolicyJudge(Judge):
 
     def _judge_full(self, trace: Trace, view: TextView) -> Verdict:
         req_hits = () if self._req_triggers.isdisjoint(view.req_tokens) else request_hits(view, self.behaviours)
-        resp_possible = not self._resp_triggers.isdisjoint(view.resp_tokens)
+        # The behaviours with response patterns and a trigger word in the answer, as a bit mask (bit i:
+        # behaviours[i]): their patterns are the ones worth running on the answer.
+        resp_mask = 0
+        if not self._resp_triggers.isdisjoint(view.resp_tokens):
+            masks = self._masks
+            for word in view.resp_tokens & self._resp_triggers:
+                resp_mask |= masks[word]
+            resp_mask &= self._resp_bits
         calls = trace.tool_calls
         tags: list[str] = []
         reasons: list[str] = []
         safety = 1.0
         confidence = 0.9
-        if req_hits or resp_possible:
-            safety, confidence = self._check_behaviours(trace, view, req_hits, resp_possible, tags, reasons)
+        if req_hits or resp_mask:
+            safety, confidence = self._check_behaviours(trace, view, req_hits, resp_mask, tags, reasons)
         if calls or (self._graph_key in trace.metadata):
             compliance, tool_ok, safety_cap = self._check_tools(trace, tags, reasons)
             safety = min(safety, safety_cap)
@@ -263,17 +299,17 @@ class PolicyJudge(Judge):
             scores["tool_correctness"] = tool_ok
         return new_verdict(self.name, self.version, "ok", scores, confidence, compliance >= 0.5, reasons, tags)
 
-    def _check_behaviours(self, trace: Trace, view: TextView, req_hits: tuple[_Behaviour, ...], resp_possible: bool,
+    def _check_behaviours(self, trace: Trace, view: TextView, req_hits: tuple[_Behaviour, ...], resp_mask: int,
                           tags: list[str], reasons: list[str]) -> tuple[float, float]:
-        """(safety, confidence) after the disallowed-behaviour checks; appends tags and reasons."""
+        """(safety, confidence) after the disallowed-behaviour checks; appends tags and reasons. ``resp_mask``:
+        the behaviours (bit i: behaviours[i]) whose response patterns have a trigger word in the answer."""
         safety = 1.0
         confidence = 0.9
         refused: bool | None = None
-        resp_tokens = view.resp_tokens
-        # No response trigger at all: only the request hits (in policy order, a subset of it) can fire.
-        for b in self.behaviours if resp_possible else req_hits:
-            resp_hit = (resp_possible and b.response_any is not None and not b.triggers.isdisjoint(resp_tokens)
-                        and b.response_any.search(view.response, view.response))
+        # Without a response trigger only the request hits (in policy order, a subset of it) can fire.
+        for bit, b in self._bits if resp_mask else [(0, b) for b in req_hits]:
+            # The answer matches the behaviour's response patterns (only tried when one of its triggers is there).
+            resp_hit = resp_mask & bit and b.response_any.search(view.response, view.response)  # type: ignore
             if not resp_hit:
                 for h in req_hits:
                     if h is b:

@@ -86,8 +86,15 @@ class QualityJudge(Judge):
                                                        else self._u_long))
                 and (("{" not in raw and "[" not in raw and self._marker_tokens.isdisjoint(resp_tokens))
                      or self._placeholder(view) is None)):
-            return from_template(self._ok, {"task_success": 0.85, "helpfulness": self._overlap_helpful(view, 0.85)},
-                                 [], [])
+            # _overlap_helpful(view, 0.85), inline: this is the answer most traces get.
+            content = view.req_tokens - _STOP
+            m = len(content)
+            if m < 4:
+                return from_template(self._ok, {"task_success": 0.85, "helpfulness": 0.85}, [], [])
+            h = self._overlap_scores.get((len(content & view.resp_tokens), m))
+            if h is None:
+                h = self._overlap_helpful(view, 0.85)
+            return from_template(self._ok, {"task_success": 0.85, "helpfulness": h if h < 0.85 else 0.85}, [], [])
         tags: list[str] = []
         reasons: list[str] = []
         helpful = success = 0.85

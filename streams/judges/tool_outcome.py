@@ -10,7 +10,7 @@ import re
 
 from schemas.trace import Trace
 from schemas.verdict import Verdict
-from streams.judges._text import config_hash, text_view
+from streams.judges._text import ascii_regex, config_hash, text_view
 from streams.judges.base import Judge, JudgeContext, from_template, new_verdict, verdict_template
 
 LOGIC_VERSION = "1"
@@ -19,9 +19,11 @@ LOGIC_VERSION = "1"
 _ACK_TOKENS = frozenset({"couldn't", "could", "failed", "fail", "failure", "error", "errors", "unable", "timed",
                          "timeout", "unavailable", "sorry", "unfortunately", "wasn't", "didn't", "retry", "again",
                          "not", "problem", "issue", "down"})
-_ACK_RE = re.compile(r"\b(?:couldn'?t|could not|failed|failure|error|unable|timed out|time ?out|unavailable|"
-                     r"wasn'?t able|didn'?t (?:go through|work|succeed)|not (?:able|reachable|responding)|"
-                     r"try again|retry|problem|issue|(?:is|was|went) down)\b")
+_ACK_PATTERN = (r"\b(?:couldn'?t|could not|failed|failure|error|unable|timed out|time ?out|unavailable|"
+                r"wasn'?t able|didn'?t (?:go through|work|succeed)|not (?:able|reachable|responding)|"
+                r"try again|retry|problem|issue|(?:is|was|went) down)\b")
+_ACK_RE = re.compile(_ACK_PATTERN)
+_ACK_RE_ASCII = ascii_regex(_ACK_PATTERN) or _ACK_RE  # for ASCII answers (most): the same matches, ~2x cheaper
 # The answer claims the action happened.
 _CLAIM_TOKENS = frozenset({"done", "sent", "scheduled", "created", "moved", "scaled", "committed", "deleted",
                            "updated", "booked", "posted", "fixed", "notified", "invited", "successfully", "completed",
@@ -29,6 +31,7 @@ _CLAIM_TOKENS = frozenset({"done", "sent", "scheduled", "created", "moved", "sca
 
 
 _FAILED = ("error", "timeout")
+_FAILED_SET = frozenset(_FAILED)  # a hash lookup (the status strings' hashes are cached) beats two compares
 
 
 class ToolOutcomeJudge(Judge):
@@ -53,7 +56,7 @@ class ToolOutcomeJudge(Judge):
         bad = slow = 0
         slow_ms = self.slow_call_ms
         for c in calls:  # one pass for the common case: every call ok, with a result, in time
-            if c.result is None or c.status in _FAILED:
+            if c.result is None or c.status in _FAILED_SET:
                 bad += 1
             lat = c.latency_ms
             if lat is not None and lat > slow_ms:
@@ -92,14 +95,23 @@ class ToolOutcomeJudge(Judge):
         unrecovered = 0
         for i, c in enumerate(calls):
             if c.status != "ok" or c.result is None:
-                if not any(d.name == c.name and d.status == "ok" and d.result is not None for d in calls[i + 1:]):
+                name = c.name
+                for d in calls[i + 1:]:  # any(...) over a generator, unrolled: calls are few
+                    if d.name == name and d.status == "ok" and d.result is not None:
+                        break
+                else:
                     unrecovered += 1
         reasons.append(f"{bad} of {n} tool calls did not complete ({errors} errors, {timeouts} timeouts, "
                        f"{incomplete} without result)")
-        view = text_view(trace, ctx)
+        view = ctx.view
+        if view.trace is not trace:
+            view = text_view(trace, ctx)
         toks = view.resp_tokens
-        acknowledged = not _ACK_TOKENS.isdisjoint(toks) and _ACK_RE.search(view.response) is not None
-        claims = not _CLAIM_TOKENS.isdisjoint(toks)
+        if _ACK_TOKENS.isdisjoint(toks):
+            acknowledged = False
+        else:
+            answer = view.response
+            acknowledged = (_ACK_RE_ASCII if answer.isascii() else _ACK_RE).search(answer) is not None
         if acknowledged:
             tags.append("tool_failure:acknowledged")
             return new_verdict(self.name, self.version, "ok",
@@ -108,7 +120,7 @@ class ToolOutcomeJudge(Judge):
         if unrecovered:
             # Nothing in the answer admits the failure: it hides it (claims success) or glosses over it.
             tags.append("tool_failure:hidden")
-            conf = 0.8 if claims else 0.6
+            conf = 0.6 if _CLAIM_TOKENS.isdisjoint(toks) else 0.8  # a claim of success makes it a confident call
             return new_verdict(self.name, self.version, "ok",
                                {"tool_correctness": tool_ok, "task_success": 0.1, "helpfulness": 0.3}, conf, False,
                                reasons + ["the answer does not mention the failure"], tags)
