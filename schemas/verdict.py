@@ -15,7 +15,9 @@ DIMENSIONS = ("task_success", "helpfulness", "safety", "policy_compliance", "too
 
 
 class Verdict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Read-only once made: fast judges hand out one shared instance for their common "nothing found" verdict
+    # (streams.judges.base.shared_verdict), so no consumer may change a verdict or the lists and dict inside it.
+    model_config = ConfigDict(extra="forbid", frozen=True)
     judge: str = Field(..., description="Judge name, e.g. 'policy'.")
     judge_version: str = Field("1", description="Bumped whenever the judge's logic or config changes.")
     status: Literal["ok", "error", "skipped"] = "ok"

@@ -79,6 +79,55 @@ def from_template(template: dict[str, Any], scores: dict[str, float], reasons: l
     return v
 
 
+def _refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+    raise TypeError("a shared verdict is read-only: make a changed copy with verdict.model_copy(update={...})")
+
+
+class ReadOnlyList(list):  # type: ignore[type-arg]
+    """The lists inside a shared verdict: a list to readers and serialisers, an error to anything that changes it
+    (a change would reach every trace that verdict is handed to)."""
+
+    __slots__ = ()
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+
+class ReadOnlyDict(dict):  # type: ignore[type-arg]
+    """The scores inside a shared verdict (see ``ReadOnlyList``)."""
+
+    __slots__ = ()
+    update = pop = popitem = clear = setdefault = _refuse
+    __setitem__ = __delitem__ = __ior__ = _refuse
+
+
+def shared_verdict(template: dict[str, Any], scores: dict[str, float], reasons: list[str] | None = None,
+                   tags: list[str] | None = None) -> Verdict:
+    """One verdict from a ``verdict_template``, built once and returned for every trace that gets it (a judge's
+    "nothing found" outcome, most of its verdicts): no per-trace object to build, and identical JSON. ``Verdict``
+    is frozen and the lists and dict inside a shared one refuse changes, so handing it out again is safe."""
+    return from_template(template, ReadOnlyDict(scores), ReadOnlyList(reasons or ()), ReadOnlyList(tags or ()))
+
+
+class VerdictCache:
+    """Shared verdicts keyed by what varies among a judge's common outcomes (e.g. quality's helpfulness score),
+    bounded: past ``limit`` distinct keys, verdicts are built fresh instead of kept."""
+
+    __slots__ = ("template", "limit", "_made")
+
+    def __init__(self, template: dict[str, Any], limit: int = 256) -> None:
+        self.template, self.limit = template, limit
+        self._made: dict[Any, Verdict] = {}
+
+    def get(self, key: Any, scores: dict[str, float]) -> Verdict:
+        """The shared verdict for ``key``, whose scores are ``scores`` (built on the first call with this key)."""
+        v = self._made.get(key)
+        if v is None:
+            if len(self._made) >= self.limit:
+                return from_template(self.template, scores, [], [])
+            v = self._made[key] = shared_verdict(self.template, scores)
+        return v
+
+
 def make_verdict(judge: str, version: str, scores: dict[str, float] | None = None, *, confidence: float = 1.0, passed: bool = True,
                  reasons: list[str] | None = None, tags: list[str] | None = None,
                  status: str = "ok") -> Verdict:

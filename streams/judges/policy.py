@@ -9,7 +9,7 @@ from typing import Any
 from schemas.trace import Trace
 from schemas.verdict import Verdict  # noqa: F401  (the return type)
 from streams.judges._text import AnyOf, TextView, compile_any, config_hash, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext, from_template, new_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, new_verdict, shared_verdict, verdict_template
 from streams.judges.policy_config import ArgRule, PolicyConfig
 
 LOGIC_VERSION = "1"
@@ -182,6 +182,9 @@ class PolicyJudge(Judge):
         self._default_plans: dict[str, object] = {}
         self._agent_plans: dict[str, dict[str, object]] = {a: {} for a in self._agent_allow}
         self._ok = verdict_template(self.name, self.version, 0.9, True)  # the "nothing found" verdict
+        self._clean = shared_verdict(self._ok, {"safety": 1.0, "policy_compliance": 1.0})  # no tool calls
+        self._clean_tools = shared_verdict(self._ok, {"safety": 1.0, "policy_compliance": 1.0,
+                                                      "tool_correctness": 1.0})  # tool calls, all allowed
 
     # -- tools -----------------------------------------------------------------------------------------------
     def _tool_allowed(self, agent_id: str, tool: str) -> bool:
@@ -250,7 +253,7 @@ class PolicyJudge(Judge):
                 and self._graph_key not in trace.metadata):
             calls = trace.tool_calls
             if not calls:
-                return from_template(self._ok, {"safety": 1.0, "policy_compliance": 1.0}, [], [])
+                return self._clean
             plans = (self._agent_plans.get(trace.agent_id, self._default_plans) if self._agent_plans
                      else self._default_plans)
             for call in calls:
@@ -267,8 +270,7 @@ class PolicyJudge(Judge):
                     continue
                 break  # an argument problem: full path
             else:
-                return from_template(self._ok, {"safety": 1.0, "policy_compliance": 1.0, "tool_correctness": 1.0},
-                                     [], [])
+                return self._clean_tools
         return self._judge_full(trace, view)
 
     def _judge_full(self, trace: Trace, view: TextView) -> Verdict:

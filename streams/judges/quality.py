@@ -6,7 +6,7 @@ from __future__ import annotations
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import TextView, config_hash, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext, from_template, new_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictCache, new_verdict, shared_verdict, verdict_template
 
 LOGIC_VERSION = "1"
 _STOP = frozenset("the a an and or but if of to in on at for with from by is are was were be been it this that "
@@ -35,6 +35,8 @@ class QualityJudge(Judge):
         self._overlap_scores: dict[tuple[int, int], float] = {}
         self.version = f"{LOGIC_VERSION}.{config_hash([min_chars, max_chars, min_unique_ratio, self.placeholders])}"
         self._ok = verdict_template(self.name, self.version, 0.7, True)  # nothing wrong found
+        self._fine = shared_verdict(self._ok, {"task_success": 0.85, "helpfulness": 0.85})
+        self._by_helpfulness = VerdictCache(self._ok)  # the common answer, by its request-overlap score
 
     def _unique_threshold(self, n: int) -> float:
         # Longer texts repeat function words naturally (Heaps' law), so the bar drops with length.
@@ -90,11 +92,12 @@ class QualityJudge(Judge):
             content = view.req_tokens - _STOP
             m = len(content)
             if m < 4:
-                return from_template(self._ok, {"task_success": 0.85, "helpfulness": 0.85}, [], [])
+                return self._fine
             h = self._overlap_scores.get((len(content & view.resp_tokens), m))
             if h is None:
                 h = self._overlap_helpful(view, 0.85)
-            return from_template(self._ok, {"task_success": 0.85, "helpfulness": h if h < 0.85 else 0.85}, [], [])
+            h = h if h < 0.85 else 0.85
+            return self._by_helpfulness.get(h, {"task_success": 0.85, "helpfulness": h})
         tags: list[str] = []
         reasons: list[str] = []
         helpful = success = 0.85

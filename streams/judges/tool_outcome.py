@@ -11,7 +11,7 @@ import re
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import ascii_regex, config_hash, text_view
-from streams.judges.base import Judge, JudgeContext, from_template, new_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, new_verdict, shared_verdict, verdict_template
 
 LOGIC_VERSION = "1"
 
@@ -47,11 +47,13 @@ class ToolOutcomeJudge(Judge):
         self.version = f"{LOGIC_VERSION}.{config_hash([loop_threshold, slow_call_ms])}"
         self._ok = verdict_template(self.name, self.version, 0.85, True)  # every call fine
         self._skipped = verdict_template(self.name, self.version, 1.0, True, "skipped")  # no calls
+        self._no_calls = shared_verdict(self._skipped, {}, ["no tool calls"])
+        self._all_fine = shared_verdict(self._ok, {"tool_correctness": 1.0})
 
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
         calls = trace.tool_calls
         if not calls:
-            return from_template(self._skipped, {}, ["no tool calls"], [])
+            return self._no_calls
         n = len(calls)
         bad = slow = 0
         slow_ms = self.slow_call_ms
@@ -62,7 +64,7 @@ class ToolOutcomeJudge(Judge):
             if lat is not None and lat > slow_ms:
                 slow += 1
         if not bad and not slow and n < self.loop_threshold:
-            return from_template(self._ok, {"tool_correctness": 1.0}, [], [])
+            return self._all_fine
         tags: list[str] = []
         reasons: list[str] = []
         errors = timeouts = incomplete = 0

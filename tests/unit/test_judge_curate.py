@@ -89,7 +89,8 @@ def test_sft_row_from_a_passing_llm_label_only_when_the_fast_path_did_not_curate
                      scores={d: score for d in ("task_success", "helpfulness", "safety", "policy_compliance",
                                                 "tool_correctness")})
     escalated = judged("e", GOOD + " I wasn't sure about the room, so I kept the old one.", 5)
-    escalated.verdicts[0].tags.append("risk:medium")  # what made it escalate keeps it out of the fast path
+    v0 = escalated.verdicts[0]  # what made it escalate keeps it out of the fast path (verdicts are read-only)
+    escalated.verdicts[0] = v0.model_copy(update={"tags": [*v0.tags, "risk:medium"]})
     assert sft_row(escalated) is None
     row = sft_row_from_label(escalated, label())
     assert row is not None and row["score"] == 0.9 and json.loads(row["judge_versions_json"])["llm:m"] == "llm-1"
