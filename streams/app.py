@@ -24,7 +24,7 @@ from schemas.tables import TABLES, TRACES_TABLE
 from schemas.topics import DLQ, JUDGED, TRACES
 from schemas.verdict import JudgedTrace
 from streams.metrics import PipelineMetrics
-from streams.pipeline import Pipeline, to_row
+from streams.pipeline import Pipeline, encode_event, summarize, to_row
 
 if TYPE_CHECKING:
     from alignloop.settings import Settings
@@ -82,14 +82,16 @@ class TraceHandler:
         open_batches: dict[int, Any] = {}
         for topic, partition, offset, key, value in fresh:
             outcome = self.pipeline.process(value, topic, partition, offset, key)
-            tally.add(outcome)
             if isinstance(outcome, DeadLetter):
+                tally.add(outcome)
                 futures.append(await self.send(self.dlq_topic, key, value, headers=outcome.headers()))
                 continue
+            summary = summarize(outcome.verdicts)  # once for the event, the row and the metrics
+            tally.add(outcome, summary)
             if keep:
                 judged.append(outcome)
-            event = outcome.model_dump_json().encode()
-            rows.append(to_row(outcome, event))
+            event = encode_event(outcome, summary)
+            rows.append(to_row(outcome, event, summary))
             if partition >= n_judged or self.batches is None:
                 futures.append(await self.send(self.judged_topic, key, event, partition=None))
                 continue

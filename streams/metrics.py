@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -51,7 +52,7 @@ class BatchTally:
     """A batch's outcomes counted locally as they are made (a labelled-child lookup per record is slow, and the
     worker need not keep every outcome of a batch alive just to count it), then added to the metrics at once."""
 
-    __slots__ = ("metrics", "stage_in", "stage_out", "dlq", "pii", "verdicts", "results")
+    __slots__ = ("metrics", "stage_in", "stage_out", "dlq", "pii", "verdicts", "summaries", "results")
 
     def __init__(self, metrics: PipelineMetrics) -> None:
         self.metrics = metrics
@@ -60,9 +61,12 @@ class BatchTally:
         self.dlq: Tally[tuple[str, str]] = Tally()
         self.pii: Tally[str] = Tally()
         self.verdicts: Tally[tuple[str, str, bool]] = Tally()  # (judge, status, passed); labels made at flush
+        self.summaries: Tally[Any] = Tally()  # verdict summaries (by identity) -> traces
         self.results: Tally[str] = Tally()
 
-    def add(self, o: JudgedTrace | DeadLetter) -> None:
+    def add(self, o: JudgedTrace | DeadLetter, summary: Any = None) -> None:
+        """Count an outcome; with its verdicts' ``streams.pipeline.summarize`` (shared by traces whose verdicts
+        are the same shared ones), the verdicts are counted per summary at ``flush``."""
         self.stage_in["validate"] += 1
         if isinstance(o, DeadLetter):
             self.dlq[(o.stage, o.reason)] += 1
@@ -72,9 +76,12 @@ class BatchTally:
             return
         for p in o.pii:
             self.pii[p.kind] += p.count
-        verdicts = self.verdicts
-        for v in o.verdicts:
-            verdicts[v.judge, v.status, v.passed] += 1
+        if summary is not None:
+            self.summaries[summary] += 1
+        else:
+            verdicts = self.verdicts
+            for v in o.verdicts:
+                verdicts[v.judge, v.status, v.passed] += 1
         self.results[o.outcome] += 1
 
     def flush(self) -> None:
@@ -90,5 +97,8 @@ class BatchTally:
                 counter.labels(label).inc(n)
         for (stage, reason), n in self.dlq.items():
             m.dlq.labels(stage, reason).inc(n)
+        for summary, n in self.summaries.items():
+            for labels in summary.labels:
+                self.verdicts[labels] += n
         for (judge, status, passed), n in self.verdicts.items():
             m.verdicts.labels(judge, status, "true" if passed else "false").inc(n)

@@ -13,8 +13,8 @@ from pydantic_core import to_json
 
 from schemas.dlq import DeadLetter
 from schemas.trace import TRACE_SCHEMA_VERSION, Trace
-from schemas.verdict import JudgedTrace, SourceRef
-from streams.judges.base import GuardedJudge, JudgeContext, error_verdict
+from schemas.verdict import JudgedTrace, SourceRef, Verdict
+from streams.judges.base import SHARED, GuardedJudge, JudgeContext, error_verdict
 
 if TYPE_CHECKING:
     from alignloop.settings import Settings
@@ -149,35 +149,80 @@ def _dump(v: Any) -> str:
     return to_json(v).decode()
 
 
-def _tail_parts(event: bytes) -> tuple[str, str] | None:
-    """The verdicts and pii JSON, cut from the end of the judged event (``model_dump_json``) instead of being
-    serialised again. Only what follows the trace is searched, and only from the right: verdicts, outcome, pii,
-    source and processed_at hold no unescaped quote that could fake a delimiter (strings are JSON-escaped, keys
-    are fixed names, topic names are [a-zA-Z0-9._-]); the trace before them may hold anything."""
+class VerdictSummary:
+    """What the event, the row and the metrics need from a trace's verdicts, worked out once: their JSON (as
+    ``model_dump_json`` writes it), the lowest score per dimension, the sorted tags, and the metric label of each."""
+
+    __slots__ = ("json", "scores_json", "tags", "labels")
+
+    def __init__(self, verdicts: list[Verdict]) -> None:
+        scores: dict[str, float] = {}
+        tags: set[str] = set()
+        for v in verdicts:
+            for dim, sc in v.scores.items():
+                prev = scores.get(dim)
+                if prev is None or sc < prev:
+                    scores[dim] = sc
+            if v.tags:
+                tags.update(v.tags)
+        self.json = _dump(verdicts)
+        self.scores_json = _dump(scores)
+        self.tags = sorted(tags)
+        self.labels = tuple((v.judge, v.status, v.passed) for v in verdicts)
+
+
+# Summaries of verdict lists made only of shared verdicts (streams.judges.base.shared_verdict), by their ids: a
+# shared verdict is never freed (SHARED holds it), so its id names it for good. Most traces get such a list (every
+# judge's "nothing found" verdict); a list with any other verdict is summarised afresh, never stored.
+_SUMMARIES: dict[tuple[int, ...], VerdictSummary] = {}
+_SUMMARIES_MAX = 4096
+
+
+def summarize(verdicts: list[Verdict]) -> VerdictSummary:
+    key = tuple(map(id, verdicts))
+    got = _SUMMARIES.get(key)
+    if got is not None:
+        return got
+    summary = VerdictSummary(verdicts)
+    if len(_SUMMARIES) < _SUMMARIES_MAX and all(map(SHARED.__contains__, key)):
+        _SUMMARIES[key] = summary
+    return summary
+
+
+_VERDICTS = {"verdicts"}
+
+
+def encode_event(j: JudgedTrace, summary: VerdictSummary | None = None) -> bytes:
+    """``j.model_dump_json().encode()``, byte for byte, with the verdicts' JSON taken from ``summary``: the rest is
+    serialised without them and theirs is put back before ``"outcome"`` (found from the right: what follows the
+    trace holds no unescaped quote that could fake it, see ``_tail_pii``)."""
+    summary = summary or summarize(j.verdicts)
+    body = j.model_dump_json(exclude=_VERDICTS)
+    i = body.rfind(',"outcome":"')
+    return f'{body[:i]},"verdicts":{summary.json}{body[i:]}'.encode()
+
+
+def _tail_pii(event: bytes) -> str | None:
+    """The pii JSON, cut from the end of the judged event (``model_dump_json``) instead of being serialised again.
+    Only what follows the trace is searched, and only from the right: verdicts, outcome, pii, source and
+    processed_at hold no unescaped quote that could fake a delimiter (strings are JSON-escaped, keys are fixed
+    names, topic names are [a-zA-Z0-9._-]); the trace before them may hold anything."""
     o = event.rfind(b',"outcome":"')
     s = event.rfind(b',"source":{')
-    v = event.rfind(b'},"verdicts":', 0, o)
     p = event.rfind(b',"pii":', o, s)
-    if min(o, s, v, p) < 0:
+    if min(o, s, p) < 0:
         return None
-    return event[v + 13:o].decode(), event[p + 7:s].decode()
+    return event[p + 7:s].decode()
 
 
-def to_row(j: JudgedTrace, event: bytes | None = None) -> dict[str, Any]:
+def to_row(j: JudgedTrace, event: bytes | None = None, summary: VerdictSummary | None = None) -> dict[str, Any]:
     """A `traces` table row (schemas.tables.TRACES_SCHEMA) from a judged trace; pass its event bytes
-    (``j.model_dump_json()``) to reuse their verdicts and pii JSON."""
+    (``j.model_dump_json()``) to reuse their pii JSON, and its verdicts' ``summarize``."""
     t = j.trace
-    parts = _tail_parts(event) if event is not None else None
-    verdicts_json, pii_json = parts if parts is not None else (_dump(j.verdicts), _dump(j.pii))
-    scores: dict[str, float] = {}
-    tags: set[str] = set()
-    for v in j.verdicts:
-        for dim, sc in v.scores.items():
-            prev = scores.get(dim)
-            if prev is None or sc < prev:
-                scores[dim] = sc
-        if v.tags:
-            tags.update(v.tags)
+    summary = summary or summarize(j.verdicts)
+    pii_json = _tail_pii(event) if event is not None else None
+    if pii_json is None:
+        pii_json = _dump(j.pii)
     calls = t.tool_calls
     return {
         "trace_id": t.trace_id, "conversation_id": t.conversation_id, "agent_id": t.agent_id,
@@ -187,8 +232,8 @@ def to_row(j: JudgedTrace, event: bytes | None = None) -> dict[str, Any]:
         "tool_names": [c.name for c in calls],
         "n_tool_errors": sum(c.status != "ok" for c in calls),
         "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": _dump(t.candidates),
-        "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": _dump(scores),
-        "verdicts_json": verdicts_json, "tags": sorted(tags),
+        "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": summary.scores_json,
+        "verdicts_json": summary.json, "tags": summary.tags,
         "pii_json": pii_json, "pii_count": sum(p.count for p in j.pii),
         "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
         "processed_at": j.processed_at,

@@ -100,12 +100,20 @@ class ReadOnlyDict(dict):  # type: ignore[type-arg]
     __setitem__ = __delitem__ = __ior__ = _refuse
 
 
+# Every shared verdict, by id. Held here, so none is ever freed and its id stays its own: the pipeline keys its
+# per-combination summaries (streams.pipeline.summarize) by these ids.
+SHARED: dict[int, Verdict] = {}
+
+
 def shared_verdict(template: dict[str, Any], scores: dict[str, float], reasons: list[str] | None = None,
                    tags: list[str] | None = None) -> Verdict:
     """One verdict from a ``verdict_template``, built once and returned for every trace that gets it (a judge's
     "nothing found" outcome, most of its verdicts): no per-trace object to build, and identical JSON. ``Verdict``
-    is frozen and the lists and dict inside a shared one refuse changes, so handing it out again is safe."""
-    return from_template(template, ReadOnlyDict(scores), ReadOnlyList(reasons or ()), ReadOnlyList(tags or ()))
+    is frozen and the lists and dict inside a shared one refuse changes, so handing it out again is safe. Made
+    when a judge is built (a handful per judge), never per trace: ``SHARED`` keeps each one."""
+    v = from_template(template, ReadOnlyDict(scores), ReadOnlyList(reasons or ()), ReadOnlyList(tags or ()))
+    SHARED[id(v)] = v
+    return v
 
 
 class VerdictCache:

@@ -13,10 +13,10 @@ from alignloop.settings import Settings
 from alignloop.simulate import Simulator
 from connectors.delta_sink import DeltaSink, read_table
 from schemas.tables import TABLES, TRACES_TABLE
-from schemas.verdict import JudgedTrace
+from schemas.verdict import JudgedTrace, Verdict
 from streams.app import TraceHandler
 from streams.metrics import PipelineMetrics
-from streams.pipeline import Pipeline
+from streams.pipeline import Pipeline, encode_event, summarize
 
 
 class FakeBatch:
@@ -123,6 +123,52 @@ def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> N
             rec["final_response"] += ' },"verdicts":[] ,"outcome":"pass" ,"source":{ ,"pii":'
         j = p.process(json.dumps(rec).encode(), "agent.traces", 0, i)
         assert isinstance(j, JudgedTrace)
-        assert to_row(j, j.model_dump_json().encode()) == to_row(j)
+        event = j.model_dump_json().encode()
+        assert encode_event(j) == event and encode_event(j, summarize(j.verdicts)) == event
+        row = to_row(j, event, summarize(j.verdicts))
+        assert row == to_row(j, event) == to_row(j)
+        # the summary's parts are what the verdicts say
+        assert row["verdicts_json"] == json.dumps([v.model_dump(mode="json") for v in j.verdicts],
+                                                  separators=(",", ":"))
+        lowest: dict[str, float] = {}
+        for v in j.verdicts:
+            for dim, sc in v.scores.items():
+                lowest[dim] = min(sc, lowest.get(dim, sc))
+        assert json.loads(row["scores_json"]) == lowest
+        assert row["tags"] == sorted({t for v in j.verdicts for t in v.tags})
         checked += 1
     assert checked == 300
+
+
+def test_summaries_are_kept_only_for_lists_of_shared_verdicts() -> None:
+    from streams.judges.base import SHARED, shared_verdict, verdict_template
+    from streams.pipeline import VerdictSummary
+
+    t = verdict_template("a", "1", 0.9, True)
+    shared = [shared_verdict(t, {"safety": 1.0}), shared_verdict(t, {"safety": 0.5}, tags=["x"])]
+    assert all(id(v) in SHARED for v in shared)
+    first = summarize(shared)
+    assert summarize(list(shared)) is first  # the same shared verdicts: the kept summary
+    assert (first.scores_json, first.tags, first.labels) == ('{"safety":0.5}', ["x"], (("a", "ok", True),) * 2)
+    fresh = [shared[0], Verdict(judge="b", scores={"safety": 0.2}, passed=False)]
+    one, two = summarize(fresh), summarize(fresh)
+    assert one is not two and one.json == two.json == VerdictSummary(fresh).json  # never kept: ids may be reused
+    assert one.labels == (("a", "ok", True), ("b", "ok", False))
+
+
+def test_verdict_metrics_count_the_same_through_summaries(tmp_path: Path) -> None:
+    """Verdicts counted per summary at flush equal verdicts counted one by one."""
+    s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"))
+    p = Pipeline.from_settings(s)
+    sim = Simulator(seed=5)
+    outs = [p.process(json.dumps(sim.trace(i)[0]).encode(), "agent.traces", 0, i) for i in range(200)]
+    counts = []
+    for use_summary in (True, False):
+        m = PipelineMetrics(CollectorRegistry())
+        tally = m.tally()
+        for o in outs:
+            tally.add(o, summarize(o.verdicts) if use_summary else None)
+        tally.flush()
+        counts.append({tuple(sorted(x.labels.items())): x.value for x in m.verdicts.collect()[0].samples
+                       if x.name.endswith("_total")})
+    assert counts[0] == counts[1] and sum(counts[0].values()) == 200 * len(p.judges)
