@@ -79,8 +79,8 @@ def run_cascade(n: int = 20_000, seed: int = 11, rate: float = 200.0, label_dela
     noise = random.Random(seed + 1)
     # Time the fast judges first, on a fresh heap: after the cascade run the learner's feature cache makes every
     # allocation pay for garbage-collector scans, which would be charged to whichever code allocates most.
-    raws = [json.dumps(Simulator(seed=seed + 2, knobs=Knobs(size_bytes=size_bytes)).trace(i)[0]).encode()
-            for i in range(overhead_traces)]
+    timing_sim = Simulator(seed=seed + 2, knobs=Knobs(size_bytes=size_bytes))  # one simulator: varied traces
+    raws = [json.dumps(timing_sim.trace(i)[0]).encode() for i in range(overhead_traces)]
     overhead = _overhead(raws, scrubber, judges, reps)
     del raws
 

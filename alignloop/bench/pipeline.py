@@ -205,7 +205,8 @@ class _Run:
 def register(bench_app: typer.Typer) -> None:
     @bench_app.command("pipeline")
     def pipeline(
-        n: int = typer.Option(30_000, "--n", min=1000, help="Traces per throughput drain."),
+        n: int = typer.Option(80_000, "--n", min=1000,
+                              help="Traces per throughput drain (a drain lasts ~15 s at ~6,000/s)."),
         latency_n: int = typer.Option(0, "--latency-n", help="Traces for the latency phase (default n/5)."),
         size_bytes: int = typer.Option(2000, "--size-bytes", help="Approximate trace size."),
         partitions: int = typer.Option(4, "--partitions", min=1),
