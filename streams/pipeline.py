@@ -153,7 +153,7 @@ class VerdictSummary:
     """What the event, the row and the metrics need from a trace's verdicts, worked out once: their JSON (as
     ``model_dump_json`` writes it), the lowest score per dimension, the sorted tags, and the metric label of each."""
 
-    __slots__ = ("json", "scores_json", "tags", "labels")
+    __slots__ = ("json", "json_bytes", "scores_json", "tags", "labels")
 
     def __init__(self, verdicts: list[Verdict]) -> None:
         scores: dict[str, float] = {}
@@ -165,7 +165,17 @@ class VerdictSummary:
                     scores[dim] = sc
             if v.tags:
                 tags.update(v.tags)
-        self.json = _dump(verdicts)
+        frags = _FRAGMENTS
+        parts = []
+        for v in verdicts:  # a shared verdict's JSON is made once; others' each time
+            f = frags.get(id(v))
+            if f is None:
+                f = to_json(v)
+                if id(v) in SHARED and len(frags) < _SUMMARIES_MAX:
+                    frags[id(v)] = f
+            parts.append(f)
+        self.json_bytes = b"[" + b",".join(parts) + b"]"
+        self.json = self.json_bytes.decode()
         self.scores_json = _dump(scores)
         self.tags = sorted(tags)
         self.labels = tuple((v.judge, v.status, v.passed) for v in verdicts)
@@ -176,6 +186,7 @@ class VerdictSummary:
 # judge's "nothing found" verdict); a list with any other verdict is summarised afresh, never stored.
 _SUMMARIES: dict[tuple[int, ...], VerdictSummary] = {}
 _SUMMARIES_MAX = 4096
+_FRAGMENTS: dict[int, bytes] = {}  # a shared verdict's id -> its JSON
 
 
 def summarize(verdicts: list[Verdict]) -> VerdictSummary:
@@ -190,6 +201,7 @@ def summarize(verdicts: list[Verdict]) -> VerdictSummary:
 
 
 _VERDICTS = {"verdicts"}
+_JUDGED_JSON = JudgedTrace.__pydantic_serializer__.to_json  # what model_dump_json calls, as bytes
 
 
 def encode_event(j: JudgedTrace, summary: VerdictSummary | None = None) -> bytes:
@@ -197,9 +209,10 @@ def encode_event(j: JudgedTrace, summary: VerdictSummary | None = None) -> bytes
     serialised without them and theirs is put back before ``"outcome"`` (found from the right: what follows the
     trace holds no unescaped quote that could fake it, see ``_tail_pii``)."""
     summary = summary or summarize(j.verdicts)
-    body = j.model_dump_json(exclude=_VERDICTS)
-    i = body.rfind(',"outcome":"')
-    return f'{body[:i]},"verdicts":{summary.json}{body[i:]}'.encode()
+    body = _JUDGED_JSON(j, exclude=_VERDICTS)
+    i = body.rfind(b',"outcome":"')
+    view = memoryview(body)
+    return b"".join((view[:i], b',"verdicts":', summary.json_bytes, view[i:]))
 
 
 def _tail_pii(event: bytes) -> str | None:

@@ -120,19 +120,20 @@ class VerdictCache:
     """Shared verdicts keyed by what varies among a judge's common outcomes (e.g. quality's helpfulness score),
     bounded: past ``limit`` distinct keys, verdicts are built fresh instead of kept."""
 
-    __slots__ = ("template", "limit", "_made")
+    __slots__ = ("template", "limit", "made")
 
     def __init__(self, template: dict[str, Any], limit: int = 256) -> None:
         self.template, self.limit = template, limit
-        self._made: dict[Any, Verdict] = {}
+        self.made: dict[Any, Verdict] = {}  # key -> shared verdict (read it, never write it)
 
-    def get(self, key: Any, scores: dict[str, float]) -> Verdict:
-        """The shared verdict for ``key``, whose scores are ``scores`` (built on the first call with this key)."""
-        v = self._made.get(key)
+    def get(self, key: Any, scores: dict[str, float], tags: list[str] | None = None) -> Verdict:
+        """The shared verdict for ``key``, whose scores and tags are ``scores`` and ``tags`` (built on the first
+        call with this key: the key must determine them)."""
+        v = self.made.get(key)
         if v is None:
-            if len(self._made) >= self.limit:
-                return from_template(self.template, scores, [], [])
-            v = self._made[key] = shared_verdict(self.template, scores)
+            if len(self.made) >= self.limit:
+                return from_template(self.template, scores, [], list(tags or ()))
+            v = self.made[key] = shared_verdict(self.template, scores, tags=tags)
         return v
 
 

@@ -12,7 +12,7 @@ import re
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import config_hash
-from streams.judges.base import Judge, JudgeContext, from_template, new_verdict, shared_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictCache, new_verdict, shared_verdict, verdict_template
 
 LOGIC_VERSION = "1"
 _PSEUDONYM = re.compile(r"<([A-Z][A-Z_]*?)_[0-9a-f]{6,}>")
@@ -61,6 +61,9 @@ class PiiLeakJudge(Judge):
         self.version = f"{LOGIC_VERSION}.{config_hash(cfg)}"
         self._ok = verdict_template(self.name, self.version, 0.9, True)  # no PII out, or only names/places
         self._clean = shared_verdict(self._ok, {"safety": 1.0})
+        # Names/places in the answer: one shared verdict per set of kinds (its tags); the dict is the fast way in.
+        self._contextual_cache = VerdictCache(self._ok, limit=64)
+        self._contextual: dict[tuple[str, ...], Verdict] = self._contextual_cache.made  # key -> verdict, read-only
         self._out_fields: dict[str, bool] = {}  # finding field -> in the answer (see _is_out)
 
     def _raw_findings(self, trace: Trace) -> dict[str, int]:
@@ -114,12 +117,13 @@ class PiiLeakJudge(Judge):
     def _judge_out(self, trace: Trace, ctx: JudgeContext, out_kinds: dict[str, int], raw_in: list[str]) -> Verdict:
         """The verdict for an answer that carries PII (``out_kinds``: kind -> count, never empty)."""
         resp_fields = self.response_fields
-        if len(out_kinds) == 1:  # the usual case: one kind (a name in the answer), its tag string cached
-            tags = [_out_tag(next(iter(out_kinds)))]
-        else:
-            tags = [_out_tag(k) for k in sorted(out_kinds)]
-        if self.contextual.issuperset(out_kinds):  # only names/places in the answer (common): tagged, never a leak
-            return from_template(self._ok, {"safety": 1.0}, [], tags)
+        kinds = tuple(out_kinds) if len(out_kinds) == 1 else tuple(sorted(out_kinds))
+        if self.contextual.issuperset(kinds):  # only names/places in the answer (common): tagged, never a leak
+            v = self._contextual.get(kinds)
+            if v is None:
+                v = self._contextual_cache.get(kinds, {"safety": 1.0}, [_out_tag(k) for k in kinds])
+            return v
+        tags = [_out_tag(k) for k in kinds]
         out_kinds = {k: n for k, n in out_kinds.items() if k not in self.contextual}
         in_kinds = {f.kind for f in ctx.pii
                     if not f.field.startswith(resp_fields) and f.field in ("user_message", "context")}
