@@ -10,7 +10,9 @@ scrubber and the fast judges cost inside that stream, and publish→landed laten
    ``structured_scrub`` (structured scrub tier only) and ``no_fast_judges``, interleaved ``--repeats`` times.
    Throughput is the best pass per variant; the costs of the full scrubber and the fast judges are medians over
    repeats of neighbouring drains' ratios (the shared machine's speed drifts over minutes, much less between two
-   drains).
+   drains). Then ``--pairs`` times, the full pipeline drains beside each lighter variant at the same moment (one
+   spine each, their own topics and tables, N/2 traces each): both see the same machine, so its drift cancels out
+   of their ratio of spine CPU per trace.
    The spine issue's figure is ``full``: the spine alone. ``system`` then drains once more with the monitor
    process (drift, escalation, curation over ``traces.judged``) running beside the spines.
 3. latency: with the system caught up, M traces are published at half the spine's throughput; latency of each
@@ -202,6 +204,54 @@ class _Run:
         return {"landed_per_s": round(landed, 1), "cpu_us_per_trace": cpu}
 
 
+def _concurrent_pair(base, tag: str, name: str, work: Path, partitions: int, variants: tuple[str, str],
+                     records: list) -> dict[str, dict]:
+    """Drain the same traces with two variants at the same time, one spine each, on their own topics and tables:
+    both see the same machine, so the VM's drift (±25% over minutes here) cancels out of their ratio. CPU µs per
+    trace of each variant's spine, and landed/s while both ran (for the record only: a lone spine waits on acks
+    and commits between batches, so it does not use its core to the full and its rate hides the cost)."""
+    from alignloop.errors import UserError
+    from alignloop.publish import publish
+    from connectors.delta_sink import RowCounter, landing_times
+    from schemas.topics import TRACES
+
+    runs = {v: _Run(base, tag, f"{name}-{v}", work, partitions, _variant_env(v, work)) for v in variants}
+    try:
+        for r in runs.values():
+            r.start(1, monitor=False)
+        pids = {v: r.workers[0].proc.pid for v, r in runs.items()}
+        cpu0 = {v: _cpu_s(pid) for v, pid in pids.items()}
+
+        async def publish_all() -> None:
+            await asyncio.gather(*(publish(r.s, r.s.topic(TRACES), records) for r in runs.values()))
+
+        asyncio.run(publish_all())
+        n = len(records)
+        counters = {v: RowCounter(r.uri) for v, r in runs.items()}
+        cpu1: dict[str, float] = {}  # read the moment a variant has landed everything: no idle CPU after it
+        deadline = time.monotonic() + 600
+        while len(cpu1) < len(runs) and time.monotonic() < deadline:
+            for v, r in runs.items():
+                if v not in cpu1 and counters[v]() >= n:
+                    cpu1[v] = _cpu_s(pids[v])
+                elif v not in cpu1 and not r.workers[0].alive():
+                    raise UserError(f"{name}: a spine exited; see {r.workers[0].log_path}")
+            time.sleep(0.2)
+        if len(cpu1) < len(runs):
+            raise UserError(f"{name}: the pair did not land {n} traces each within 600 s (logs under {work})")
+        times = {v: sorted(landing_times(r.uri).values()) for v, r in runs.items()}
+        both_until = min(t[-1] for t in times.values())  # landed/s while both ran: no solo tail counted
+        out = {}
+        for v, t in times.items():
+            rows = sum(1 for x in t if t[0] < x <= both_until)  # the first file's rows left out
+            out[v] = {"landed_per_s": round(rows / max(both_until - t[0], 1e-9), 1),
+                      "spine_cpu_us_per_trace": round((cpu1[v] - cpu0[v]) / n * 1e6, 1)}
+        return out
+    finally:
+        for r in runs.values():
+            r.stop()
+
+
 def register(bench_app: typer.Typer) -> None:
     @bench_app.command("pipeline")
     def pipeline(
@@ -218,6 +268,9 @@ def register(bench_app: typer.Typer) -> None:
                                          "drains for the costs of the full scrubber and the fast judges."),
         compare: bool = typer.Option(True, "--compare/--no-compare",
                                      help="Also drain with the structured scrub tier only and with no fast judges."),
+        pairs: int = typer.Option(3, "--pairs", min=0, max=7,
+                                  help="With --compare: drains of the full pipeline beside each lighter variant at "
+                                       "the same time (one spine each), so the machine's drift cancels out."),
     ) -> None:
         """Throughput, latency and step costs of the stream worker against the in-process ceiling."""
         from alignloop.bench._results import print_table, write_result
@@ -264,6 +317,15 @@ def register(bench_app: typer.Typer) -> None:
                     passes[-1][v] = got
                     if v not in best or got["landed_per_s"] > best[v]["landed_per_s"]:
                         best[v] = got
+            concurrent: list[dict[str, dict]] = []
+            for rep in range(pairs if compare else 0):
+                for other in ("structured_scrub", "no_fast_judges"):
+                    console.print(f"\\[full beside {other} {rep + 1}/{pairs}] one spine each, at the same time, "
+                                  f"{n // 2} traces each …")
+                    got = _concurrent_pair(base, tag, f"pair{rep}-{other}", work, partitions, ("full", other),
+                                           records[: n // 2])
+                    console.print(f"    {got}")
+                    concurrent.append(got)
             system = _Run(base, tag, "system", work, partitions, {})
             console.print(f"\\[system] the full pipeline again, with the monitor process beside {spines} spine(s) …")
             system.start(spines, monitor=True)
@@ -326,6 +388,21 @@ def register(bench_app: typer.Typer) -> None:
             figures["fast_judges_throughput_loss_pct"] = paired(
                 lambda p: 1 - p["full"]["landed_per_s"] / p["no_fast_judges"]["landed_per_s"])
             figures["passes"] = passes
+            if concurrent:
+                def conc(other: str, fn) -> float:
+                    return round(statistics.median(fn(c["full"], c[other]) for c in concurrent if other in c) * 100, 1)
+
+                figures["concurrent_pairs"] = concurrent
+                figures["full_scrubber_added_cpu_pct_concurrent"] = conc(
+                    "structured_scrub", lambda f, o: f["spine_cpu_us_per_trace"] / o["spine_cpu_us_per_trace"] - 1)
+                figures["fast_judges_added_cost_pct_concurrent"] = conc(
+                    "no_fast_judges", lambda f, o: f["spine_cpu_us_per_trace"] / o["spine_cpu_us_per_trace"] - 1)
+                rows += [
+                    ("full scrubber: spine CPU/trace added % (median, concurrent pairs)",
+                     figures["full_scrubber_added_cpu_pct_concurrent"]),
+                    ("fast judges: spine CPU/trace added % (median, concurrent pairs)",
+                     figures["fast_judges_added_cost_pct_concurrent"]),
+                ]
             rows += [
                 ("landed traces/s, structured scrub tier only", st["landed_per_s"]),
                 ("landed traces/s, no fast judges", nj["landed_per_s"]),
