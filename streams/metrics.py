@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.dlq import DeadLetter
 from schemas.verdict import JudgedTrace
+from streams.pipeline import summarize
 
 STAGES = ("validate", "scrub", "judge", "sink")
 
@@ -52,7 +53,7 @@ class BatchTally:
     """A batch's outcomes counted locally as they are made (a labelled-child lookup per record is slow, and the
     worker need not keep every outcome of a batch alive just to count it), then added to the metrics at once."""
 
-    __slots__ = ("metrics", "stage_in", "stage_out", "dlq", "pii", "verdicts", "summaries", "results")
+    __slots__ = ("metrics", "stage_in", "stage_out", "dlq", "pii", "summaries", "results")
 
     def __init__(self, metrics: PipelineMetrics) -> None:
         self.metrics = metrics
@@ -60,13 +61,12 @@ class BatchTally:
         self.stage_out: Tally[str] = Tally()
         self.dlq: Tally[tuple[str, str]] = Tally()
         self.pii: Tally[str] = Tally()
-        self.verdicts: Tally[tuple[str, str, bool]] = Tally()  # (judge, status, passed); labels made at flush
-        self.summaries: Tally[Any] = Tally()  # verdict summaries (by identity) -> traces
+        self.summaries: Tally[Any] = Tally()  # verdict summaries (by identity) -> traces; verdicts counted at flush
         self.results: Tally[str] = Tally()
 
     def add(self, o: JudgedTrace | DeadLetter, summary: Any = None) -> None:
-        """Count an outcome; with its verdicts' ``streams.pipeline.summarize`` (shared by traces whose verdicts
-        are the same shared ones), the verdicts are counted per summary at ``flush``."""
+        """Count an outcome. Its verdicts are counted per ``streams.pipeline.summarize`` (shared by traces whose
+        verdicts are the same shared ones) at ``flush``; pass the summary when it is already made."""
         self.stage_in["validate"] += 1
         if isinstance(o, DeadLetter):
             self.dlq[(o.stage, o.reason)] += 1
@@ -76,12 +76,7 @@ class BatchTally:
             return
         for p in o.pii:
             self.pii[p.kind] += p.count
-        if summary is not None:
-            self.summaries[summary] += 1
-        else:
-            verdicts = self.verdicts
-            for v in o.verdicts:
-                verdicts[v.judge, v.status, v.passed] += 1
+        self.summaries[summary if summary is not None else summarize(o.verdicts)] += 1
         self.results[o.outcome] += 1
 
     def flush(self) -> None:
@@ -97,8 +92,9 @@ class BatchTally:
                 counter.labels(label).inc(n)
         for (stage, reason), n in self.dlq.items():
             m.dlq.labels(stage, reason).inc(n)
+        verdicts: Tally[tuple[str, str, bool]] = Tally()  # (judge, status, passed)
         for summary, n in self.summaries.items():
             for labels in summary.labels:
-                self.verdicts[labels] += n
-        for (judge, status, passed), n in self.verdicts.items():
+                verdicts[labels] += n
+        for (judge, status, passed), n in verdicts.items():
             m.verdicts.labels(judge, status, "true" if passed else "false").inc(n)

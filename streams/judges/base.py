@@ -46,9 +46,14 @@ def new_verdict(judge: str, version: str, status: str, scores: dict[str, float],
 
     The caller passes fresh ``scores``/``reasons``/``tags`` objects: the verdict keeps them, not copies.
     """
+    return _assemble({"judge": judge, "judge_version": version, "status": status, "scores": scores,
+                      "confidence": confidence, "passed": passed, "reasons": reasons, "tags": tags, "error": None})
+
+
+def _assemble(fields: dict[str, Any]) -> Verdict:
+    """A ``Verdict`` holding ``fields`` (every field, valid by construction) as its ``__dict__``, unvalidated."""
     v = _NEW(Verdict)
-    _SET_DICT(v, {"judge": judge, "judge_version": version, "status": status, "scores": scores,
-                  "confidence": confidence, "passed": passed, "reasons": reasons, "tags": tags, "error": None})
+    _SET_DICT(v, fields)
     # One shared, complete fields-set: pydantic only ever adds names to it, and every name is already there.
     _SET_FIELDS_SET(v, _ALL_FIELDS)
     _SET_EXTRA(v, None)
@@ -71,12 +76,7 @@ def from_template(template: dict[str, Any], scores: dict[str, float], reasons: l
     d["scores"] = scores
     d["reasons"] = reasons
     d["tags"] = tags
-    v = _NEW(Verdict)
-    _SET_DICT(v, d)
-    _SET_FIELDS_SET(v, _ALL_FIELDS)
-    _SET_EXTRA(v, None)
-    _SET_PRIVATE(v, None)
-    return v
+    return _assemble(d)
 
 
 def _refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -120,20 +120,20 @@ class VerdictCache:
     """Shared verdicts keyed by what varies among a judge's common outcomes (e.g. quality's helpfulness score),
     bounded: past ``limit`` distinct keys, verdicts are built fresh instead of kept."""
 
-    __slots__ = ("template", "limit", "made")
+    __slots__ = ("template", "limit", "_made")
 
     def __init__(self, template: dict[str, Any], limit: int = 256) -> None:
         self.template, self.limit = template, limit
-        self.made: dict[Any, Verdict] = {}  # key -> shared verdict (read it, never write it)
+        self._made: dict[Any, Verdict] = {}
 
     def get(self, key: Any, scores: dict[str, float], tags: list[str] | None = None) -> Verdict:
         """The shared verdict for ``key``, whose scores and tags are ``scores`` and ``tags`` (built on the first
         call with this key: the key must determine them)."""
-        v = self.made.get(key)
+        v = self._made.get(key)
         if v is None:
-            if len(self.made) >= self.limit:
+            if len(self._made) >= self.limit:
                 return from_template(self.template, scores, [], list(tags or ()))
-            v = self.made[key] = shared_verdict(self.template, scores, tags=tags)
+            v = self._made[key] = shared_verdict(self.template, scores, tags=tags)
         return v
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import TextView, config_hash, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext, VerdictCache, new_verdict, shared_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictCache, new_verdict, verdict_template
 
 LOGIC_VERSION = "1"
 _STOP = frozenset("the a an and or but if of to in on at for with from by is are was were be been it this that "
@@ -28,21 +28,15 @@ class QualityJudge(Judge):
         self.placeholders = tuple(m.lower() for m in (placeholder_markers if placeholder_markers is not None else
                                   ["lorem ipsum", "todo:", "{{", "[insert", "as an ai language model"]))
         self._marker_tokens = tokens_of(self.placeholders)
-        # _unique_threshold's three values, precomputed (same expressions, so the same floats).
+        # The distinct-word bar by answer length, precomputed (same expressions as before, so the same floats):
+        # longer texts repeat function words naturally (Heaps' law), so the bar drops with length.
         self._u_mid = min_unique_ratio * 0.7
         self._u_long = min_unique_ratio * 0.45
         # (overlapping words, content words) -> the rounded overlap-based helpfulness; both are small ints and recur.
         self._overlap_scores: dict[tuple[int, int], float] = {}
         self.version = f"{LOGIC_VERSION}.{config_hash([min_chars, max_chars, min_unique_ratio, self.placeholders])}"
         self._ok = verdict_template(self.name, self.version, 0.7, True)  # nothing wrong found
-        self._fine = shared_verdict(self._ok, {"task_success": 0.85, "helpfulness": 0.85})
         self._by_helpfulness = VerdictCache(self._ok)  # the common answer, by its request-overlap score
-
-    def _unique_threshold(self, n: int) -> float:
-        # Longer texts repeat function words naturally (Heaps' law), so the bar drops with length.
-        if n <= 60:
-            return self.min_unique_ratio
-        return self.min_unique_ratio * (0.7 if n <= 400 else 0.45)
 
     def _overlap_helpful(self, view: TextView, helpful: float) -> float:
         """``helpful`` capped by how much of the request's content words the answer shares (a weak signal)."""
@@ -79,24 +73,16 @@ class QualityJudge(Judge):
             view = text_view(trace, ctx)
         resp_tokens = view.resp_tokens
         n = len(view.resp_words)
+        repetitive = n >= 8 and len(resp_tokens) / n < (self.min_unique_ratio if n <= 60 else
+                                                        self._u_mid if n <= 400 else self._u_long)
         # The common answer, checked without building anything: length in range, one line, not repetitive, no
-        # placeholder. Then only the request-overlap score is left to compute.
+        # placeholder. Then only the request-overlap score is left to compute (one shared verdict per score).
         # Markers are scanned only when one of their words (or a brace) is present: most answers skip the scan.
         # (Braces are checked on the raw answer: lower-casing never creates or removes one.)
-        if (self.min_chars <= n_chars <= self.max_chars and "\n" not in text
-                and (n < 8 or len(resp_tokens) / n >= (self.min_unique_ratio if n <= 60 else self._u_mid if n <= 400
-                                                       else self._u_long))
+        if (self.min_chars <= n_chars <= self.max_chars and "\n" not in text and not repetitive
                 and (("{" not in raw and "[" not in raw and self._marker_tokens.isdisjoint(resp_tokens))
                      or self._placeholder(view) is None)):
-            # _overlap_helpful(view, 0.85), inline: this is the answer most traces get.
-            content = view.req_tokens - _STOP
-            m = len(content)
-            if m < 4:
-                return self._fine
-            h = self._overlap_scores.get((len(content & view.resp_tokens), m))
-            if h is None:
-                h = self._overlap_helpful(view, 0.85)
-            h = h if h < 0.85 else 0.85
+            h = self._overlap_helpful(view, 0.85)
             return self._by_helpfulness.get(h, {"task_success": 0.85, "helpfulness": h})
         tags: list[str] = []
         reasons: list[str] = []
@@ -112,13 +98,11 @@ class QualityJudge(Judge):
             tags.append("quality:too_long")
             reasons.append(f"answer is {n_chars} characters (> {self.max_chars})")
             helpful = 0.6
-        if n >= 8:
+        if repetitive:
             ratio = len(resp_tokens) / n
-            # _unique_threshold(n), inline
-            if ratio < (self.min_unique_ratio if n <= 60 else self._u_mid if n <= 400 else self._u_long):
-                tags.append("quality:repetitive")
-                reasons.append(f"only {ratio:.0%} of the words are distinct")
-                helpful, success, failed, confidence = min(helpful, 0.2), min(success, 0.3), True, 0.75
+            tags.append("quality:repetitive")
+            reasons.append(f"only {ratio:.0%} of the words are distinct")
+            helpful, success, failed, confidence = min(helpful, 0.2), min(success, 0.3), True, 0.75
         if "\n" in text:
             lines = [ln.strip() for ln in text.split("\n") if len(ln.strip()) > 20]
             if len(lines) - len(set(lines)) >= 3:
