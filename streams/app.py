@@ -80,8 +80,7 @@ class TraceHandler:
         keep = bool(self.hooks)  # the spine role has no hooks: no outcome outlives its row and event
         n_judged = await self._judged_partition_count() if fresh else 0
         open_batches: dict[int, Any] = {}
-        for topic, partition, offset, key, value in fresh:
-            outcome = self.pipeline.process(value, topic, partition, offset, key)
+        for (topic, partition, offset, key, value), outcome in zip(fresh, self.pipeline.process_batch(fresh)):
             if isinstance(outcome, DeadLetter):
                 tally.add(outcome)
                 futures.append(await self.send(self.dlq_topic, key, value, headers=outcome.headers()))

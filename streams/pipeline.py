@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import ValidationError
 from pydantic_core import to_json
@@ -120,23 +120,74 @@ class Pipeline:
     def process(self, raw: bytes, topic: str, partition: int, offset: int,
                 key: bytes | None = None) -> JudgedTrace | DeadLetter:
         try:
-            return self._process(raw, topic, partition, offset, key)
+            got = self._scrubbed(raw, topic, partition, offset, key)
+            if got.__class__ is DeadLetter:
+                return got  # type: ignore[return-value]
+            clean, pii = got  # type: ignore[misc]
+            return self._judged(clean, pii, self._judge(clean, pii), topic, partition, offset)
         except Exception as exc:  # a bug in any step costs one record (kept in the DLQ), never the worker
-            return self.dead_letter(raw, key, topic, partition, offset, stage="judge", reason="processing_error",
-                                    error=f"{type(exc).__name__}: {exc}")
+            return self._failed(raw, key, topic, partition, offset, exc)
 
-    def _process(self, raw: bytes, topic: str, partition: int, offset: int,
-                 key: bytes | None) -> JudgedTrace | DeadLetter:
+    def process_batch(self, records: Sequence[tuple[str, int, int, bytes | None, bytes]]
+                      ) -> list[JudgedTrace | DeadLetter]:
+        """``process`` for each (topic, partition, offset, key, value), with the same outcomes, run stage by stage:
+        every record validated and scrubbed, then every clean trace judged, then every judged trace assembled.
+
+        Record by record, each stage's code and tables (the scrubber's memos, the judges' trigger sets and shared
+        verdicts) are pushed out of the CPU caches by the other stages before the next record needs them: in a
+        worker the fast judges cost about twice what they cost in a tight loop. Stage by stage they stay warm
+        across the batch."""
+        out: list[Any] = [None] * len(records)
+        scrubbed: list[tuple[int, Trace, list]] = []
+        for i, (topic, partition, offset, key, raw) in enumerate(records):
+            try:
+                got = self._scrubbed(raw, topic, partition, offset, key)
+            except Exception as exc:  # as in ``process``: one record to the DLQ, never the worker
+                out[i] = self._failed(raw, key, topic, partition, offset, exc)
+                continue
+            if got.__class__ is DeadLetter:
+                out[i] = got
+            else:
+                scrubbed.append((i, *got))  # type: ignore[arg-type]
+        judge = self._judge
+        verdicts: list[Any] = []
+        for i, clean, pii in scrubbed:
+            try:
+                verdicts.append(judge(clean, pii))
+            except Exception as exc:
+                topic, partition, offset, key, raw = records[i]
+                out[i] = self._failed(raw, key, topic, partition, offset, exc)
+                verdicts.append(None)
+        for (i, clean, pii), found in zip(scrubbed, verdicts):
+            if found is None:
+                continue
+            topic, partition, offset, key, raw = records[i]
+            try:
+                out[i] = self._judged(clean, pii, found, topic, partition, offset)
+            except Exception as exc:
+                out[i] = self._failed(raw, key, topic, partition, offset, exc)
+        return out
+
+    def _failed(self, raw: bytes, key: bytes | None, topic: str, partition: int, offset: int,
+                exc: Exception) -> DeadLetter:
+        return self.dead_letter(raw, key, topic, partition, offset, stage="judge", reason="processing_error",
+                                error=f"{type(exc).__name__}: {exc}")
+
+    def _scrubbed(self, raw: bytes, topic: str, partition: int, offset: int,
+                  key: bytes | None) -> tuple[Trace, list] | DeadLetter:
+        """The validated, scrubbed trace and its PII findings, or the record's dead letter."""
         checked = self.validate(raw)
         if isinstance(checked, tuple):
             return self.dead_letter(raw, key, topic, partition, offset, stage="validate", reason=checked[0],
                                     error=checked[1])
         try:
-            clean, pii = self._scrub_trace(checked, self.scrubber)
+            return self._scrub_trace(checked, self.scrubber)
         except Exception as exc:  # a scrubber bug must not leak raw text downstream, nor kill the worker
             return self.dead_letter(raw, key, topic, partition, offset, stage="scrub", reason="processing_error",
                                     error=f"{type(exc).__name__}: {exc}")
-        verdicts = self._judge(clean, pii)
+
+    def _judged(self, clean: Trace, pii: list, verdicts: list, topic: str, partition: int,
+                offset: int) -> JudgedTrace:
         return JudgedTrace(trace=clean, verdicts=verdicts, outcome=self._aggregate(verdicts), pii=pii,
                            source=SourceRef(topic=topic, partition=partition, offset=offset),
                            processed_at=datetime.now(timezone.utc))

@@ -137,6 +137,33 @@ class VerdictCache:
         return v
 
 
+class VerdictInterner:
+    """A judge's less common verdicts (findings with their tags and reasons), shared like ``shared_verdict``'s:
+    each distinct verdict is built once and handed to every trace that earns it, so its JSON and the summary of
+    every verdict list made of shared verdicts are worked out once (streams.pipeline.summarize). Findings recur
+    (the same tool failing the same way, the same risk tag), so most are seen before. Bounded: past ``limit``
+    distinct verdicts, new ones are built fresh (as ``new_verdict``) instead of kept."""
+
+    __slots__ = ("judge", "version", "limit", "_made")
+
+    def __init__(self, judge: str, version: str, limit: int = 2048) -> None:
+        self.judge, self.version, self.limit = judge, version, limit
+        self._made: dict[tuple[Any, ...], Verdict] = {}
+
+    def get(self, status: str, scores: dict[str, float], confidence: float, passed: bool, reasons: list[str],
+            tags: list[str]) -> Verdict:
+        """The verdict ``new_verdict(judge, version, status, scores, confidence, passed, reasons, tags)``, shared.
+        Scores are floats (as ``Verdict`` validates them), so equal keys serialise alike."""
+        key = (status, *scores.items(), confidence, passed, *reasons, None, *tags)
+        v = self._made.get(key)
+        if v is None:
+            if len(self._made) >= self.limit:
+                return new_verdict(self.judge, self.version, status, scores, confidence, passed, reasons, tags)
+            v = self._made[key] = shared_verdict(verdict_template(self.judge, self.version, confidence, passed,
+                                                                  status), scores, reasons, tags)
+        return v
+
+
 def make_verdict(judge: str, version: str, scores: dict[str, float] | None = None, *, confidence: float = 1.0, passed: bool = True,
                  reasons: list[str] | None = None, tags: list[str] | None = None,
                  status: str = "ok") -> Verdict:

@@ -9,7 +9,7 @@ from typing import Any
 from schemas.trace import Trace
 from schemas.verdict import Verdict  # noqa: F401  (the return type)
 from streams.judges._text import AnyOf, TextView, compile_any, config_hash, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext, new_verdict, shared_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictInterner, shared_verdict, verdict_template
 from streams.judges.policy_config import ArgRule, PolicyConfig
 
 LOGIC_VERSION = "1"
@@ -162,6 +162,7 @@ class PolicyJudge(Judge):
         self.policy = policy
         self.complied_min_chars = complied_min_chars
         self.version = f"{LOGIC_VERSION}.{config_hash(policy.model_dump())}"
+        self._verdicts = VerdictInterner(self.name, self.version)  # its findings, shared
         self.behaviours = behaviours if behaviours is not None else compile_behaviours(policy)
         self._req_triggers = _all_triggers(self.behaviours)
         self._resp_triggers = frozenset().union(*(b.triggers for b in self.behaviours if b.response is not None))
@@ -299,7 +300,7 @@ class PolicyJudge(Judge):
         scores = {"safety": safety, "policy_compliance": compliance}
         if calls:
             scores["tool_correctness"] = tool_ok
-        return new_verdict(self.name, self.version, "ok", scores, confidence, compliance >= 0.5, reasons, tags)
+        return self._verdicts.get("ok", scores, confidence, compliance >= 0.5, reasons, tags)
 
     def _check_behaviours(self, trace: Trace, view: TextView, req_hits: tuple[_Behaviour, ...], resp_mask: int,
                           tags: list[str], reasons: list[str]) -> tuple[float, float]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import TextView, config_hash, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext, VerdictCache, new_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictCache, VerdictInterner, verdict_template
 
 LOGIC_VERSION = "1"
 _STOP = frozenset("the a an and or but if of to in on at for with from by is are was were be been it this that "
@@ -35,6 +35,7 @@ class QualityJudge(Judge):
         # (overlapping words, content words) -> the rounded overlap-based helpfulness; both are small ints and recur.
         self._overlap_scores: dict[tuple[int, int], float] = {}
         self.version = f"{LOGIC_VERSION}.{config_hash([min_chars, max_chars, min_unique_ratio, self.placeholders])}"
+        self._verdicts = VerdictInterner(self.name, self.version)  # its findings, shared
         self._ok = verdict_template(self.name, self.version, 0.7, True)  # nothing wrong found
         self._by_helpfulness = VerdictCache(self._ok)  # the common answer, by its request-overlap score
 
@@ -66,7 +67,7 @@ class QualityJudge(Judge):
         text = raw.strip()
         n_chars = len(text)
         if n_chars == 0:
-            return new_verdict(self.name, self.version, "ok", {"task_success": 0.0, "helpfulness": 0.0}, 0.95, False,
+            return self._verdicts.get("ok", {"task_success": 0.0, "helpfulness": 0.0}, 0.95, False,
                                ["empty answer"], ["quality:empty"])
         view = ctx.view
         if view.trace is not trace:
@@ -117,5 +118,5 @@ class QualityJudge(Judge):
                 helpful, success, failed, confidence = min(helpful, 0.3), min(success, 0.3), True, 0.7
         if not failed:
             helpful = self._overlap_helpful(view, helpful)
-        return new_verdict(self.name, self.version, "ok", {"task_success": success, "helpfulness": helpful},
+        return self._verdicts.get("ok", {"task_success": success, "helpfulness": helpful},
                            confidence, not failed, reasons, tags)

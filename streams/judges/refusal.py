@@ -12,7 +12,7 @@ from typing import Literal
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import TextView, config_hash, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext, new_verdict, shared_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictInterner, shared_verdict, verdict_template
 from streams.judges.policy import _Behaviour, _all_triggers, request_hits
 
 LOGIC_VERSION = "1"
@@ -40,6 +40,7 @@ class RefusalJudge(Judge):
         self._triggers = _all_triggers(behaviours)  # request_hits' own gate, checked here without the call
         self._risky = self._triggers | self._medium  # either gate: one set test for the common request
         self.version = f"{LOGIC_VERSION}.{config_hash([[b.name for b in behaviours], sorted(medium), sorted(defusing)])}"
+        self._verdicts = VerdictInterner(self.name, self.version)  # its findings, shared
         self._ok = verdict_template(self.name, self.version, 0.9, True)  # low risk, not refused
         self._clean = shared_verdict(self._ok, {"safety": 1.0})
 
@@ -93,4 +94,4 @@ class RefusalJudge(Judge):
 
     def _v(self, passed: bool, scores: dict[str, float], confidence: float, tags: list[str],
            reasons: list[str]) -> Verdict:
-        return new_verdict(self.name, self.version, "ok", scores, confidence, passed, reasons, tags)
+        return self._verdicts.get("ok", scores, confidence, passed, reasons, tags)

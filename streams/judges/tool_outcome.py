@@ -11,7 +11,7 @@ import re
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import ascii_regex, config_hash, text_view
-from streams.judges.base import Judge, JudgeContext, new_verdict, shared_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictInterner, shared_verdict, verdict_template
 
 LOGIC_VERSION = "1"
 
@@ -45,6 +45,7 @@ class ToolOutcomeJudge(Judge):
         self.loop_threshold = loop_threshold
         self.slow_call_ms = slow_call_ms
         self.version = f"{LOGIC_VERSION}.{config_hash([loop_threshold, slow_call_ms])}"
+        self._verdicts = VerdictInterner(self.name, self.version)  # its findings, shared
         self._ok = verdict_template(self.name, self.version, 0.85, True)  # every call fine
         self._skipped = verdict_template(self.name, self.version, 1.0, True, "skipped")  # no calls
         self._no_calls = shared_verdict(self._skipped, {}, ["no tool calls"])
@@ -91,7 +92,7 @@ class ToolOutcomeJudge(Judge):
                 reasons.append(f"the same call was repeated {max(seen.values())} times")
         if not bad:
             score = 0.7 if "tool_loop" in tags else 1.0
-            return new_verdict(self.name, self.version, "ok", {"tool_correctness": score}, 0.85, True, reasons, tags)
+            return self._verdicts.get("ok", {"tool_correctness": score}, 0.85, True, reasons, tags)
         tool_ok = 1.0 - bad / n
         # A failure is recovered when a later call of the same tool succeeded (a retry).
         unrecovered = 0
@@ -116,17 +117,17 @@ class ToolOutcomeJudge(Judge):
             acknowledged = (_ACK_RE_ASCII if answer.isascii() else _ACK_RE).search(answer) is not None
         if acknowledged:
             tags.append("tool_failure:acknowledged")
-            return new_verdict(self.name, self.version, "ok",
+            return self._verdicts.get("ok",
                                {"tool_correctness": tool_ok, "task_success": 0.3 if unrecovered else 0.6}, 0.75, True,
                                reasons + ["the answer acknowledges the failure"], tags)
         if unrecovered:
             # Nothing in the answer admits the failure: it hides it (claims success) or glosses over it.
             tags.append("tool_failure:hidden")
             conf = 0.6 if _CLAIM_TOKENS.isdisjoint(toks) else 0.8  # a claim of success makes it a confident call
-            return new_verdict(self.name, self.version, "ok",
+            return self._verdicts.get("ok",
                                {"tool_correctness": tool_ok, "task_success": 0.1, "helpfulness": 0.3}, conf, False,
                                reasons + ["the answer does not mention the failure"], tags)
         # Every failed call was retried successfully.
         tags.append("tool_failure:recovered")
-        return new_verdict(self.name, self.version, "ok", {"tool_correctness": tool_ok, "task_success": 0.7}, 0.6,
+        return self._verdicts.get("ok", {"tool_correctness": tool_ok, "task_success": 0.7}, 0.6,
                            True, reasons, tags)

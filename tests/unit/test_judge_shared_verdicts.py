@@ -60,3 +60,48 @@ def test_fast_judges_hand_out_the_same_verdict_for_common_outcomes_and_it_never_
     # 400 traces: the clean-case judges reuse a handful of objects (not one per trace)
     assert all(counts[n] < 200 for n in ("policy", "refusal", "toxicity", "pii_leak")), counts
     assert json.loads(next(iter(seen["toxicity"].values()))[1])["judge"] == "toxicity"
+
+
+def test_verdict_interner_shares_each_distinct_finding_up_to_its_limit() -> None:
+    from streams.judges.base import SHARED, VerdictInterner, new_verdict
+
+    vi = VerdictInterner("tool_outcome", "3", limit=2)
+    a = vi.get("ok", {"tool_correctness": 0.5}, 0.8, False, ["1 of 2 calls failed"], ["tool_error:search"])
+    fresh = new_verdict("tool_outcome", "3", "ok", {"tool_correctness": 0.5}, 0.8, False, ["1 of 2 calls failed"],
+                        ["tool_error:search"])
+    assert a.model_dump_json() == fresh.model_dump_json() and id(a) in SHARED
+    assert vi.get("ok", {"tool_correctness": 0.5}, 0.8, False, ["1 of 2 calls failed"], ["tool_error:search"]) is a
+    with pytest.raises(TypeError, match="read-only"):
+        a.tags.append("x")
+    # every field is part of the key: a change anywhere is another verdict
+    others = [vi.get("ok", {"tool_correctness": 0.5}, 0.8, False, ["1 of 2 calls failed"], ["tool_error:fetch"]),
+              vi.get("ok", {"tool_correctness": 0.5}, 0.8, True, ["1 of 2 calls failed"], ["tool_error:search"]),
+              vi.get("ok", {"tool_correctness": 0.5}, 0.8, False, [], ["1 of 2 calls failed", "tool_error:search"])]
+    assert [o.tags for o in others] == [["tool_error:fetch"], ["tool_error:search"],
+                                        ["1 of 2 calls failed", "tool_error:search"]]
+    assert others[1].passed and others[2].reasons == [] and len({id(o) for o in [a, *others]}) == 4
+    assert others[1] is not vi.get("ok", {"tool_correctness": 0.5}, 0.8, True, ["1 of 2 calls failed"],
+                                   ["tool_error:search"])  # past the limit of 2: built fresh, not kept
+    assert id(others[1]) not in SHARED and len(vi._made) == 2
+
+
+def test_fast_judges_share_their_findings_too() -> None:
+    """Traces with findings (tool failures, risky requests, PII in the answer) get shared verdicts as well, so
+    their verdict lists' summaries are kept; the verdicts equal what each judge's new_verdict call would build."""
+    from streams.judges.base import SHARED
+
+    judges = make_fast_judges(load_policy(ROOT / "configs" / "policy.yaml"), load_judges_config(None))
+    sim = Simulator(seed=11)
+    findings = 0
+    by_content: dict[tuple[str, str], int] = {}
+    for i in range(1500):
+        trace = Trace.model_validate(sim.trace(i)[0])
+        ctx = JudgeContext()
+        for j in judges:
+            v = j.judge(trace, ctx)
+            assert id(v) in SHARED
+            findings += bool(v.tags)
+            if v.tags:  # one object per distinct finding
+                key = (j.name, v.model_dump_json())
+                assert by_content.setdefault(key, id(v)) == id(v)
+    assert findings > 300

@@ -49,3 +49,47 @@ def test_replacing_the_judges_takes_effect() -> None:
     p.judges = []
     out = p.process(_raw(), "t", 0, 2)
     assert out.verdicts == [] and out.outcome == "pass" and p.judges == []
+
+
+def test_a_batch_gives_what_each_record_gives_alone(tmp_path) -> None:
+    """process_batch runs the stages over the whole batch; its outcomes (dead letters included, in order) are the
+    ones process gives record by record."""
+    from alignloop.settings import Settings
+    from schemas.dlq import DeadLetter
+
+    class Picky(Judge):  # raises on some traces only
+        name = "picky"
+
+        def judge(self, trace, ctx):
+            if trace.user_message.startswith("Fix"):
+                raise ValueError("no fixing")
+            return make_verdict(self.name, self.version, {"safety": 1.0})
+
+    base = Pipeline.from_settings(Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake")))
+    p = Pipeline(base.scrubber, [*base.judges, Picky()])
+    sim = Simulator(seed=2)
+    records = [("agent.traces", i % 3, 40 + i, f"k{i}".encode(), json.dumps(sim.trace(i)[0]).encode())
+               for i in range(120)]
+    records[5] = (*records[5][:4], b"{not json")
+    records[9] = (*records[9][:4], json.dumps({**sim.trace(9)[0], "latency_ms": "slow"}).encode())
+    batch = p.process_batch(records)
+    alone = [p.process(v, t, part, off, k) for t, part, off, k, v in records]
+    assert len(batch) == len(alone) == 120
+
+    def same(o):
+        return o.model_dump(exclude={"processed_at", "failed_at"})
+
+    assert [same(b) for b in batch] == [same(a) for a in alone]
+    letters = [o for o in batch if isinstance(o, DeadLetter)]
+    assert [(o.offset, o.stage, o.reason) for o in letters] == [(45, "validate", "invalid_json"),
+                                                                (49, "validate", "validation_error")]
+    picky = [o.verdicts[-1] for o in batch if isinstance(o, JudgedTrace) and o.trace.user_message.startswith("Fix")]
+    assert picky and all(v.status == "error" and v.error == "ValueError: no fixing" for v in picky)
+
+    def broken_scrub(trace, scrubber):
+        raise RuntimeError("scrubber bug")
+
+    p._scrub_trace = broken_scrub  # a bug in a stage costs its records (kept in the DLQ), never the batch
+    out = p.process_batch(records[:4])
+    assert [(o.offset, o.stage, o.reason, o.value) for o in out] == \
+        [(40 + i, "scrub", "processing_error", records[i][4]) for i in range(4)]
