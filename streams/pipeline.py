@@ -1,6 +1,7 @@
-"""The fused per-record step: validate → scrub → fast judges. Pure: no Kafka, no Delta, no metrics.
+"""The fused step: validate → scrub → fast judges, for one record (``Pipeline.process``) or a batch, stage by stage
+(``Pipeline.process_batch``, what the worker runs). Pure: no Kafka, no Delta, no metrics.
 
-``Pipeline.process`` never raises on input; every record becomes either a ``JudgedTrace`` or a ``DeadLetter``.
+Neither raises on input; every record becomes either a ``JudgedTrace`` or a ``DeadLetter``.
 """
 from __future__ import annotations
 
