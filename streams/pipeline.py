@@ -120,14 +120,8 @@ class Pipeline:
 
     def process(self, raw: bytes, topic: str, partition: int, offset: int,
                 key: bytes | None = None) -> JudgedTrace | DeadLetter:
-        try:
-            got = self._scrubbed(raw, topic, partition, offset, key)
-            if got.__class__ is DeadLetter:
-                return got  # type: ignore[return-value]
-            clean, pii = got  # type: ignore[misc]
-            return self._judged(clean, pii, self._judge(clean, pii), topic, partition, offset)
-        except Exception as exc:  # a bug in any step costs one record (kept in the DLQ), never the worker
-            return self._failed(raw, key, topic, partition, offset, exc)
+        """One record's outcome: ``process_batch`` of a batch of one."""
+        return self.process_batch([(topic, partition, offset, key, raw)])[0]
 
     def process_batch(self, records: Sequence[tuple[str, int, int, bytes | None, bytes]]
                       ) -> list[JudgedTrace | DeadLetter]:
@@ -137,13 +131,13 @@ class Pipeline:
         Record by record, each stage's code and tables (the scrubber's memos, the judges' trigger sets and shared
         verdicts) are pushed out of the CPU caches by the other stages before the next record needs them: in a
         worker the fast judges cost about twice what they cost in a tight loop. Stage by stage they stay warm
-        across the batch."""
+        across the batch. A bug in any stage costs its record (kept in the DLQ), never the batch or the worker."""
         out: list[Any] = [None] * len(records)
         scrubbed: list[tuple[int, Trace, list]] = []
         for i, (topic, partition, offset, key, raw) in enumerate(records):
             try:
                 got = self._scrubbed(raw, topic, partition, offset, key)
-            except Exception as exc:  # as in ``process``: one record to the DLQ, never the worker
+            except Exception as exc:
                 out[i] = self._failed(raw, key, topic, partition, offset, exc)
                 continue
             if got.__class__ is DeadLetter:
@@ -234,8 +228,9 @@ class VerdictSummary:
 
 
 # Summaries of verdict lists made only of shared verdicts (streams.judges.base.shared_verdict), by their ids: a
-# shared verdict is never freed (SHARED holds it), so its id names it for good. Most traces get such a list (every
-# judge's "nothing found" verdict); a list with any other verdict is summarised afresh, never stored.
+# shared verdict is never freed (SHARED holds it), so its id names it for good. Most traces get such a list (each
+# judge's "nothing found" verdict, or a finding its VerdictInterner has kept); a list with any other verdict is
+# summarised afresh, never stored.
 _SUMMARIES: dict[tuple[int, ...], VerdictSummary] = {}
 _SUMMARIES_MAX = 4096
 _FRAGMENTS: dict[int, bytes] = {}  # a shared verdict's id -> its JSON

@@ -406,14 +406,15 @@ def register(bench_app: typer.Typer) -> None:
                 lambda p: 1 - p["full"]["landed_per_s"] / p["no_fast_judges"]["landed_per_s"])
             figures["passes"] = passes
             if concurrent:
-                def conc(other: str, fn) -> float:
-                    return round(statistics.median(fn(c["full"], c[other]) for c in concurrent if other in c) * 100, 1)
+                def conc(other: str) -> float:
+                    """Median over the pairs with ``other`` of the full spine's CPU per trace over other's, in %."""
+                    return round(statistics.median(
+                        c["full"]["spine_cpu_us_per_trace"] / c[other]["spine_cpu_us_per_trace"] - 1
+                        for c in concurrent if other in c) * 100, 1)
 
                 figures["concurrent_pairs"] = concurrent
-                figures["full_scrubber_added_cpu_pct_concurrent"] = conc(
-                    "structured_scrub", lambda f, o: f["spine_cpu_us_per_trace"] / o["spine_cpu_us_per_trace"] - 1)
-                figures["fast_judges_added_cost_pct_concurrent"] = conc(
-                    "no_fast_judges", lambda f, o: f["spine_cpu_us_per_trace"] / o["spine_cpu_us_per_trace"] - 1)
+                figures["full_scrubber_added_cpu_pct_concurrent"] = conc("structured_scrub")
+                figures["fast_judges_added_cost_pct_concurrent"] = conc("no_fast_judges")
                 rows += [
                     ("full scrubber: spine CPU/trace added % (median, concurrent pairs)",
                      figures["full_scrubber_added_cpu_pct_concurrent"]),

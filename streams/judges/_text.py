@@ -388,8 +388,6 @@ def is_refusal(view: TextView) -> bool:
 
 
 def _is_refusal(view: TextView) -> bool:
-    toks = view.resp_tokens
-    if _REFUSAL_TRIGGERS.isdisjoint(toks) and ("not" not in toks or _NOT_COMPANIONS.isdisjoint(toks)):
-        return False
+    """The precise check, for a view whose token gate (``TextView.__init__``) did not settle it."""
     answer = view.response
     return (_REFUSAL_RE_ASCII if answer.isascii() else _REFUSAL_RE).search(answer, 0, REFUSAL_WINDOW) is not None

@@ -116,6 +116,16 @@ def shared_verdict(template: dict[str, Any], scores: dict[str, float], reasons: 
     return v
 
 
+def _keep(made: dict[Any, Verdict], limit: int, key: Any, template: dict[str, Any], scores: dict[str, float],
+          reasons: list[str] | None, tags: list[str] | None) -> Verdict:
+    """The verdict for a key not yet in ``made``: shared and kept under ``key``, or past ``limit`` keys built fresh
+    (the same content, lists of its own) instead of kept."""
+    if len(made) >= limit:
+        return from_template(template, scores, list(reasons or ()), list(tags or ()))
+    v = made[key] = shared_verdict(template, scores, reasons, tags)
+    return v
+
+
 class VerdictCache:
     """Shared verdicts keyed by what varies among a judge's common outcomes (e.g. quality's helpfulness score),
     bounded: past ``limit`` distinct keys, verdicts are built fresh instead of kept."""
@@ -130,11 +140,7 @@ class VerdictCache:
         """The shared verdict for ``key``, whose scores and tags are ``scores`` and ``tags`` (built on the first
         call with this key: the key must determine them)."""
         v = self._made.get(key)
-        if v is None:
-            if len(self._made) >= self.limit:
-                return from_template(self.template, scores, [], list(tags or ()))
-            v = self._made[key] = shared_verdict(self.template, scores, tags=tags)
-        return v
+        return v if v is not None else _keep(self._made, self.limit, key, self.template, scores, None, tags)
 
 
 class VerdictInterner:
@@ -142,7 +148,8 @@ class VerdictInterner:
     each distinct verdict is built once and handed to every trace that earns it, so its JSON and the summary of
     every verdict list made of shared verdicts are worked out once (streams.pipeline.summarize). Findings recur
     (the same tool failing the same way, the same risk tag), so most are seen before. Bounded: past ``limit``
-    distinct verdicts, new ones are built fresh (as ``new_verdict``) instead of kept."""
+    distinct verdicts, new ones are built fresh instead of kept. ``VerdictCache`` is the cheaper-keyed twin for
+    a judge's common outcomes, where a small key (a score) determines the verdict."""
 
     __slots__ = ("judge", "version", "limit", "_made")
 
@@ -156,12 +163,10 @@ class VerdictInterner:
         Scores are floats (as ``Verdict`` validates them), so equal keys serialise alike."""
         key = (status, *scores.items(), confidence, passed, *reasons, None, *tags)
         v = self._made.get(key)
-        if v is None:
-            if len(self._made) >= self.limit:
-                return new_verdict(self.judge, self.version, status, scores, confidence, passed, reasons, tags)
-            v = self._made[key] = shared_verdict(verdict_template(self.judge, self.version, confidence, passed,
-                                                                  status), scores, reasons, tags)
-        return v
+        if v is not None:
+            return v
+        template = verdict_template(self.judge, self.version, confidence, passed, status)
+        return _keep(self._made, self.limit, key, template, scores, reasons, tags)
 
 
 def make_verdict(judge: str, version: str, scores: dict[str, float] | None = None, *, confidence: float = 1.0, passed: bool = True,

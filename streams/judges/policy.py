@@ -166,9 +166,8 @@ class PolicyJudge(Judge):
         self.behaviours = behaviours if behaviours is not None else compile_behaviours(policy)
         self._req_triggers = _all_triggers(self.behaviours)
         self._resp_triggers = frozenset().union(*(b.triggers for b in self.behaviours if b.response is not None))
-        # Trigger word -> bit mask of the behaviours it triggers (bit i: behaviours[i]); the behaviours with response
-        # patterns; (bit, behaviour) pairs in policy order. See _check_behaviours.
-        self._masks = _index(self.behaviours)[1]
+        # The behaviours with response patterns as a bit mask (bit i: behaviours[i], as _trigger_mask sets them);
+        # (bit, behaviour) pairs in policy order. See _check_behaviours.
         self._resp_bits = sum(1 << i for i, b in enumerate(self.behaviours) if b.response is not None)
         self._bits = tuple((1 << i, b) for i, b in enumerate(self.behaviours))
         self._default_allow = _allow(policy.tools.default_allowed)
@@ -280,10 +279,7 @@ class PolicyJudge(Judge):
         # behaviours[i]): their patterns are the ones worth running on the answer.
         resp_mask = 0
         if not self._resp_triggers.isdisjoint(view.resp_tokens):
-            masks = self._masks
-            for word in view.resp_tokens & self._resp_triggers:
-                resp_mask |= masks[word]
-            resp_mask &= self._resp_bits
+            resp_mask = _trigger_mask(view.resp_tokens, self.behaviours) & self._resp_bits
         calls = trace.tool_calls
         tags: list[str] = []
         reasons: list[str] = []
