@@ -13,7 +13,7 @@ import sys
 import typer
 
 from alignloop.errors import UserError
-from alignloop.settings import ConfigError
+from schemas.settings import ConfigError
 
 __all__ = ["UserError", "app", "bench_app", "main"]
 

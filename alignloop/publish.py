@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from connectors.kafka import producer
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 
 async def publish(settings: "Settings", topic: str, records: Iterable[tuple[bytes | None, bytes]], *,

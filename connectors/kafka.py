@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from schemas.topics import TOPICS
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 
 def ssl_context(settings: "Settings") -> ssl.SSLContext | None:

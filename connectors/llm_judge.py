@@ -132,7 +132,7 @@ class LlmJudgeClient:
     def _load(path: str) -> str:
         p = Path(path)
         if not p.is_file():
-            from alignloop.settings import ConfigError
+            from schemas.settings import ConfigError
 
             raise ConfigError(f"rubric {p} not found; fix llm.rubric/llm.pairwise_rubric in configs/judges.yaml")
         return p.read_text()

@@ -25,13 +25,13 @@ from pydantic import BaseModel, Field
 from schemas.preference import Preference
 from schemas.trace import ToolCall, Trace
 from schemas.verdict import Verdict
-from streams.escalation import Escalator
+from streams.escalation.escalator import Escalator
 from streams.judges import aggregate, load_judges_config, load_policy, make_fast_judges
 from streams.judges.base import JudgeContext
 from streams.judges.config import JudgesConfig
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 Action = Literal["allow", "revise", "block", "escalate"]
 
@@ -146,7 +146,7 @@ _default: OversightSDK | None = None
 def _sdk() -> OversightSDK:
     global _default
     if _default is None:
-        from alignloop.settings import load_settings
+        from schemas.settings import load_settings
 
         _default = OversightSDK.from_settings(load_settings())
     return _default

@@ -27,7 +27,7 @@ from streams.metrics import PipelineMetrics
 from streams.pipeline import Pipeline, encode_event, summarize, to_row
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 log = logging.getLogger("alignloop.worker")
 
@@ -177,9 +177,9 @@ class LeanMonitor(Monitor):
 
 
 def _install_hooks(app: faust.App, target: Any, settings: "Settings", registry: CollectorRegistry) -> None:
-    from streams.curate_sink import install as install_curation  # sft_examples + candidate preferences to Delta
+    from streams.curation.sink import install as install_curation  # sft_examples + candidate preferences to Delta
     from streams.drift.wiring import install as install_drift  # drift monitors, calibration, retrain trigger
-    from streams.escalation_wiring import install as install_escalation  # learning judge + judge.escalations
+    from streams.escalation.wiring import install as install_escalation  # learning judge + judge.escalations
 
     install_drift(app, target, settings, registry)
     install_escalation(app, target, settings, registry)

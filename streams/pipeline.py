@@ -18,7 +18,7 @@ from schemas.verdict import JudgedTrace, SourceRef, Verdict
 from streams.judges.base import SHARED, GuardedJudge, JudgeContext, error_verdict
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
     from streams.judges.base import Judge
     from streams.scrub.base import Scrubber
 

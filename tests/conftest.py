@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from alignloop.settings import Settings  # noqa: E402
+from schemas.settings import Settings  # noqa: E402
 from tests.helpers import WorkerProcess  # noqa: E402
 
 

@@ -5,7 +5,7 @@ import time
 from typing import Any, Callable
 
 from alignloop.runner import WorkerProcess, settings_env
-from alignloop.settings import Settings
+from schemas.settings import Settings
 
 __all__ = ["WorkerProcess", "settings_env", "table_rows", "wait_for"]
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from alignloop.settings import read_yaml
+from schemas.settings import read_yaml
 
 Kind = Literal["sft", "dpo", "reward"]
 TABLE_FOR_KIND = {"sft": "sft_examples", "dpo": "preferences", "reward": "preferences"}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from trainers.manifest import AdapterManifest
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 ADAPTERS = "adapters"
 

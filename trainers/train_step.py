@@ -64,7 +64,7 @@ def run_training(cfg: TrainConfig, settings: Any, *, register: bool = True) -> A
 def train_step(config_path: str | Path, *, settings: Any = None, register: bool = True,
                **overrides: Any) -> AdapterManifest:
     """Seed 000's API: one alignment step from a YAML recipe (dotted ``overrides`` such as data.version=3)."""
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
 
     cfg = load_train_config(config_path, **overrides)
     return run_training(cfg, settings or load_settings(), register=register)

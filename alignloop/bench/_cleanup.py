@@ -5,7 +5,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 
 def delete_topics(settings: "Settings") -> None:

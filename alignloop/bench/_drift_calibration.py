@@ -14,7 +14,7 @@ from alignloop.simulate import Simulator
 
 
 def ece_before_after(n: int, seed: int = 7) -> dict[str, Any]:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
     from schemas.verdict import JudgedTrace
     from streams.drift.calibration import apply_temperature, brier, ece, fit_temperature
     from streams.judges.base import JudgeContext

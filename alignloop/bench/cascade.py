@@ -60,9 +60,9 @@ def _overhead(raws: list[bytes], scrubber: Any, judges: list[Any], reps: int) ->
 def run_cascade(n: int = 20_000, seed: int = 11, rate: float = 200.0, label_delay: int = 200,
                 label_noise: float = 0.03, size_bytes: int = 2000, drain_every: int = 50,
                 overhead_traces: int = 1500, reps: int = 5) -> dict[str, Any]:
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from alignloop.simulate import Knobs, Simulator
-    from streams.escalation import Escalator
+    from streams.escalation.escalator import Escalator
     from streams.judges import build_fast_judges
     from streams.judges.base import JudgeContext
     from streams.judges.config import load_judges_config

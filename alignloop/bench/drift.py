@@ -83,7 +83,7 @@ class Stream:
 
 
 def _pipeline() -> Any:
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from streams.pipeline import Pipeline
 
     return Pipeline.from_settings(load_settings())

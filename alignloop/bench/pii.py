@@ -56,7 +56,7 @@ def presidio_analyzer() -> Any:
 
 
 def run_alignloop(sentences: list[str]) -> tuple[list[list[tuple[str, int, int]]], float]:
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from streams.scrub import build_scrubber
 
     scrubber = build_scrubber(load_settings())

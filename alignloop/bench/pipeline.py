@@ -290,7 +290,7 @@ def register(bench_app: typer.Typer) -> None:
         """Throughput, latency and step costs of the stream worker against the in-process ceiling."""
         from alignloop.bench._results import print_table, write_result
         from alignloop.runner import ensure_local_broker
-        from alignloop.settings import load_settings
+        from schemas.settings import load_settings
         from alignloop.simulate import Knobs, Simulator
         from connectors.broker import LocalBroker
         from connectors.delta_sink import landing_times

@@ -11,7 +11,7 @@ console = Console()
 
 
 def _broker():
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from connectors.broker import LocalBroker
 
     s = load_settings()
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
     @topics.command("create")
     def create(partitions: int = typer.Option(None, min=1, help="Partitions per topic (default: settings).")) -> None:
         """Create every topic the pipeline uses (idempotent)."""
-        from alignloop.settings import load_settings
+        from schemas.settings import load_settings
         from connectors.kafka import create_topics
         from schemas.topics import TOPICS
 
@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
     @topics.command("list")
     def list_() -> None:
         """List topics on the cluster."""
-        from alignloop.settings import load_settings
+        from schemas.settings import load_settings
         from connectors.kafka import list_topics
 
         s = load_settings()

@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         from alignloop.errors import UserError
         from alignloop.publish import publish
         from alignloop.runner import WorkerProcess, ensure_local_broker
-        from alignloop.settings import load_settings
+        from schemas.settings import load_settings
         from alignloop.simulate import Knobs, Simulator
         from connectors.delta_sink import read_table
         from connectors.kafka import create_topics, end_offsets

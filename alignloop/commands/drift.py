@@ -23,7 +23,7 @@ def events(
     from rich.table import Table
 
     from alignloop.commands.report import parse_time
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from connectors.delta_sink import read_table
     from schemas.tables import DRIFT_EVENTS_TABLE
 

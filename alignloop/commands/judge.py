@@ -22,10 +22,10 @@ def register(app: typer.Typer) -> None:
         from prometheus_client import CollectorRegistry, start_http_server
 
         from alignloop.cli import UserError
-        from alignloop.settings import load_settings
+        from schemas.settings import load_settings
         from connectors.llm_judge import LlmJudgeClient
         from streams.judges.config import load_judges_config
-        from streams.judges.hifi_worker import JudgeWorker
+        from streams.hifi.worker import JudgeWorker
 
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         s = load_settings()
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
             start_http_server(port, registry=registry)
 
         async def main() -> None:
-            from streams.curate_sink import land_preferences
+            from streams.curation.sink import land_preferences
 
             worker = JudgeWorker(s, cfg, LlmJudgeClient(cfg.llm), registry)
             # Preferences (LLM pairwise, SDK, humans) land in the Delta `preferences` table alongside.

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
         from alignloop.errors import UserError
         from alignloop.report import build_report
-        from alignloop.settings import load_settings
+        from schemas.settings import load_settings
 
         s = load_settings()
         end = parse_time(until, datetime.now(timezone.utc))

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the scrubbed text (typed pseudonyms) and what was found; nothing leaves the process."""
         from alignloop.errors import UserError
-        from alignloop.settings import ConfigError, load_settings
+        from schemas.settings import ConfigError, load_settings
         from streams.scrub import build_scrubber, load_scrub_config, scrub_trace
 
         try:

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from alignloop.errors import UserError
         from alignloop.commands.broker import _run
         from alignloop.publish import publish
-        from alignloop.settings import load_settings
+        from schemas.settings import load_settings
         from alignloop.simulate import Drift, Knobs, Simulator, truth_dict
         from schemas.topics import TRACES
 

@@ -40,7 +40,7 @@ def _overrides(sets: list[str] | None, **named: Any) -> dict[str, Any]:
 
 def _train(kind: str, config: Path, sets: list[str] | None, qlora: bool, data_version: int | None,
            publish: bool | None, register: bool) -> None:
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from trainers.config import load_train_config
 
     settings = load_settings()
@@ -85,7 +85,7 @@ _kind_command("reward", "Reward / vote-prediction model (TRL RewardTrainer + LoR
 def dataset_cmd(config: Path = CONFIG_OPT, out: Path = typer.Option(..., "--out", help="Output directory."),
                 set_: Optional[list[str]] = SET_OPT) -> None:
     """Build the dataset only: splits as JSONL + dataset_manifest.json (no torch needed)."""
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from trainers.config import load_train_config
     from trainers.train_step import build_for
 
@@ -111,7 +111,7 @@ def eval_cmd(adapter: Path = typer.Option(..., "--adapter", help="Adapter direct
              ) -> None:
     """Generate with base and adapter on the eval set, judge both, apply the gate; exit 1 when it fails."""
     from alignloop.bench._results import print_table
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from trainers.gate import load_evalset, load_gate
     from trainers.manifest import read_manifest
 
@@ -154,7 +154,7 @@ def eval_cmd(adapter: Path = typer.Option(..., "--adapter", help="Adapter direct
 @models_app.command("list")
 def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON lines.")) -> None:
     """Latest state of every registered adapter, newest first."""
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from trainers.registry import list_adapters
 
     rows = list_adapters(load_settings())
@@ -172,7 +172,7 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON l
 @models_app.command("show")
 def models_show(adapter_id: str = typer.Argument(..., help="<name>@<version> or <name>.")) -> None:
     """The adapter's manifest (dataset, config, metrics) and gate result as JSON."""
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from trainers.registry import show_adapter
 
     try:
@@ -193,7 +193,7 @@ def runner_cmd(max_jobs: Optional[int] = typer.Option(None, "--max-jobs", help="
     """Consume train.requests and run each as a local `alignloop train` (+ `eval`) subprocess."""
     import asyncio
 
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from trainers.runner import serve
 
     def show(res: Any) -> None:

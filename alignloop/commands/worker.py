@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         from prometheus_client import CollectorRegistry, start_http_server
 
         from alignloop.runner import tune_gc
-        from alignloop.settings import DEV_PII_KEY, load_settings
+        from schemas.settings import DEV_PII_KEY, load_settings
         from streams.app import create_app
 
         from alignloop.errors import UserError

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alignloop.settings import load_yaml_config
+from schemas.settings import load_yaml_config
 
 DEFAULT_PATH = "configs/drift.yaml"
 DetectorKind = Literal["page_hinkley", "adwin", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]

@@ -17,7 +17,7 @@ from streams.drift.state import KafkaStateStore, StateFile
 if TYPE_CHECKING:
     import faust
 
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 
 def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any) -> DriftHook | None:

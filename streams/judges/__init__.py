@@ -21,7 +21,7 @@ from streams.judges.tool_outcome import ToolOutcomeJudge
 from streams.judges.toxicity import ToxicityJudge
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 __all__ = [
     "Judge", "JudgeContext", "GuardedJudge", "safe_judge", "Verdict",

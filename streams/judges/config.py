@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alignloop.settings import ConfigError, load_yaml_config
-from streams.escalation_config import EscalationConfig
+from schemas.settings import ConfigError, load_yaml_config
+from streams.escalation.config import EscalationConfig
 
 JUDGES_CONFIG_ENV = "ALIGNLOOP_JUDGES_CONFIG"
 DEFAULT_JUDGES_CONFIG = "configs/judges.yaml"

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from alignloop.settings import ConfigError, load_yaml_config
+from schemas.settings import ConfigError, load_yaml_config
 
 
 class Behaviour(BaseModel):

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alignloop.settings import load_yaml_config
+from schemas.settings import load_yaml_config
 
 from streams.scrub.trace import ALL_FIELDS, DEFAULT_MAX_DEPTH
 

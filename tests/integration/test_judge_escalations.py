@@ -10,7 +10,7 @@ from alignloop.publish import publish
 from alignloop.simulate import Simulator
 from connectors.kafka import read_topic
 from schemas.topics import ESCALATIONS, TRACES
-from streams.judges.hifi import EscalationEvent
+from streams.hifi.step import EscalationEvent
 from tests.helpers import table_rows, wait_for
 
 pytestmark = pytest.mark.integration

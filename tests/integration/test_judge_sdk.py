@@ -27,7 +27,7 @@ def test_log_preference_publishes(kafka_settings) -> None:
 
 def test_preferences_land_in_delta_once(kafka_settings) -> None:
     from connectors.delta_sink import read_table
-    from streams.curate_sink import land_preferences
+    from streams.curation.sink import land_preferences
 
     s = kafka_settings
     sdk = OversightSDK.from_settings(s)

@@ -14,8 +14,8 @@ from schemas.topics import ESCALATIONS, HUMAN_QUEUE, LABELS, PREFERENCES
 from schemas.trace import Trace
 from schemas.verdict import JudgedTrace, SourceRef
 from streams.judges.config import JudgesConfig, LlmJudgeConfig
-from streams.judges.hifi import EscalationEvent, HumanQueueItem
-from streams.judges.hifi_worker import JudgeWorker
+from streams.hifi.step import EscalationEvent, HumanQueueItem
+from streams.hifi.worker import JudgeWorker
 from tests.fakes.llm_server import FakeLlmServer
 
 pytestmark = pytest.mark.integration

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from schemas.verdict import Verdict
-from streams.escalation import Escalator, TokenBucket
-from streams.escalation_config import EscalationConfig, TierBudget
+from streams.escalation.escalator import Escalator, TokenBucket
+from streams.escalation.config import EscalationConfig, TierBudget
 
 
 def v(judge: str = "quality", passed: bool = True, confidence: float = 0.9, tags: list[str] | None = None,

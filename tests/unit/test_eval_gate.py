@@ -78,7 +78,7 @@ def test_golden_set_has_seed_003_composition():
 
 
 def test_judge_scorer_flags_refusals_and_toxicity():
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from trainers.eval_gate import judge_scorer
 
     score = judge_scorer(load_settings())
@@ -96,7 +96,7 @@ def test_llm_scorer_blends_the_llm_judgement_and_degrades_to_fast_judges(tmp_pat
     the fast-judge score with the error recorded."""
     from pydantic import SecretStr
 
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
     from connectors.llm_judge import LlmJudgeClient
     from streams.judges.config import LlmJudgeConfig
     from tests.fakes.llm_server import FakeLlmServer

@@ -12,8 +12,8 @@ from schemas.preference import Preference
 from schemas.tables import PREFERENCES_SCHEMA, SFT_EXAMPLES_SCHEMA
 from schemas.trace import ContextItem, ToolCall, Trace
 from schemas.verdict import JudgedTrace, SourceRef
-from streams.curate import judged_candidate_preference, preference_row, sft_row
-from streams.curate_sink import CurationHook
+from streams.curation.rules import judged_candidate_preference, preference_row, sft_row
+from streams.curation.sink import CurationHook
 from streams.judges import aggregate, load_policy, make_fast_judges
 from streams.judges.base import JudgeContext
 
@@ -82,7 +82,7 @@ def test_no_preference_without_two_candidates(bad: list[str]) -> None:
 
 def test_sft_row_from_a_passing_llm_label_only_when_the_fast_path_did_not_curate() -> None:
     from schemas.preference import Label
-    from streams.curate import sft_row_from_label
+    from streams.curation.rules import sft_row_from_label
 
     def label(passed: bool = True, score: float = 0.9, conf: float = 0.9) -> Label:
         return Label(label_id="l", trace_id="x", passed=passed, confidence=conf, annotator="m", judge_version="llm-1",

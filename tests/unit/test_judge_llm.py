@@ -12,7 +12,7 @@ from connectors.llm_judge import BudgetExceeded, LlmJudgeClient, LlmJudgeError, 
 from schemas.trace import ToolCall, Trace
 from schemas.verdict import JudgedTrace, SourceRef
 from streams.judges.config import LlmJudgeConfig
-from streams.judges.hifi import EscalationEvent, HighFidelityJudge
+from streams.hifi.step import EscalationEvent, HighFidelityJudge
 from tests.fakes.llm_server import FakeLlmServer
 
 

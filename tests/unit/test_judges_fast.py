@@ -283,7 +283,7 @@ def test_refusal_detection(answer: str, refused: bool) -> None:
 
 
 def test_bad_config_files_fail_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from alignloop.settings import ConfigError
+    from schemas.settings import ConfigError
     from streams.judges import load_judges_config
 
     bad_regex = tmp_path / "policy.yaml"

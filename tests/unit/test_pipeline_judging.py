@@ -54,7 +54,7 @@ def test_replacing_the_judges_takes_effect() -> None:
 def test_a_batch_gives_what_each_record_gives_alone(tmp_path) -> None:
     """process_batch runs the stages over the whole batch; its outcomes (dead letters included, in order) are the
     ones process gives record by record."""
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
     from schemas.dlq import DeadLetter
 
     class Picky(Judge):  # raises on some traces only

@@ -7,7 +7,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from streams.drift.metrics import DriftMetrics
-from streams.escalation_wiring import EscalationMetrics
+from streams.escalation.wiring import EscalationMetrics
 from streams.metrics import PipelineMetrics
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alignloop.settings import load_settings
+from schemas.settings import load_settings
 from streams.scrub import Pseudonymizer, ScrubConfig, TieredScrubber, build_scrubber
 
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from alignloop.settings import load_settings
+from schemas.settings import load_settings
 from schemas.trace import Trace
 from streams.scrub import Pseudonymizer, ScrubConfig, TieredScrubber, build_scrubber, scrub_trace
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from alignloop.settings import load_settings
+from schemas.settings import load_settings
 from schemas.trace import Trace
 from streams.scrub import Pseudonymizer, RegexScrubber, build_scrubber, load_scrub_config, scrub_trace
 from streams.scrub.trace import DEPTH_MARKER

@@ -1,5 +1,5 @@
 """Regression: an IP after a word ending in "ver" ("server.") was taken for a version number and leaked."""
-from alignloop.settings import Settings
+from schemas.settings import Settings
 from streams.scrub import build_scrubber
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from alignloop.settings import ConfigError, load_settings
+from schemas.settings import ConfigError, load_settings
 from alignloop.simulate import Drift, Knobs, Simulator
 from schemas.trace import Trace
 
@@ -87,7 +87,7 @@ def test_settings_env_carries_settings_and_secrets_and_keeps_area_variables(monk
     from pydantic import SecretStr
 
     from alignloop.runner import settings_env
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
     monkeypatch.setenv("ALIGNLOOP_JUDGES_CONFIG", "configs/other-judges.yaml")
     s = Settings(kafka_bootstrap="k:1", kafka_sasl_password=SecretStr("pw"), lake_storage_options={"a": "b"})

@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from alignloop.settings import Settings
+from schemas.settings import Settings
 from alignloop.simulate import Simulator
 from connectors.delta_sink import DeltaSink, read_table
 from schemas.tables import TABLES, TRACES_TABLE

@@ -59,7 +59,7 @@ def test_failed_job_is_reported_with_its_log(tmp_path: Path):
 
 
 def test_registry_rows_track_gate_status(tmp_path: Path):
-    from alignloop.settings import load_settings
+    from schemas.settings import load_settings
     from trainers.manifest import AdapterManifest
     from trainers.registry import list_adapters, register, show_adapter
 

@@ -17,16 +17,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas.preference import Label
 from schemas.topics import ESCALATIONS, LABELS
-from streams.escalation import Escalation, Escalator
+from streams.escalation.escalator import Escalation, Escalator
 from streams.judges.base import JudgeContext
 from streams.judges.config import JudgesConfig, load_judges_config
-from streams.judges.hifi import EscalationEvent
+from streams.hifi.step import EscalationEvent
 from streams.judges.learning import LearningJudge
 
 if TYPE_CHECKING:
     import faust
 
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
     from schemas.verdict import JudgedTrace
 
 log = logging.getLogger("alignloop.escalation")

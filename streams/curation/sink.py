@@ -16,11 +16,11 @@ from schemas.preference import Preference
 from schemas.tables import PREFERENCES_TABLE, SFT_EXAMPLES_TABLE, TABLES
 from schemas.topics import PREFERENCES
 from schemas.verdict import JudgedTrace, SourceRef
-from streams.curate import CurationConfig, judged_candidate_preference, preference_row, sft_row
+from streams.curation.rules import CurationConfig, judged_candidate_preference, preference_row, sft_row
 from streams.judges.base import Judge
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 log = logging.getLogger("alignloop.curate")
 

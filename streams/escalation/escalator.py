@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from schemas.verdict import Verdict
-from streams.escalation_config import EscalationConfig
+from streams.escalation.config import EscalationConfig
 
 
 @dataclass(slots=True)

@@ -20,10 +20,10 @@ from connectors.kafka import aiokafka_client_kwargs, producer
 from connectors.llm_judge import BudgetExceeded, LlmJudgeClient, LlmJudgeError
 from schemas.topics import ESCALATIONS, HUMAN_QUEUE, LABELS, PREFERENCES
 from streams.judges.config import JudgesConfig
-from streams.judges.hifi import EscalationEvent, HifiResult, HighFidelityJudge, HumanQueueItem
+from streams.hifi.step import EscalationEvent, HifiResult, HighFidelityJudge, HumanQueueItem
 
 if TYPE_CHECKING:
-    from alignloop.settings import Settings
+    from schemas.settings import Settings
 
 log = logging.getLogger("alignloop.judge")
 MAX_WAIT_S = 60.0
@@ -114,11 +114,11 @@ class JudgeWorker:
     def land_sft(self, msgs: list[Any], results: list[HifiResult]) -> int:
         """SFT rows for traces the LLM passed with high scores, one Delta commit per batch, idempotent by the
         escalations' offsets (a replayed batch lands nothing twice)."""
-        from streams.curate import sft_row_from_label
+        from streams.curation.rules import sft_row_from_label
 
         if self._sft is None:
             from schemas.tables import SFT_EXAMPLES_TABLE
-            from streams.curate_sink import make_sink
+            from streams.curation.sink import make_sink
 
             self._sft = make_sink(self.settings, SFT_EXAMPLES_TABLE, "llm-sft")
         rows, offsets = [], {}
