@@ -10,48 +10,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from connectors.llm_judge import LlmJudgeClient, Unjudgeable
+from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.preference import Label, Preference
-from schemas.verdict import JudgedTrace
 
-EVENT_SCHEMA_VERSION = 1
 MAX_PAIRWISE_CANDIDATES = 4
-
-
-class EscalationEvent(BaseModel):
-    """A record on ``judge.escalations``."""
-
-    model_config = ConfigDict(extra="forbid")
-    schema_version: int = Field(EVENT_SCHEMA_VERSION, ge=1, le=EVENT_SCHEMA_VERSION)
-    judged: JudgedTrace
-    priority: float = Field(..., ge=0, le=2)
-    reasons: list[str] = Field(default_factory=list)
-    tier: str = "llm"
-    audit: bool = False
-    escalated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-
-
-class HumanQueueItem(BaseModel):
-    """A record on ``judge.human_queue``: what only a person can judge, and why."""
-
-    model_config = ConfigDict(extra="forbid")
-    schema_version: int = EVENT_SCHEMA_VERSION
-    trace_id: str
-    reason: str
-    escalation: EscalationEvent | None = None
-    raw: str | None = Field(None, description="The record as received, when it could not be parsed.")
-    llm_rationale: str = ""
-    queued_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 @dataclass
 class HifiResult:
-    event: "EscalationEvent | None" = None
+    event: EscalationEvent | None = None
     labels: list[Label] = field(default_factory=list)
     preferences: list[Preference] = field(default_factory=list)
     human: list[HumanQueueItem] = field(default_factory=list)

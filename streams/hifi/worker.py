@@ -18,9 +18,11 @@ from pydantic import ValidationError
 
 from connectors.kafka import aiokafka_client_kwargs, producer
 from connectors.llm_judge import BudgetExceeded, LlmJudgeClient, LlmJudgeError
+from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.topics import ESCALATIONS, HUMAN_QUEUE, LABELS, PREFERENCES
+from schemas.versions import newer_schema_version
 from streams.judges.config import JudgesConfig
-from streams.hifi.step import EscalationEvent, HifiResult, HighFidelityJudge, HumanQueueItem
+from streams.hifi.step import HifiResult, HighFidelityJudge
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -67,9 +69,12 @@ class JudgeWorker:
         try:
             ev = EscalationEvent.model_validate_json(value or b"")
         except (ValidationError, ValueError) as exc:
-            self.metrics.handled.labels("bad_record").inc()
+            # kept for a person with its raw text; a newer producer's record says so, to prompt an upgrade
+            newer = newer_schema_version(exc) is not None if isinstance(exc, ValidationError) else False
+            self.metrics.handled.labels("unsupported_version" if newer else "bad_record").inc()
             raw = (value or b"").decode("utf-8", "replace")[:100_000]
-            return HifiResult(human=[HumanQueueItem(trace_id="", reason="bad_escalation_record", raw=raw,
+            reason = "unsupported_schema_version" if newer else "bad_escalation_record"
+            return HifiResult(human=[HumanQueueItem(trace_id="", reason=reason, raw=raw,
                                                     llm_rationale=str(exc).splitlines()[0][:500])])
         attempt = 0
         while True:
