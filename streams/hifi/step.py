@@ -2,8 +2,8 @@
 
 Kafka-free and async; ``alignloop judge`` wraps it. Transient endpoint failures (``LlmJudgeError``, including
 ``BudgetExceeded``) propagate so the caller keeps the escalation and retries it later — nothing is dropped.
-What the model cannot judge (garbage after retries, "unjudgeable", low confidence, inconsistent pairwise
-verdicts) goes to the human queue. Ids are deterministic, so a re-processed escalation yields the same rows.
+What the model cannot judge (garbage after retries, "unjudgeable", a verdict contradicting its own scores, low
+confidence, inconsistent pairwise verdicts) goes to the human queue. Ids are deterministic, so a re-processed escalation yields the same rows.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.llm_judge import LlmJudgeClient, Unjudgeable
+from connectors.llm_judge import InconsistentVerdict, LlmJudgeClient, Unjudgeable
 from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.preference import Label, Preference
 
@@ -35,7 +35,8 @@ class HighFidelityJudge:
     def __init__(self, client: LlmJudgeClient):
         self.client = client
         self.cfg = client.cfg
-        self.counts: dict[str, int] = {"judged": 0, "to_human": 0, "preferences": 0, "pairs_inconsistent": 0}
+        self.counts: dict[str, int] = {"judged": 0, "to_human": 0, "preferences": 0, "pairs_inconsistent": 0,
+                                       "inconsistent": 0}
 
     def _human(self, out: HifiResult, ev: EscalationEvent, reason: str, rationale: str = "") -> None:
         self.counts["to_human"] += 1
@@ -50,6 +51,10 @@ class HighFidelityJudge:
             return out
         try:
             j = await self.client.judge_trace(t)
+        except InconsistentVerdict as exc:  # a verdict that contradicts its own scores is no label
+            self.counts["inconsistent"] += 1
+            self._human(out, ev, "llm_inconsistent_verdict", str(exc))
+            return out
         except Unjudgeable as exc:
             self._human(out, ev, "llm_unjudgeable", str(exc))
             return out
