@@ -136,8 +136,10 @@ class Trace(BaseModel):
                 "tool_calls": [{"args": c.args, "result": c.result} for c in self.tool_calls]}
         try:
             blob = to_json(free, inf_nan_mode="constants", fallback=str)
-        except PydanticSerializationError as exc:  # a cycle or undecodable bytes from a Python caller
-            raise ValueError(f"metadata and tool args/results must be JSON values: {exc}") from None
+        except PydanticSerializationError as exc:  # from a Python caller: a cycle, or nesting past to_json's depth
+            if "Circular reference" in str(exc):
+                raise ValueError(f"metadata and tool args/results must be JSON values: {exc}") from None
+            blob = b"NaN"  # too deep to serialise: the walk (iterative, no depth limit) decides
         if b"NaN" in blob or b"Infinity" in blob:
             where = _non_finite_at(free, "")
             if where:
@@ -150,15 +152,20 @@ def _non_finite_message(where: str) -> str:
 
 
 def _non_finite_at(value: Any, root: str) -> str | None:
-    """The dotted path of the first non-finite float inside ``value`` (dicts and lists, any depth), or None."""
-    stack: list[tuple[str, Any]] = [(root, value)]
+    """The dotted path of the first non-finite float inside ``value`` (containers at any depth), or None.
+    Iterative, and each entry keeps only (key, parent): deep nesting costs neither recursion nor long paths."""
+    stack: list[tuple[Any, Any]] = [((root, None) if root else None, value)]
     while stack:
-        path, v = stack.pop()
+        at, v = stack.pop()
         if isinstance(v, float):
             if not math.isfinite(v):
-                return path
+                keys = []
+                while at is not None:
+                    keys.append(str(at[0]))
+                    at = at[1]
+                return ".".join(reversed(keys))
         elif isinstance(v, dict):
-            stack.extend((f"{path}.{k}" if path else str(k), x) for k, x in reversed(v.items()))
-        elif isinstance(v, (list, tuple)):
-            stack.extend((f"{path}.{i}" if path else str(i), x) for i, x in reversed(list(enumerate(v))))
+            stack.extend(((k, at), x) for k, x in reversed(v.items()))
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(((i, at), x) for i, x in reversed(list(enumerate(v))))
     return None

@@ -70,3 +70,18 @@ def test_ordinary_traces_and_words_that_look_like_tokens_are_unaffected(pipeline
     t = pipeline.validate(json.dumps(wordy).encode())
     assert isinstance(t, Trace) and t.metadata["film"] == "Infinity War" and t.metadata["big"] == 1e308
     assert json.loads(t.model_dump_json())["metadata"] == wordy["metadata"]  # what lands is valid JSON, as sent
+
+
+def test_nesting_deeper_than_the_serialiser_and_cycles_from_python_callers() -> None:
+    ok: dict[str, Any] = dict(trace_id="t", conversation_id="c", user_message="u", final_response="f")
+    deep: Any = "fine"
+    bad: Any = math.nan
+    for _ in range(5000):
+        deep, bad = [deep], [bad]
+    assert Trace(**ok, tool_calls=[{"name": "x", "args": {"blob": deep}}]).tool_calls[0].args["blob"] == deep
+    with pytest.raises(ValidationError, match=r"metadata\.a(\.0){5000} is not a finite number"):
+        Trace(**ok, metadata={"a": bad})
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(ValidationError, match="must be JSON values"):
+        Trace(**ok, metadata={"a": cycle})
