@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
 
         from prometheus_client import CollectorRegistry, start_http_server
 
-        from alignloop.cli import UserError
+        from alignloop.configs import llm_api_key
+        from alignloop.errors import UserError
         from schemas.settings import load_settings
         from connectors.llm_judge import LlmJudgeClient
         from streams.judges.config import load_judges_config
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         s = load_settings()
-        cfg = load_judges_config()
+        cfg = load_judges_config(s.judges_config)
         updates = {k: v for k, v in {"base_url": base_url, "model": model}.items() if v}
         if updates:
             cfg = cfg.model_copy(update={"llm": cfg.llm.model_copy(update=updates)})
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
         async def main() -> None:
             from streams.curation.sink import land_preferences
 
-            worker = JudgeWorker(s, cfg, LlmJudgeClient(cfg.llm), registry)
+            worker = JudgeWorker(s, cfg, LlmJudgeClient(cfg.llm, llm_api_key(cfg.llm)), registry)
             # Preferences (LLM pairwise, SDK, humans) land in the Delta `preferences` table alongside.
             lander = asyncio.create_task(land_preferences(s, worker.stop))
             try:

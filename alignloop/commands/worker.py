@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         import faust
         from prometheus_client import CollectorRegistry, start_http_server
 
+        from alignloop.configs import load_configs
         from alignloop.runner import tune_gc
         from schemas.settings import DEV_PII_KEY, load_settings
         from streams.app import create_app
@@ -35,6 +36,6 @@ def register(app: typer.Typer) -> None:
         port = s.metrics_port if metrics_port is None else metrics_port
         if port:
             start_http_server(port, registry=registry)
-        app_, _ = create_app(s, registry=registry, role=role)
+        app_, _ = create_app(s, load_configs(s), registry=registry, role=role)
         tune_gc()  # a long-running stream process: see alignloop.runner.tune_gc
         faust.Worker(app_, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
