@@ -19,10 +19,11 @@ def register(app: typer.Typer) -> None:
         import asyncio
         import logging
 
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry
 
         from alignloop.configs import llm_api_key
         from alignloop.errors import UserError
+        from alignloop.preflight import check_port, require_broker, start_metrics
         from schemas.settings import load_settings
         from connectors.llm_judge import LlmJudgeClient
         from streams.judges.config import load_judges_config
@@ -36,10 +37,10 @@ def register(app: typer.Typer) -> None:
             cfg = cfg.model_copy(update={"llm": cfg.llm.model_copy(update=updates)})
         if not cfg.llm.base_url.startswith(("http://", "https://")):
             raise UserError(f"llm.base_url must start with http:// or https:// (got {cfg.llm.base_url!r})")
+        port = check_port((s.metrics_port + 1 if s.metrics_port else 0) if metrics_port is None else metrics_port)
+        require_broker(s)
         registry = CollectorRegistry()
-        port = (s.metrics_port + 1 if s.metrics_port else 0) if metrics_port is None else metrics_port
-        if port:
-            start_http_server(port, registry=registry)
+        start_metrics(port, registry)
 
         async def main() -> None:
             from streams.curation.sink import land_preferences

@@ -194,6 +194,7 @@ def runner_cmd(max_jobs: Optional[int] = typer.Option(None, "--max-jobs", help="
     """Consume train.requests and run each as a local `alignloop train` (+ `eval`) subprocess."""
     import asyncio
 
+    from alignloop.preflight import require_broker
     from alignloop.runner import settings_env
     from schemas.settings import load_settings
     from trainers.runner import serve
@@ -203,6 +204,7 @@ def runner_cmd(max_jobs: Optional[int] = typer.Option(None, "--max-jobs", help="
                    + (f" (coalesced {res.coalesced})" if res.coalesced else ""))
 
     settings = load_settings()
+    require_broker(settings)
     asyncio.run(serve(settings, settings_env(settings), max_jobs=max_jobs, idle_timeout_s=idle_timeout_s, publish=publish,
                       on_result=show))
 
