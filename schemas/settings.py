@@ -168,7 +168,7 @@ def check_env(env: Mapping[str, str]) -> None:
     for name in sorted(env):
         if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
             close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else "see docs/architecture.md for the settings"
+            hint = f"did you mean {close[0]}?" if close else "the known names are in schemas/settings.py"
             raise ConfigError(f"unknown environment variable {name}; {hint} (or unset it)")
 
 

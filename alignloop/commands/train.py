@@ -205,8 +205,8 @@ def runner_cmd(max_jobs: Optional[int] = typer.Option(None, "--max-jobs", help="
 
     settings = load_settings()
     require_broker(settings)
-    asyncio.run(serve(settings, settings_env(settings), max_jobs=max_jobs, idle_timeout_s=idle_timeout_s, publish=publish,
-                      on_result=show))
+    asyncio.run(serve(settings, settings_env(settings), max_jobs=max_jobs, idle_timeout_s=idle_timeout_s,
+                      publish=publish, on_result=show))
 
 
 def register(app: typer.Typer) -> None:

@@ -121,7 +121,8 @@ def test_build_scrubber_reads_config(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert clean.final_response == "c@d.io" and [(f.kind, f.field) for f in findings] == [("EMAIL", "user_message")]
 
 
-def test_missing_config_gives_defaults_and_bad_config_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_config_gives_defaults_and_bad_config_one_line(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no configs/scrub.yaml here: the unnamed default file is absent
     assert load_scrub_config(None).tier == "full"
     with pytest.raises(ValueError, match=r"scrub config .*nope.yaml not found; fix ALIGNLOOP_SCRUB_CONFIG"):

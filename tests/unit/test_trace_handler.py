@@ -62,8 +62,8 @@ def _handler(tmp_path: Path, producer: FakeProducer) -> tuple[TraceHandler, Sett
     s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), topic_prefix="t.")
     schema, partition_by = TABLES[TRACES_TABLE]
     sink = DeltaSink(s.table_uri(TRACES_TABLE), schema, partition_by, name="unit-traces")
-    h = TraceHandler(s, Pipeline.from_settings(s, load_configs(s)), sink, PipelineMetrics(CollectorRegistry()), producer.send_one,
-                     producer.partitions_for, producer)
+    h = TraceHandler(s, Pipeline.from_settings(s, load_configs(s)), sink, PipelineMetrics(CollectorRegistry()),
+                     producer.send_one, producer.partitions_for, producer)
     return h, s
 
 
