@@ -38,9 +38,9 @@ def register(app: typer.Typer) -> None:
         if not cfg.llm.base_url.startswith(("http://", "https://")):
             raise UserError(f"llm.base_url must start with http:// or https:// (got {cfg.llm.base_url!r})")
         port = check_port((s.metrics_port + 1 if s.metrics_port else 0) if metrics_port is None else metrics_port)
-        require_broker(s)
         registry = CollectorRegistry()
-        start_metrics(port, registry)
+        start_metrics(port, registry)  # local mistakes first, then the network
+        require_broker(s)
 
         async def main() -> None:
             from streams.curation.sink import land_preferences

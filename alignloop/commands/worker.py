@@ -31,12 +31,12 @@ def register(app: typer.Typer) -> None:
         s = load_settings()
         port = check_port(s.metrics_port if metrics_port is None else metrics_port)
         configs = load_configs(s)
+        registry = CollectorRegistry()
+        start_metrics(port, registry)  # local mistakes first, then the network
         require_broker(s)
         if s.pii_hmac_key.get_secret_value() == DEV_PII_KEY:
             logging.getLogger("alignloop").warning(
                 "ALIGNLOOP_PII_HMAC_KEY is not set: pseudonyms use the development key (fine locally, not in production)")
-        registry = CollectorRegistry()
-        start_metrics(port, registry)
         app_, _ = create_app(s, configs, registry=registry, role=role)
         tune_gc()  # a long-running stream process: see alignloop.runner.tune_gc
         faust.Worker(app_, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()

@@ -91,6 +91,15 @@ def test_broker_down_fails_fast_with_one_line(tmp_path: Path, command: list[str]
     assert bootstrap in line and elapsed < 30
 
 
+def test_metrics_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _run(tmp_path, ["worker", "--metrics-port", str(port)], ALIGNLOOP_KAFKA_BOOTSTRAP=_closed_port())
+    _one_line(proc, rf"cannot serve /metrics on port {port} .*--metrics-port or ALIGNLOOP_METRICS_PORT")
+
+
 def test_every_alignloop_variable_the_project_names_is_known(tmp_path: Path) -> None:
     """The explicit list of known variables covers every ALIGNLOOP_* name in code, configs, compose and docs (so
     the unknown-variable check never rejects a real one), and a known extra passes through."""
