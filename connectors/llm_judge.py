@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import random
 import re
 import time
@@ -22,9 +21,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from schemas.llm_judge_config import LlmJudgeConfig
 from schemas.trace import Trace
 from schemas.verdict import DIMENSIONS
-from streams.judges.config import LlmJudgeConfig
 
 
 class LlmJudgeError(Exception):
@@ -111,11 +110,10 @@ class LlmJudgeClient:
                  transport: httpx.AsyncBaseTransport | None = None, clock: Any = time.monotonic,
                  sleep: Any = asyncio.sleep, seed: int | None = None):
         self.cfg = cfg
-        key = api_key if api_key is not None else (SecretStr(os.environ[cfg.api_key_env])
-                                                   if os.environ.get(cfg.api_key_env) else None)
+        # The key is resolved by the composition root (alignloop.configs.llm_api_key): no environment reads here.
         headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.get_secret_value()}"
+        if api_key is not None:
+            headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
         self._http = httpx.AsyncClient(base_url=cfg.base_url.rstrip("/") + "/", headers=headers,
                                        timeout=httpx.Timeout(cfg.timeout_s), transport=transport)
         self.rubric = self._load(cfg.rubric)
