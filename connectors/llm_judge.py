@@ -19,7 +19,6 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -30,9 +29,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from schemas.llm_judge_config import LlmJudgeConfig
 from schemas.trace import Trace
 from schemas.verdict import DIMENSIONS
-from streams.judges.config import LlmJudgeConfig
 
 log = logging.getLogger("alignloop.judge.llm")
 # The rubric's rule (configs/rubrics/trace_judge.md): passed only if no dimension is below 0.5.
@@ -144,11 +143,10 @@ class LlmJudgeClient:
                  transport: httpx.AsyncBaseTransport | None = None, clock: Any = time.monotonic,
                  sleep: Any = asyncio.sleep, seed: int | None = None):
         self.cfg = cfg
-        key = api_key if api_key is not None else (SecretStr(os.environ[cfg.api_key_env])
-                                                   if os.environ.get(cfg.api_key_env) else None)
+        # The key is resolved by the composition root (alignloop.configs.llm_api_key): no environment reads here.
         headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.get_secret_value()}"
+        if api_key is not None:
+            headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
         self._http = httpx.AsyncClient(base_url=cfg.base_url.rstrip("/") + "/", headers=headers,
                                        timeout=httpx.Timeout(cfg.timeout_s), transport=transport)
         self.rubric = self._load(cfg.rubric)

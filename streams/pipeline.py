@@ -19,6 +19,7 @@ from streams.judges.base import SHARED, GuardedJudge, JudgeContext, error_verdic
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
+    from streams.configs import AreaConfigs
     from streams.judges.base import Judge
     from streams.scrub.base import Scrubber
 
@@ -82,11 +83,12 @@ class Pipeline:
         return verdicts
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "Pipeline":
+    def from_settings(cls, settings: "Settings", configs: "AreaConfigs") -> "Pipeline":
         from streams.judges import build_fast_judges
         from streams.scrub import build_scrubber
 
-        return cls(build_scrubber(settings), build_fast_judges(settings), max_record_bytes=settings.max_record_bytes)
+        return cls(build_scrubber(settings, configs.scrub), build_fast_judges(configs.policy, configs.judges),
+                   max_record_bytes=settings.max_record_bytes)
 
     def dead_letter(self, raw: bytes, key: bytes | None, topic: str, partition: int, offset: int, *,
                     stage: str, reason: str, error: str) -> DeadLetter:

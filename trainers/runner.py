@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pydantic import ValidationError
 
@@ -112,18 +112,19 @@ def coalesce(requests: list[TrainRequest]) -> list[tuple[TrainRequest, list[str]
     return list(out.values())
 
 
-async def serve(settings: "Settings", *, max_jobs: int | None = None, idle_timeout_s: float | None = None,
-                publish: bool = True, log_dir: Path | None = None, group: str | None = None,
-                on_result: Any = None) -> list[JobResult]:
-    """Consume train.requests until ``max_jobs`` jobs ran or nothing arrived for ``idle_timeout_s``."""
+async def serve(settings: "Settings", env: Mapping[str, str], *, max_jobs: int | None = None,
+                idle_timeout_s: float | None = None, publish: bool = True, log_dir: Path | None = None,
+                group: str | None = None, on_result: Any = None) -> list[JobResult]:
+    """Consume train.requests until ``max_jobs`` jobs ran or nothing arrived for ``idle_timeout_s``. Jobs run
+    with ``env``, the environment the composition root wrote ``settings`` into (``alignloop.runner.settings_env``),
+    so they load the same settings."""
     from aiokafka import AIOKafkaConsumer
 
-    from alignloop.runner import settings_env
     from connectors.kafka import aiokafka_client_kwargs
     from schemas.topics import TRAIN_REQUESTS
 
     log_dir = log_dir or settings.home / "trainer-runner"
-    env = settings_env(settings)
+    env = dict(env)
     consumer = AIOKafkaConsumer(settings.topic(TRAIN_REQUESTS), **aiokafka_client_kwargs(settings),
                                 group_id=group or f"{settings.app_id}-trainer-runner", enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_poll_interval_ms=24 * 3600 * 1000)

@@ -1,12 +1,11 @@
 """Judges: the plugin contract, the fast judges run on every trace, and how their verdicts combine.
 
-``build_fast_judges(settings)`` reads the policy file (``settings.policy_path``) and the judges config
-(``ALIGNLOOP_JUDGES_CONFIG``, default configs/judges.yaml) and returns the enabled fast judges, each guarded so
-an exception becomes a ``status="error"`` verdict instead of a crashed worker.
+``build_fast_judges(policy, cfg)`` returns the enabled fast judges of a loaded policy and judges config (the
+composition root loads both once per process), each guarded so an exception becomes a ``status="error"``
+verdict instead of a crashed worker.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Literal
 
 from schemas.verdict import Verdict
@@ -87,9 +86,9 @@ def make_fast_judges(policy: PolicyConfig, cfg: JudgesConfig | None = None, *,
     return [GuardedJudge(j) for j in judges] if guarded else judges
 
 
-def build_fast_judges(settings: "Settings", *, judges_config: str | Path | None = None) -> list[Judge]:
-    """The enabled fast judges for a worker (policy from ``settings.policy_path``)."""
-    return make_fast_judges(load_policy(settings.policy_path), load_judges_config(judges_config))
+def build_fast_judges(policy: PolicyConfig, cfg: JudgesConfig) -> list[Judge]:
+    """The enabled fast judges for a worker, from the configs its composition root loaded."""
+    return make_fast_judges(policy, cfg)
 
 
 def aggregate(verdicts: Iterable[Verdict]) -> Outcome:

@@ -283,7 +283,7 @@ def test_refusal_detection(answer: str, refused: bool) -> None:
 
 
 def test_bad_config_files_fail_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from schemas.settings import ConfigError
+    from schemas.settings import ConfigError, load_settings
     from streams.judges import load_judges_config
 
     bad_regex = tmp_path / "policy.yaml"
@@ -297,13 +297,13 @@ def test_bad_config_files_fail_with_one_line(tmp_path: Path, monkeypatch: pytest
     cfg.write_text("fast: {quality: {min_chars: 50, max_chars: 10}}\n")
     monkeypatch.setenv("ALIGNLOOP_JUDGES_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match="max_chars must be greater"):
-        load_judges_config()
+        load_judges_config(load_settings().judges_config)
     cfg.write_text("escalation: {uncertainty_band: [0.8, 0.2]}\n")
     with pytest.raises(ConfigError, match="uncertainty_band"):
-        load_judges_config()
+        load_judges_config(load_settings().judges_config)
     monkeypatch.setenv("ALIGNLOOP_JUDGES_CONFIG", str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match="ALIGNLOOP_JUDGES_CONFIG"):
-        load_judges_config()
+        load_judges_config(load_settings().judges_config)
 
 
 def test_pii_leak_names_and_places_are_contextual_not_leaks() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from alignloop.configs import load_configs
 from alignloop.simulate import Simulator
 from schemas.verdict import JudgedTrace
 from streams.judges.base import GuardedJudge, Judge, make_verdict
@@ -65,7 +66,8 @@ def test_a_batch_gives_what_each_record_gives_alone(tmp_path) -> None:
                 raise ValueError("no fixing")
             return make_verdict(self.name, self.version, {"safety": 1.0})
 
-    base = Pipeline.from_settings(Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake")))
+    settings = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"))
+    base = Pipeline.from_settings(settings, load_configs(settings))
     p = Pipeline(base.scrubber, [*base.judges, Picky()])
     sim = Simulator(seed=2)
     records = [("agent.traces", i % 3, 40 + i, f"k{i}".encode(), json.dumps(sim.trace(i)[0]).encode())
