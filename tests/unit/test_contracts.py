@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from schemas import TOPICS, Trace, TrainRequest
 from schemas.export import export_json_schemas
-from schemas.versions import newer_schema_version
+from schemas.versions import current_schema_version, newer_schema_version
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,10 +114,10 @@ def test_every_topic_has_an_example():
 def test_every_topic_has_a_model_in_schemas_with_a_bounded_version(topic):
     model = TOPICS[topic].model
     assert model is not None and model.__module__.startswith("schemas."), f"{topic}: model must live in schemas/"
-    field = model.model_fields["schema_version"]
-    current = field.default
-    assert isinstance(current, int) and current >= 1
-    assert model.model_json_schema()["properties"]["schema_version"]["maximum"] == current
+    current = current_schema_version(model)
+    assert current >= 1
+    prop = model.model_json_schema()["properties"]["schema_version"]
+    assert prop.get("maximum", prop.get("const")) == current  # what agents in other languages see
     rec = model.model_validate_json(json.dumps(EXAMPLES[topic]))
     assert rec.schema_version == current
     assert model.model_validate_json(rec.model_dump_json()) == rec  # what a producer writes, a consumer reads
@@ -126,13 +126,28 @@ def test_every_topic_has_a_model_in_schemas_with_a_bounded_version(topic):
 @pytest.mark.parametrize("topic", sorted(TOPICS))
 def test_a_newer_schema_version_is_rejected_and_recognised(topic):
     model = TOPICS[topic].model
-    future = {**EXAMPLES[topic], "schema_version": model.model_fields["schema_version"].default + 1}
+    future = {**EXAMPLES[topic], "schema_version": current_schema_version(model) + 1}
     with pytest.raises(ValidationError) as exc:
         model.model_validate_json(json.dumps(future))
     assert newer_schema_version(exc.value) == future["schema_version"]
     with pytest.raises(ValidationError) as other:
         model.model_validate_json(b'{"schema_version": "one"}')
     assert newer_schema_version(other.value) is None
+
+
+def test_newer_versions_are_recognised_under_literal_versions_too():
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    class Snapshot(BaseModel):
+        schema_version: Literal[2, 3]
+
+    assert current_schema_version(Snapshot) == 3
+    for version, newer in ((4, 4), (1, None), ("3x", None)):
+        with pytest.raises(ValidationError) as exc:
+            Snapshot.model_validate({"schema_version": version})
+        assert newer_schema_version(exc.value) == newer
 
 
 def test_no_topic_model_is_defined_twice_outside_schemas():
