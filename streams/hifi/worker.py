@@ -102,7 +102,7 @@ class JudgeWorker:
             ev = EscalationEvent.model_validate_json(value or b"")
         except (ValidationError, ValueError) as exc:
             # kept for a person with its raw text; a newer producer's record says so, to prompt an upgrade
-            newer = newer_schema_version(exc) is not None if isinstance(exc, ValidationError) else False
+            newer = isinstance(exc, ValidationError) and newer_schema_version(exc) is not None
             self.metrics.handled.labels("unsupported_version" if newer else "bad_record").inc()
             raw = (value or b"").decode("utf-8", "replace")[:100_000]
             reason = "unsupported_schema_version" if newer else "bad_escalation_record"
