@@ -69,9 +69,7 @@ class QualityJudge(Judge):
         if n_chars == 0:
             return self._verdicts.get("ok", {"task_success": 0.0, "helpfulness": 0.0}, 0.95, False,
                                ["empty answer"], ["quality:empty"])
-        view = ctx.view
-        if view.trace is not trace:
-            view = text_view(trace, ctx)
+        view = text_view(trace, ctx)
         resp_tokens = view.resp_tokens
         n = len(view.resp_words)
         repetitive = n >= 8 and len(resp_tokens) / n < (self.min_unique_ratio if n <= 60 else

@@ -13,7 +13,7 @@ import pytest
 
 from schemas.trace import ContextItem, ToolCall, Trace
 from schemas.verdict import DIMENSIONS, PiiFinding, Verdict
-from streams.judges import FAST_JUDGES, GuardedJudge, JudgesConfig, load_policy
+from streams.judges import FAST_JUDGES, JudgesConfig, load_policy, run_judges
 from streams.judges.base import Judge, JudgeContext
 from streams.judges.policy import compile_behaviours
 
@@ -100,7 +100,6 @@ def test_internal_failure_is_an_error_verdict(judge: Judge, monkeypatch: pytest.
     def boom(*a, **k):
         raise RuntimeError("internal failure")
 
-    guarded = GuardedJudge(judge)
     monkeypatch.setattr(judge, "judge", boom)
-    v = guarded.judge(ODD_TRACES["empty"], JudgeContext())
+    v, = run_judges([judge], ODD_TRACES["empty"], JudgeContext())
     assert v.status == "error" and v.judge == judge.name and "internal failure" in (v.error or "")

@@ -7,9 +7,9 @@ import pytest
 
 from schemas.trace import ToolCall, Trace
 from schemas.verdict import PiiFinding, Verdict
-from streams.judges import (GuardedJudge, PiiLeakJudge, PolicyJudge, QualityJudge, RefusalJudge, ToolOutcomeJudge,
+from streams.judges import (PiiLeakJudge, PolicyJudge, QualityJudge, RefusalJudge, ToolOutcomeJudge,
                             ToxicityJudge, aggregate, load_policy, make_fast_judges)
-from streams.judges.base import Judge, JudgeContext, safe_judge
+from streams.judges.base import Judge, JudgeContext, make_verdict, run_judges
 from streams.judges.policy import compile_behaviours
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,11 +245,19 @@ class Boom(Judge):
         raise RuntimeError("kaput")
 
 
-def test_safe_judge_turns_exceptions_into_error_verdicts() -> None:
-    v = safe_judge(Boom(), trace(), JudgeContext())
-    assert v.status == "error" and v.judge == "boom" and "kaput" in (v.error or "")
-    assert GuardedJudge(Boom()).judge(trace(), JudgeContext()).status == "error"
-    assert aggregate([v]) == "flag"
+def test_run_judges_turns_exceptions_into_error_verdicts_and_shares_the_verdicts_so_far() -> None:
+    class Seen(Judge):
+        name = "seen"
+
+        def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
+            return make_verdict(self.name, self.version, reasons=[",".join(v.judge for v in ctx.cache["verdicts"])])
+
+    ctx = JudgeContext()
+    boom, seen, again = run_judges([Boom(), Seen(), Seen()], trace(), ctx)
+    assert boom.status == "error" and boom.judge == "boom" and "kaput" in (boom.error or "")
+    assert boom.tags == ["judge_error"] and seen.reasons == ["boom"] and again.reasons == ["boom,seen"]
+    assert ctx.cache["verdicts"] == [boom, seen, again] and aggregate([boom]) == "flag"
+    assert run_judges([], trace()) == []
 
 
 def test_make_fast_judges_builds_all_enabled_and_aggregate_pass() -> None:
@@ -257,7 +265,7 @@ def test_make_fast_judges_builds_all_enabled_and_aggregate_pass() -> None:
     assert [j.name for j in judges] == ["policy", "refusal", "tool_outcome", "pii_leak", "toxicity", "quality"]
     ctx = JudgeContext()
     t = trace(tools=[ToolCall(name="calendar.create_event", args={"title": "sync"}, result={"id": 1})])
-    verdicts = [j.judge(t, ctx) for j in judges]
+    verdicts = run_judges(judges, t, ctx)
     assert all(v.status == "ok" for v in verdicts) and aggregate(verdicts) == "pass"
     with pytest.raises(ValueError):
         make_fast_judges(POLICY, names=["nope"])
