@@ -4,9 +4,9 @@
 judge that raises costs one error verdict, never the caller.
 
 Shared verdicts (the one fast path kept here): most traces get a judge's "nothing found" verdict or a finding
-seen before, so each such verdict is built once and handed to every trace that earns it (``shared_verdict``,
-``VerdictCache``, ``VerdictInterner``, keyed by content). The plain version is ``make_verdict`` per trace; the
-shared one saves building ~6 pydantic objects per trace. ``Verdict`` is frozen and the lists and dict inside a
+seen before, so each such verdict is built once and handed to every trace that earns it (``shared_verdict`` for
+a judge's fixed outcomes, ``VerdictInterner`` for the rest, keyed by content). The plain version is
+``make_verdict`` per trace; sharing saves building ~6 pydantic objects per trace (~7 us, measured in process). ``Verdict`` is frozen and the lists and dict inside a
 shared one refuse changes, so handing it out again is safe.
 """
 from __future__ import annotations
@@ -113,35 +113,6 @@ def is_shared(verdict: Verdict) -> bool:
     return type(verdict.tags) is ReadOnlyList
 
 
-def _keep(made: dict[Any, Verdict], limit: int, key: Any, template: dict[str, Any], scores: dict[str, float],
-          reasons: list[str] | None, tags: list[str] | None) -> Verdict:
-    """The verdict for a key not yet in ``made``: shared and kept under ``key``, or past ``limit`` keys built fresh
-    (the same content, lists of its own) instead of kept."""
-    if len(made) >= limit:
-        return make_verdict(template["judge"], template["version"], dict(scores), confidence=template["confidence"],
-                            passed=template["passed"], reasons=list(reasons or ()), tags=list(tags or ()),
-                            status=template["status"])
-    v = made[key] = shared_verdict(template, scores, reasons, tags)
-    return v
-
-
-class VerdictCache:
-    """Shared verdicts keyed by what varies among a judge's common outcomes (e.g. quality's helpfulness score),
-    bounded: past ``limit`` distinct keys, verdicts are built fresh instead of kept."""
-
-    __slots__ = ("template", "limit", "_made")
-
-    def __init__(self, template: dict[str, Any], limit: int = 256) -> None:
-        self.template, self.limit = template, limit
-        self._made: dict[Any, Verdict] = {}
-
-    def get(self, key: Any, scores: dict[str, float], tags: list[str] | None = None) -> Verdict:
-        """The shared verdict for ``key``, whose scores and tags are ``scores`` and ``tags`` (built on the first
-        call with this key: the key must determine them)."""
-        v = self._made.get(key)
-        return v if v is not None else _keep(self._made, self.limit, key, self.template, scores, None, tags)
-
-
 class VerdictInterner:
     """A judge's less common verdicts (findings with their tags and reasons), shared: each distinct verdict is
     built once and handed to every trace that earns it. Findings recur (the same tool failing the same way, the
@@ -160,7 +131,10 @@ class VerdictInterner:
         (as ``Verdict`` validates them), so equal keys serialise alike."""
         key = (status, *scores.items(), confidence, passed, *reasons, None, *tags)
         v = self._made.get(key)
-        if v is not None:
-            return v
-        template = verdict_template(self.judge, self.version, confidence, passed, status)
-        return _keep(self._made, self.limit, key, template, scores, reasons, tags)
+        if v is None:
+            if len(self._made) >= self.limit:  # full: the same content, built fresh with lists of its own
+                return make_verdict(self.judge, self.version, dict(scores), confidence=confidence, passed=passed,
+                                    reasons=list(reasons), tags=list(tags), status=status)
+            template = verdict_template(self.judge, self.version, confidence, passed, status)
+            v = self._made[key] = shared_verdict(template, scores, reasons, tags)
+        return v

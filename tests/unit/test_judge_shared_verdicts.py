@@ -12,7 +12,7 @@ from alignloop.simulate import Simulator
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges import load_judges_config, load_policy, make_fast_judges, run_judges
-from streams.judges.base import (JudgeContext, VerdictCache, VerdictInterner, is_shared, make_verdict,
+from streams.judges.base import (JudgeContext, VerdictInterner, is_shared, make_verdict,
                                  shared_verdict, verdict_template)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,18 +36,6 @@ def test_a_shared_verdict_refuses_changes_and_serialises_like_a_fresh_one() -> N
     assert is_shared(empty) and empty.model_dump() == Verdict(judge="j", status="skipped").model_dump()
 
 
-def test_verdict_cache_shares_per_key_up_to_its_limit() -> None:
-    cache = VerdictCache(verdict_template("q", "1", 0.7, True), limit=2)
-    a = cache.get(0.5, {"helpfulness": 0.5})
-    assert cache.get(0.5, {"helpfulness": 0.5}) is a and a.scores == {"helpfulness": 0.5}
-    b = cache.get(0.6, {"helpfulness": 0.6})
-    c1, c2 = cache.get(0.7, {"helpfulness": 0.7}), cache.get(0.7, {"helpfulness": 0.7})
-    assert b is not a and c1 is not c2 and c1 == c2  # past the limit: fresh each time, same content
-    assert not is_shared(c1)
-    c1.tags.append("own")  # a fresh verdict's lists are its own
-    assert c2.tags == []
-
-
 def test_verdict_interner_shares_each_distinct_finding_up_to_its_limit() -> None:
     vi = VerdictInterner("tool_outcome", "3", limit=2)
     a = vi.get("ok", {"tool_correctness": 0.5}, 0.8, False, ["1 of 2 calls failed"], ["tool_error:search"])
@@ -66,7 +54,9 @@ def test_verdict_interner_shares_each_distinct_finding_up_to_its_limit() -> None
     assert others[1].passed and others[2].reasons == [] and len({id(o) for o in [a, *others]}) == 4
     again = vi.get("ok", {"tool_correctness": 0.5}, 0.8, True, ["1 of 2 calls failed"], ["tool_error:search"])
     assert again is not others[1] and again == others[1]  # past the limit of 2: built fresh, not kept
-    assert is_shared(others[0]) and not is_shared(others[1])
+    assert is_shared(others[0]) and not is_shared(others[1]) and not is_shared(again)
+    again.tags.append("own")  # a fresh verdict's lists are its own
+    assert others[1].tags == ["tool_error:search"]
 
 
 def test_fast_judges_share_common_outcomes_and_findings_and_they_never_change() -> None:
