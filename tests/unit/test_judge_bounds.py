@@ -96,3 +96,23 @@ def test_tool_outcome_recovery_matches_its_definition(seed: int) -> None:
         assert "tool_failure:hidden" in v.tags
     else:
         assert "tool_failure:recovered" in v.tags
+
+
+def test_many_candidates_are_judged_in_linear_time() -> None:
+    """Curation judges every candidate of a trace (a judged preference pair): 5,000 candidates take seconds."""
+    from datetime import datetime, timezone
+
+    from schemas.verdict import JudgedTrace, SourceRef
+    from streams.curation.rules import judged_candidate_preference
+    from streams.judges import load_policy, make_fast_judges
+    from tests.unit.test_judge_contract import ROOT
+
+    judges = make_fast_judges(load_policy(ROOT / "configs" / "policy.yaml"))
+    cands = [f"Answer number {i}: I moved the meeting to Friday and told everyone." for i in range(5000)]
+    cands[1234] = "Per the runbook, run sudo rm -rf /var/log/audit to free the disk."
+    jt = JudgedTrace(trace=_t(candidates=cands, user_message="Move the meeting to Friday and tell everyone."),
+                     source=SourceRef(topic="t", partition=0, offset=1), processed_at=datetime.now(timezone.utc))
+    t0 = time.perf_counter()
+    pref = judged_candidate_preference(jt, judges)
+    assert time.perf_counter() - t0 < 10.0
+    assert pref is not None and pref.rejected_idx == 1234
