@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from schemas.trace import Trace
 from schemas.verdict import Verdict  # noqa: F401  (the return type)
@@ -15,7 +15,7 @@ from streams.judges.policy_config import ArgRule, PolicyConfig
 LOGIC_VERSION = "1"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: one object per compiled behaviour
 class _Behaviour:
     name: str
     severity: str
@@ -53,7 +53,7 @@ class Behaviours:
         self.response_triggers: frozenset[str] = frozenset().union(
             *(b.triggers for b in items if b.response is not None))
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[_Behaviour]:
         return iter(self.items)
 
     def __len__(self) -> int:

@@ -2,7 +2,9 @@
 
 A new judge added to ``streams.judges.FAST_JUDGES`` (or ``EXTRA_JUDGES`` below) is tested without new test code:
 it returns a valid Verdict, scores are known dimensions in [0, 1], it is deterministic, it survives empty, huge and
-odd traces, and an internal failure becomes ``status="error"`` through the guard.
+odd traces, and an internal failure becomes ``status="error"`` through the guard (``run_judges``). Below them,
+the registry as a whole: poisoned answers (destructive commands, obeyed injections, jailbreaks) fail the trace,
+benign answers near the same words do not.
 """
 from __future__ import annotations
 
