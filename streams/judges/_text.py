@@ -17,16 +17,18 @@ from streams.judges.base import JudgeContext
 
 # Punctuation becomes a space so "malware," and "malware" are the same token; ' - _ / stay inside tokens.
 _PUNCT_CHARS = '!"#$%&()*+,.:;<=>?@[\\]^`{|}~'
-_PUNCT = str.maketrans({**{c: " " for c in _PUNCT_CHARS}, "\u2019": "'", "\u2018": "'"})
-# For ASCII text, bytes.translate is ~3x faster than str.translate (the same table, as bytes).
 _PUNCT_BYTES = bytes.maketrans(_PUNCT_CHARS.encode(), b" " * len(_PUNCT_CHARS))
 
 
 def tokenize(lowered: str) -> list[str]:
-    """Words of already lower-cased text, punctuation split off."""
-    if lowered.isascii():
-        return lowered.encode().translate(_PUNCT_BYTES).decode().split()
-    return lowered.translate(_PUNCT).split()
+    """Words of already lower-cased text, punctuation split off and curly apostrophes made straight.
+
+    The punctuation goes through a bytes table, for any text: UTF-8 never puts an ASCII byte inside a multi-byte
+    character, and ``bytes.translate`` is ~10x cheaper than ``str.translate`` on non-ASCII text."""
+    s = lowered.encode("utf-8", "surrogatepass").translate(_PUNCT_BYTES).decode("utf-8", "surrogatepass")
+    if not s.isascii():
+        s = s.replace("\u2019", "'").replace("\u2018", "'")
+    return s.split()
 
 
 # Refusals sit at the start of an answer; looking further only adds cost and false hits in quoted text.
@@ -75,7 +77,7 @@ def compile_any(patterns: Iterable[str]) -> re.Pattern[str] | None:
 
 def tokens_of(terms: Iterable[str]) -> frozenset[str]:
     """Trigger tokens for a list of terms/phrases: every word of every phrase, lower-cased."""
-    return frozenset(w for t in terms for w in t.lower().translate(_PUNCT).split())
+    return frozenset(w for t in terms for w in tokenize(t.lower()))
 
 
 def config_hash(obj: Any) -> str:
