@@ -322,3 +322,17 @@ def test_pii_leak_names_and_places_are_contextual_not_leaks() -> None:
     mixed = run(PiiLeakJudge(), trace("Who is on call?", "<PERSON_bbbbbbbb>, phone <PHONE_dddddddd>."),
                 [PiiFinding(kind="PERSON", field="final_response"), PiiFinding(kind="PHONE", field="final_response")])
     assert not mixed.passed and "pii_leak" in mixed.tags and "PHONE" in mixed.reasons[0]
+
+
+@pytest.mark.parametrize("text", ["Done: I created \"Platform sync\" 10:00-10:30, invited the team.",
+                                  "It\u2019s na\u00efve \u2014 \u2018quoted\u2019 \u212aELVIN, \u0130stanbul! \u00dcBER",
+                                  "\u03a3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2, \u039f\u0394\u039f\u03a3.", "\ud800 lone;surrogate",
+                                  "", "a\x1cb\tc\u3000d", "caf\u00e9(s) [x]{y}<z>"])
+def test_tokenize_splits_punctuation_off_any_text(text: str) -> None:
+    from streams.judges._text import TextView, tokenize
+
+    table = str.maketrans({**{c: " " for c in '!"#$%&()*+,.:;<=>?@[\\]^`{|}~'}, "\u2019": "'", "\u2018": "'"})
+    want = text.lower().translate(table).split()
+    assert tokenize(text.lower()) == want
+    view = TextView(Trace(trace_id="t", conversation_id="c", user_message=text, final_response=text))
+    assert view.resp_words == want and view.req_tokens == view.resp_tokens == frozenset(want)
