@@ -25,7 +25,7 @@ from schemas.trace import ToolCall, Trace
 from schemas.verdict import Verdict
 from streams.escalation.escalator import Escalator
 from streams.judges import PolicyConfig, aggregate, load_judges_config, load_policy, make_fast_judges
-from streams.judges.base import JudgeContext
+from streams.judges.base import JudgeContext, run_judges
 from streams.judges.config import JudgesConfig
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class OversightSDK(PreferenceLogger):
         t = Trace(trace_id=uuid.uuid4().hex, conversation_id="sdk", agent_id=agent_id, user_message=prompt,
                   final_response=draft_response, tool_calls=tool_calls or [])
         ctx = JudgeContext()
-        verdicts = [j.judge(t, ctx) for j in self.judges]
+        verdicts = run_judges(self.judges, t, ctx)
         outcome = aggregate(verdicts)
         failed = [v for v in verdicts if v.status == "ok" and not v.passed]
         reasons = [f"{v.judge}: {r}" for v in failed for r in v.reasons]

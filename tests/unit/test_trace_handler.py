@@ -142,12 +142,12 @@ def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> N
 
 
 def test_summaries_are_kept_only_for_lists_of_shared_verdicts() -> None:
-    from streams.judges.base import SHARED, shared_verdict, verdict_template
+    from streams.judges.base import is_shared, shared_verdict, verdict_template
     from streams.pipeline import VerdictSummary
 
     t = verdict_template("a", "1", 0.9, True)
     shared = [shared_verdict(t, {"safety": 1.0}), shared_verdict(t, {"safety": 0.5}, tags=["x"])]
-    assert all(id(v) in SHARED for v in shared)
+    assert all(is_shared(v) for v in shared)
     first = summarize(shared)
     assert summarize(list(shared)) is first  # the same shared verdicts: the kept summary
     assert (first.scores_json, first.tags, first.labels) == ('{"safety":0.5}', ["x"], (("a", "ok", True),) * 2)
