@@ -11,12 +11,15 @@ from prometheus_client import CollectorRegistry
 
 from schemas.settings import Settings
 from alignloop.simulate import Simulator
-from connectors.delta_sink import DeltaSink, read_table
-from schemas.tables import TABLES, TRACES_TABLE
+from connectors.delta_sink import read_table, table_sink
+from connectors.kafka import Publisher
+from schemas.record import Record
+from schemas.tables import TRACES_TABLE
 from schemas.verdict import JudgedTrace, Verdict
 from streams.app import TraceHandler
 from streams.metrics import PipelineMetrics
-from streams.pipeline import Pipeline, encode_event, summarize
+from streams.encoding import VerdictSummary, encode_event, summarize, to_row
+from streams.pipeline import Pipeline
 
 
 class FakeBatch:
@@ -31,24 +34,26 @@ class FakeBatch:
 
 
 class FakeProducer:
+    """aiokafka.AIOKafkaProducer's four calls the Publisher makes, recording what was sent."""
+
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.sent: list[tuple[str, int | None, list[tuple[bytes | None, bytes]], Any]] = []
 
-    def create(self) -> FakeBatch:
+    def create_batch(self) -> FakeBatch:
         return FakeBatch(self.capacity)
 
-    async def send(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future:
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> asyncio.Future:
         self.sent.append((topic, partition, batch.records, None))
         return self._done()
 
-    async def send_one(self, topic: str, key: bytes | None, value: bytes, headers: Any = None,
-                       partition: int | None = None) -> asyncio.Future:
+    async def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
+                   headers: Any = None) -> asyncio.Future:
         self.sent.append((topic, partition, [(key, value)], headers))
         return self._done()
 
-    async def partitions_for(self, topic: str) -> int:
-        return 2
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1}
 
     @staticmethod
     def _done() -> asyncio.Future:
@@ -57,12 +62,10 @@ class FakeProducer:
         return f
 
 
-def _handler(tmp_path: Path, producer: FakeProducer) -> tuple[TraceHandler, Settings]:
-    s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), topic_prefix="t.")
-    schema, partition_by = TABLES[TRACES_TABLE]
-    sink = DeltaSink(s.table_uri(TRACES_TABLE), schema, partition_by, name="unit-traces")
-    h = TraceHandler(s, Pipeline.from_settings(s), sink, PipelineMetrics(CollectorRegistry()), producer.send_one,
-                     producer.partitions_for, producer)
+def _handler(tmp_path: Path, producer: FakeProducer, **overrides: Any) -> tuple[TraceHandler, Settings]:
+    s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), topic_prefix="t.", **overrides)
+    h = TraceHandler(s, Pipeline.from_settings(s), table_sink(s, TRACES_TABLE, "unit-traces"),
+                     PipelineMetrics(CollectorRegistry()), Publisher(producer))
     return h, s
 
 
@@ -75,8 +78,8 @@ def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Pat
         partition = i % 2
         rec, _ = sim.trace(i)
         key = None if i % 4 == 0 else rec["conversation_id"].encode()
-        batch.append(("t.agent.traces", partition, 100 + i, key, json.dumps(rec).encode()))
-    batch.append(("t.agent.traces", 1, 200, None, b"{not json"))
+        batch.append(Record("t.agent.traces", partition, 100 + i, key, json.dumps(rec).encode()))
+    batch.append(Record("t.agent.traces", 1, 200, None, b"{not json"))
     landed = asyncio.run(h.handle(batch))
     assert landed == 14
     reg = h.metrics.registry  # counted per batch, without keeping the outcomes
@@ -107,29 +110,27 @@ def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Pat
     assert read_table(s.table_uri(TRACES_TABLE), columns=["trace_id"]).num_rows == 14
 
 
-def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> None:
-    """to_row(j, event) reuses the event's verdicts/pii JSON; hostile keys inside the trace cannot fool it."""
-    from streams.pipeline import to_row
-
+def test_event_and_row_say_what_the_judged_trace_says(tmp_path: Path) -> None:
+    """The event is the judged trace's JSON; the row's JSON columns are its parts', hostile keys included."""
     s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"))
     p = Pipeline.from_settings(s)
     sim = Simulator(seed=9)
     checked = 0
     for i in range(300):
         rec, _ = sim.trace(i)
-        if i % 3 == 0:  # keys and strings that look like the delimiters the cut searches for
+        if i % 3 == 0:  # keys and strings that look like the JSON around them
             rec["metadata"] = {"a": {}, "verdicts": [{"x": '},"verdicts":'}], "b": {}, "outcome": "fail",
                                "pii": [], "source": {"topic": ',"source":{'}}
             rec["final_response"] += ' },"verdicts":[] ,"outcome":"pass" ,"source":{ ,"pii":'
         j = p.process(json.dumps(rec).encode(), "agent.traces", 0, i)
         assert isinstance(j, JudgedTrace)
-        event = j.model_dump_json().encode()
-        assert encode_event(j) == event and encode_event(j, summarize(j.verdicts)) == event
-        row = to_row(j, event, summarize(j.verdicts))
-        assert row == to_row(j, event) == to_row(j)
-        # the summary's parts are what the verdicts say
+        assert encode_event(j) == j.model_dump_json().encode()
+        row = to_row(j, summarize(j.verdicts))
+        assert row == to_row(j)
         assert row["verdicts_json"] == json.dumps([v.model_dump(mode="json") for v in j.verdicts],
                                                   separators=(",", ":"))
+        assert json.loads(row["pii_json"]) == [f.model_dump(mode="json") for f in j.pii]
+        assert json.loads(row["metadata_json"]) == j.trace.metadata
         lowest: dict[str, float] = {}
         for v in j.verdicts:
             for dim, sc in v.scores.items():
@@ -140,20 +141,15 @@ def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> N
     assert checked == 300
 
 
-def test_summaries_are_kept_only_for_lists_of_shared_verdicts() -> None:
-    from streams.judges.base import SHARED, shared_verdict, verdict_template
-    from streams.pipeline import VerdictSummary
-
-    t = verdict_template("a", "1", 0.9, True)
-    shared = [shared_verdict(t, {"safety": 1.0}), shared_verdict(t, {"safety": 0.5}, tags=["x"])]
-    assert all(id(v) in SHARED for v in shared)
-    first = summarize(shared)
-    assert summarize(list(shared)) is first  # the same shared verdicts: the kept summary
-    assert (first.scores_json, first.tags, first.labels) == ('{"safety":0.5}', ["x"], (("a", "ok", True),) * 2)
-    fresh = [shared[0], Verdict(judge="b", scores={"safety": 0.2}, passed=False)]
-    one, two = summarize(fresh), summarize(fresh)
-    assert one is not two and one.json == two.json == VerdictSummary(fresh).json  # never kept: ids may be reused
-    assert one.labels == (("a", "ok", True), ("b", "ok", False))
+def test_summary_of_verdicts() -> None:
+    verdicts = [Verdict(judge="a", scores={"safety": 1.0}, passed=True),
+                Verdict(judge="a", scores={"safety": 0.5}, passed=True, tags=["x"]),
+                Verdict(judge="b", scores={"safety": 0.2, "quality": 0.9}, passed=False, tags=["y", "x"])]
+    got = summarize(verdicts)
+    assert (got.scores_json, got.tags) == ('{"safety":0.2,"quality":0.9}', ["x", "y"])
+    assert got.labels == (("a", "ok", True), ("a", "ok", True), ("b", "ok", False))
+    assert got.json == VerdictSummary(list(verdicts)).json == \
+        json.dumps([v.model_dump(mode="json") for v in verdicts], separators=(",", ":"))
 
 
 def test_verdict_metrics_count_the_same_through_summaries(tmp_path: Path) -> None:
