@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from schemas.topics import TOPICS
 
@@ -190,22 +190,25 @@ class Publisher:
     call each, which costs a third as much per record; ``send`` is one record (a dead letter, or a partition
     the topic lacks). ``drain`` sends what is open and waits for every delivery: the caller's guarantee point."""
 
-    def __init__(self, producer: Any) -> None:
-        self.producer = producer  # an aiokafka.AIOKafkaProducer (or a test double with the same four methods)
+    def __init__(self, make_producer: Callable[[], Any]) -> None:
+        # an aiokafka.AIOKafkaProducer (or a test double with its calls), built in ``start``: aiokafka wants a
+        # running event loop at construction
+        self.make_producer = make_producer
+        self.producer: Any = None
         self._open: dict[tuple[str, int], Any] = {}
         self._futures: list[Any] = []
         self._partitions: dict[str, int] = {}
-        self._started = False
 
     async def start(self) -> None:
-        if not self._started:
-            await self.producer.start()
-            self._started = True
+        if self.producer is None:
+            producer = self.make_producer()
+            await producer.start()
+            self.producer = producer
 
     async def stop(self) -> None:
-        if self._started:
-            self._started = False
-            await self.producer.stop()
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await producer.stop()
 
     async def partitions(self, topic: str) -> int:
         """The topic's partition count, asked once per topic; 0 while the metadata is unavailable."""

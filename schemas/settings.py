@@ -53,7 +53,6 @@ class Settings(BaseSettings):
         "traces.judged's max.message.bytes)."))
     max_tool_calls: int = Field(1000, ge=0, description="Traces with more tool calls go to the DLQ as over_limit.")
     max_context_items: int = Field(1000, ge=0, description="Traces with more context items: DLQ as over_limit.")
-    max_nesting: int = Field(64, ge=1, description="Deeper JSON in tool args/results or metadata: DLQ as over_limit.")
     stage_budget_s: float = Field(2.0, gt=0, description=(
         "Longest one record may take in one stage (validate, scrub, judge); over it: DLQ as over_budget."))
 

@@ -42,8 +42,9 @@ class TraceHandler:
     """What the spine does with one batch of records; testable without a running worker."""
 
     def __init__(self, settings: "Settings", pipeline: Pipeline, sink: DeltaSink, metrics: PipelineMetrics,
-                 out: Publisher):
+                 out: Publisher, send: Any = None):
         self.pipeline, self.sink, self.metrics, self.out = pipeline, sink, metrics, out
+        self.send = send  # the hooks' output: async (topic, key, value, headers=None, partition=None) -> future
         self.judged_topic = settings.topic(JUDGED)
         self.dlq_topic = settings.topic(DLQ)
         self.max_event_bytes = settings.max_event_bytes
@@ -226,8 +227,8 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
 
     metrics = PipelineMetrics(registry)
     sink = table_sink(settings, TRACES_TABLE, "traces")
-    out = Publisher(spine_producer(settings))
-    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, out)
+    out = Publisher(lambda: spine_producer(settings))
+    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, out, send)
     if role == "all":
         _install_hooks(app, handler, settings, registry)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)

@@ -28,6 +28,7 @@ class VerdictSummary:
     def __init__(self, verdicts: list[Verdict]) -> None:
         scores: dict[str, float] = {}
         tags: set[str] = set()
+        labels = []
         for v in verdicts:
             for dim, sc in v.scores.items():
                 prev = scores.get(dim)
@@ -35,10 +36,11 @@ class VerdictSummary:
                     scores[dim] = sc
             if v.tags:
                 tags.update(v.tags)
+            labels.append((v.judge, v.status, v.passed))
         self.json = _dump(verdicts)
         self.scores_json = _dump(scores)
         self.tags = sorted(tags)
-        self.labels = tuple((v.judge, v.status, v.passed) for v in verdicts)
+        self.labels = tuple(labels)
 
 
 def summarize(verdicts: list[Verdict]) -> VerdictSummary:

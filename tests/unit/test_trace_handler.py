@@ -40,6 +40,12 @@ class FakeProducer:
         self.capacity = capacity
         self.sent: list[tuple[str, int | None, list[tuple[bytes | None, bytes]], Any]] = []
 
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
     def create_batch(self) -> FakeBatch:
         return FakeBatch(self.capacity)
 
@@ -65,7 +71,8 @@ class FakeProducer:
 def _handler(tmp_path: Path, producer: FakeProducer, **overrides: Any) -> tuple[TraceHandler, Settings]:
     s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), topic_prefix="t.", **overrides)
     h = TraceHandler(s, Pipeline.from_settings(s), table_sink(s, TRACES_TABLE, "unit-traces"),
-                     PipelineMetrics(CollectorRegistry()), Publisher(producer))
+                     PipelineMetrics(CollectorRegistry()), Publisher(lambda: producer))
+    asyncio.run(h.out.start())
     return h, s
 
 
