@@ -231,6 +231,3 @@ class Pipeline:
                            source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
                            processed_at=datetime.now(timezone.utc))
 
-
-# Moved to streams.encoding; re-exported for callers not converted yet (alignloop/bench, tests/unit/test_report).
-from streams.encoding import VerdictSummary, encode_event, summarize, to_row  # noqa: E402,F401
