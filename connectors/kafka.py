@@ -185,17 +185,18 @@ def spine_producer(settings: "Settings") -> Any:
 
 
 class Publisher:
-    """One batch's Kafka output through aiokafka's public producer API. ``append`` puts records for one
-    (topic, partition) into one aiokafka record batch (``create_batch``/``send_batch``) rather than one ``send``
-    call each, which costs a third as much per record; ``send`` is one record (a dead letter, or a partition
-    the topic lacks). ``drain`` sends what is open and waits for every delivery: the caller's guarantee point."""
+    """One batch's Kafka output through aiokafka's public producer API: ``send`` starts a delivery, ``drain`` waits
+    for every delivery started since the last one (the caller's guarantee point).
+
+    One ``send`` per record: appending a partition's records to one aiokafka record batch
+    (``create_batch``/``send_batch``) measured 8.5 against 13.9 µs CPU per judged event (2,000-event drains, real
+    broker), about 1.5% of a spine's CPU per trace: under the 3% a fast path must earn, so it went."""
 
     def __init__(self, make_producer: Callable[[], Any]) -> None:
         # an aiokafka.AIOKafkaProducer (or a test double with its calls), built in ``start``: aiokafka wants a
         # running event loop at construction
         self.make_producer = make_producer
         self.producer: Any = None
-        self._open: dict[tuple[str, int], Any] = {}
         self._futures: list[Any] = []
         self._partitions: dict[str, int] = {}
 
@@ -225,25 +226,11 @@ class Publisher:
                    headers: list[tuple[str, bytes]] | None = None) -> None:
         self._futures.append(await self.producer.send(topic, value, key=key, partition=partition, headers=headers))
 
-    async def append(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
-        batch = self._open.get((topic, partition))
-        if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
-            return
-        if batch is not None:  # full: send it, start the next one
-            self._futures.append(await self.producer.send_batch(batch, topic, partition=partition))
-        batch = self._open[(topic, partition)] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a whole batch: on its own
-            del self._open[(topic, partition)]
-            await self.send(topic, key, value, partition=partition)
-
     def expect(self, futures: Any) -> None:
         """Deliveries started elsewhere (the hooks') that ``drain`` waits for too."""
         self._futures.extend(futures)
 
     async def drain(self) -> None:
-        for (topic, partition), batch in self._open.items():
-            self._futures.append(await self.producer.send_batch(batch, topic, partition=partition))
-        self._open.clear()
         futures, self._futures = self._futures, []
         if futures:
             await asyncio.gather(*futures)

@@ -95,10 +95,8 @@ class TraceHandler:
         if self.hooks:  # the spine role has no hooks: no outcome outlives its row and event
             judged.append(j)
         self.sink.add(to_row(j, summary), record)
-        if record.partition < n_judged:
-            await self.out.append(self.judged_topic, record.partition, record.key, event)
-        else:
-            await self.out.send(self.judged_topic, record.key, event)
+        await self.out.send(self.judged_topic, record.key, event,
+                            partition=record.partition if record.partition < n_judged else None)
         return None
 
 

@@ -1,5 +1,5 @@
-"""TraceHandler without Kafka: judged traces go out in per-partition record batches in offset order, dead letters
-one by one, and the rows land in a real Delta table once per source offset."""
+"""TraceHandler without Kafka: judged traces go out on their source partition in offset order, dead letters with
+their headers, and the rows land in a real Delta table once per source offset."""
 from __future__ import annotations
 
 import asyncio
@@ -22,22 +22,10 @@ from streams.encoding import VerdictSummary, encode_event, summarize, to_row
 from streams.pipeline import Pipeline
 
 
-class FakeBatch:
-    def __init__(self, capacity: int) -> None:
-        self.capacity, self.records = capacity, []
-
-    def append(self, *, key: bytes | None, value: bytes, timestamp: Any) -> object | None:
-        if len(self.records) >= self.capacity:
-            return None  # full, as aiokafka's BatchBuilder says it
-        self.records.append((key, value))
-        return object()
-
-
 class FakeProducer:
-    """aiokafka.AIOKafkaProducer's four calls the Publisher makes, recording what was sent."""
+    """The aiokafka.AIOKafkaProducer calls the Publisher makes, recording what was sent."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self) -> None:
         self.sent: list[tuple[str, int | None, list[tuple[bytes | None, bytes]], Any]] = []
 
     async def start(self) -> None:
@@ -45,13 +33,6 @@ class FakeProducer:
 
     async def stop(self) -> None:
         pass
-
-    def create_batch(self) -> FakeBatch:
-        return FakeBatch(self.capacity)
-
-    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> asyncio.Future:
-        self.sent.append((topic, partition, batch.records, None))
-        return self._done()
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
                    headers: Any = None) -> asyncio.Future:
@@ -76,8 +57,8 @@ def _handler(tmp_path: Path, producer: FakeProducer, **overrides: Any) -> tuple[
     return h, s
 
 
-def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Path) -> None:
-    producer = FakeProducer(capacity=3)
+def test_judged_traces_go_out_on_their_source_partition_in_offset_order(tmp_path: Path) -> None:
+    producer = FakeProducer()
     h, s = _handler(tmp_path, producer)
     sim = Simulator(seed=3)
     batch = []
@@ -100,7 +81,6 @@ def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Pat
                for s in m.samples if s.name.endswith("_total")) == 14 * n_judges
 
     judged = [(p, recs) for topic, p, recs, _ in producer.sent if topic == s.topic("traces.judged")]
-    assert all(len(recs) <= 3 for _, recs in judged)
     assert sum(len(recs) for _, recs in judged) == 14
     for part in (0, 1):  # each judged partition carries its source partition, in offset order
         events = [JudgedTrace.model_validate_json(v) for p, recs in judged if p == part for _, v in recs]
@@ -180,3 +160,28 @@ def test_verdict_metrics_count_the_same_through_summaries(tmp_path: Path) -> Non
             k = (("judge", v.judge), ("passed", "true" if v.passed else "false"), ("status", v.status))
             one_by_one[k] = one_by_one.get(k, 0) + 1
     assert counts[0] == counts[1] == one_by_one and sum(counts[0].values()) == 200 * len(p.judges)
+
+
+def test_an_event_over_max_event_bytes_is_the_records_dead_letter(tmp_path: Path) -> None:
+    from connectors.delta_sink import DeltaSink
+    from schemas.dlq import DeadLetter
+    from schemas.tables import TABLES
+
+    producer = FakeProducer()
+    h, s = _handler(tmp_path, producer, max_event_bytes=8192)
+    sim = Simulator(seed=6)
+    big, _ = sim.trace(1)
+    big["final_response"] = "x " * 5000  # ~10 KB judged
+    batch = [Record("t.agent.traces", 0, i, None, json.dumps(sim.trace(10 + i)[0]).encode()) for i in range(3)]
+    batch.append(Record("t.agent.traces", 0, 7, b"k", json.dumps(big).encode()))  # the batch's last record
+    batch = [Record(r.topic, 0, off, r.key, r.value) for off, r in enumerate(batch)]
+    assert asyncio.run(h.handle(batch)) == 3
+    (letter,) = [DeadLetter.from_record(headers, recs[0][0], recs[0][1]) for topic, _, recs, headers in producer.sent
+                 if topic == s.topic("agent.traces.dlq")]
+    assert (letter.stage, letter.reason, letter.offset, letter.key) == ("sink", "output_too_large", 3, b"k")
+    assert letter.original_bytes() == batch[3].value and "(max_event_bytes)" in letter.error
+    judged = [v for topic, _, recs, _ in producer.sent if topic == s.topic("traces.judged") for _, v in recs]
+    assert len(judged) == 3 and all(len(v) <= 8192 for v in judged)
+    schema, partition_by = TABLES[TRACES_TABLE]
+    again = DeltaSink(s.table_uri(TRACES_TABLE), schema, partition_by, name=f"{s.app_id}-unit-traces")
+    assert again.committed_offset("t.agent.traces", 0) == 3  # the dead-lettered last record's offset is done too
