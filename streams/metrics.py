@@ -70,9 +70,11 @@ class BatchTally:
         self.stage_in["validate"] += 1
         if isinstance(o, DeadLetter):
             self.dlq[(o.stage, o.reason)] += 1
-            if o.stage != "validate":
-                self.stage_out["validate"] += 1
-                self.stage_in[o.stage] += 1
+            last = STAGES.index(o.stage)  # it went through the stages before, and into this one
+            for stage in STAGES[:last]:
+                self.stage_out[stage] += 1
+            for stage in STAGES[1:last + 1]:
+                self.stage_in[stage] += 1
             return
         for p in o.pii:
             self.pii[p.kind] += p.count

@@ -17,7 +17,7 @@ from schemas.record import Record
 from schemas.tables import TRACES_TABLE
 from schemas.verdict import JudgedTrace, Verdict
 from streams.app import TraceHandler
-from streams.metrics import PipelineMetrics
+from streams.metrics import STAGES, PipelineMetrics
 from streams.encoding import VerdictSummary, encode_event, summarize, to_row
 from streams.pipeline import Pipeline
 
@@ -185,3 +185,8 @@ def test_an_event_over_max_event_bytes_is_the_records_dead_letter(tmp_path: Path
     schema, partition_by = TABLES[TRACES_TABLE]
     again = DeltaSink(s.table_uri(TRACES_TABLE), schema, partition_by, name=f"{s.app_id}-unit-traces")
     assert again.committed_offset("t.agent.traces", 0) == 3  # the dead-lettered last record's offset is done too
+    reg = h.metrics.registry  # it went through every stage into the sink, and out of none
+    assert reg.get_sample_value("alignloop_pipeline_dlq_total", {"stage": "sink", "reason": "output_too_large"}) == 1
+    assert [reg.get_sample_value("alignloop_pipeline_records_out_total", {"stage": st}) for st in STAGES] == \
+        [4, 4, 4, 3]
+    assert [reg.get_sample_value("alignloop_pipeline_records_in_total", {"stage": st}) for st in STAGES] == [4] * 4
