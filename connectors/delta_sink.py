@@ -6,8 +6,9 @@ partition are skipped, so the table never loses or duplicates a row even though 
 
 Use it as quix-streams' ``BatchingSink``: ``add(row, source)`` for every consumed record (``row=None`` for one that
 makes no row, so its offset still advances), then ``flush()`` once per consumed batch. The sink keeps one batch per
-source (topic, partition) with its last offset, so callers never track offsets. ``write(rows, offsets)`` is the
-primitive underneath.
+source (topic, partition) with its last offset, so callers never track offsets; unlike quix, every source's batch
+goes in the same Delta commit (one commit per consumed batch keeps the table's log short). ``write(rows, offsets)``
+is the primitive underneath.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+
+from schemas.tables import TABLES
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -177,8 +180,6 @@ class DeltaSink:
 def table_sink(settings: "Settings", table: str, name: str) -> DeltaSink:
     """The sink of one registered table (``schemas.tables.TABLES``) for one writer ``name``: the one way sinks are
     built, so a table's writers differ only by their name (their transactions' prefix)."""
-    from schemas.tables import TABLES
-
     schema, partition_by = TABLES[table]
     return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{name}",
                      storage_options=settings.lake_storage_options or None,
