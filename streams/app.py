@@ -218,7 +218,7 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
             async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_interval_s):
                 try:
                     await monitor.handle([e.message.value for e in events])
-                except Exception as exc:  # the lake or broker failed: restart, replay is idempotent
+                except (Exception, asyncio.CancelledError) as exc:  # the lake or broker failed, or a stop mid-batch
                     _stop_uncommitted("monitor batch failed", exc)
 
         return app, monitor
@@ -241,8 +241,9 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
                          for m in (e.message for e in events)]
                 try:
                     await handler.handle(batch)
-                except Exception as exc:
-                    # Not input (that is dead-lettered): the lake or the broker failed.
+                except (Exception, asyncio.CancelledError) as exc:
+                    # Not input (that is dead-lettered): the lake or the broker failed, or the worker was stopped
+                    # mid-batch (Faust would ack and commit the half-done batch on its way down).
                     _stop_uncommitted("batch failed", exc)
                 _update_lag(app, metrics, events)
         finally:
