@@ -1,21 +1,46 @@
-"""Idempotent Delta sink: one commit per batch, one Delta app transaction per source (topic, partition).
+"""Idempotent Delta sink: one commit per flush, one Delta app transaction per source (topic, partition).
 
-Each commit records ``Transaction(app_id=f"{name}:{topic}:{partition}", version=<last offset in the batch>)`` in
-the same atomic commit as the rows. After a crash or a replay, records at or below the committed version for their
+Guarantee: each commit records ``Transaction(app_id=f"{name}:{topic}:{partition}", version=<last offset>)`` in the
+same atomic commit as the rows. After a crash or a replay, records at or below the committed version for their
 partition are skipped, so the table never loses or duplicates a row even though Kafka delivers at least once.
+
+Use it as quix-streams' ``BatchingSink``: ``add(row, source)`` for every consumed record (``row=None`` for one that
+makes no row, so its offset still advances), then ``flush()`` once per consumed batch. The sink keeps one batch per
+source (topic, partition) with its last offset, so callers never track offsets; unlike quix, every source's batch
+goes in the same Delta commit (one commit per consumed batch keeps the table's log short). ``write(rows, offsets)``
+is the primitive underneath.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from schemas.tables import TABLES
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+
 log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """Where a row came from: a ``schemas.record.Record`` or a ``schemas.verdict.SourceRef``."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class _Batch:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    offset: int = -1
 
 
 @dataclass
@@ -39,6 +64,7 @@ class DeltaSink:
     stats: SinkStats = field(default_factory=SinkStats)
     _table: DeltaTable | None = field(default=None, repr=False)
     _committed: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
+    _batches: dict[tuple[str, int], _Batch] = field(default_factory=dict, repr=False)
 
     def app_id(self, topic: str, partition: int) -> str:
         return f"{self.name}:{topic}:{partition}"
@@ -67,6 +93,41 @@ class DeltaSink:
             version = table.transaction_version(self.app_id(topic, partition)) if table is not None else None
             self._committed[key] = -1 if version is None else int(version)
         return self._committed[key]
+
+    def is_new(self, source: Source) -> bool:
+        """Whether ``source``'s offset is above what the table holds for its partition (not a replay)."""
+        return source.offset > self.committed_offset(source.topic, source.partition)
+
+    def add(self, row: dict[str, Any] | None, source: Source) -> bool:
+        """Queue ``row`` (None: no row, only the offset) from ``source`` for the next ``flush``; a replayed source
+        (already in the table) is dropped. Returns whether it was queued."""
+        if not self.is_new(source):
+            self.stats.skipped += row is not None
+            return False
+        key = (source.topic, source.partition)
+        batch = self._batches.get(key)
+        if batch is None:
+            batch = self._batches[key] = _Batch()
+        if row is not None:
+            batch.rows.append(row)
+        if source.offset > batch.offset:
+            batch.offset = source.offset
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Rows queued for the next ``flush``."""
+        return sum(len(b.rows) for b in self._batches.values())
+
+    def flush(self) -> int:
+        """Commit every queued batch in one Delta commit, each source's offset as its transaction. Returns rows
+        written. If the commit raises, the batches stay queued (and uncommitted)."""
+        if not self._batches:
+            return 0
+        rows = [r for b in self._batches.values() for r in b.rows]
+        written = self.write(rows, {k: b.offset for k, b in self._batches.items()})
+        self._batches.clear()
+        return written
 
     def filter_new(self, records: Iterable[tuple[str, int, int, Any]]) -> list[Any]:
         """Keep payloads whose (topic, partition, offset) is above what the table already holds."""
@@ -114,6 +175,15 @@ class DeltaSink:
             table.cleanup_metadata()
         except Exception as exc:  # a failed checkpoint only costs read speed; never the data
             log.warning("delta checkpoint of %s failed: %s", self.uri, exc)
+
+
+def table_sink(settings: "Settings", table: str, name: str) -> DeltaSink:
+    """The sink of one registered table (``schemas.tables.TABLES``) for one writer ``name``: the one way sinks are
+    built, so a table's writers differ only by their name (their transactions' prefix)."""
+    schema, partition_by = TABLES[table]
+    return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{name}",
+                     storage_options=settings.lake_storage_options or None,
+                     checkpoint_every=settings.checkpoint_every)
 
 
 def read_table(uri: str, *, version: int | None = None, columns: list[str] | None = None,

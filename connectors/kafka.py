@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from schemas.topics import TOPICS
 
@@ -172,3 +172,65 @@ async def read_topic(settings: "Settings", topic: str, *, timeout_s: float = 5.0
         return out
     finally:
         await consumer.stop()
+
+
+def spine_producer(settings: "Settings") -> Any:
+    """The spine's output producer (not started): idempotent, acks=all, requests large enough for any event the
+    spine may emit (``max_event_bytes``) or dead-letter (``max_record_bytes``)."""
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(**aiokafka_client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=5,
+                            max_batch_size=1 << 20,
+                            max_request_size=max(4 << 20, 2 * settings.max_record_bytes, 2 * settings.max_event_bytes))
+
+
+class Publisher:
+    """One batch's Kafka output through aiokafka's public producer API: ``send`` starts a delivery, ``drain`` waits
+    for every delivery started since the last one (the caller's guarantee point).
+
+    One ``send`` per record: appending a partition's records to one aiokafka record batch
+    (``create_batch``/``send_batch``) measured 8.5 against 13.9 µs CPU per judged event (2,000-event drains, real
+    broker), about 1.5% of a spine's CPU per trace: under the 3% a fast path must earn, so it went."""
+
+    def __init__(self, make_producer: Callable[[], Any]) -> None:
+        # an aiokafka.AIOKafkaProducer (or a test double with its calls), built in ``start``: aiokafka wants a
+        # running event loop at construction
+        self.make_producer = make_producer
+        self.producer: Any = None
+        self._futures: list[Any] = []
+        self._partitions: dict[str, int] = {}
+
+    async def start(self) -> None:
+        if self.producer is None:
+            producer = self.make_producer()
+            await producer.start()
+            self.producer = producer
+
+    async def stop(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def partitions(self, topic: str) -> int:
+        """The topic's partition count, asked once per topic; 0 while the metadata is unavailable."""
+        n = self._partitions.get(topic)
+        if n is None:
+            try:
+                n = len(await self.producer.partitions_for(topic) or ())
+            except Exception:  # metadata unavailable: the caller falls back to the key partitioner this batch
+                return 0
+            self._partitions[topic] = n
+        return n
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, *, partition: int | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> None:
+        self._futures.append(await self.producer.send(topic, value, key=key, partition=partition, headers=headers))
+
+    def expect(self, futures: Any) -> None:
+        """Deliveries started elsewhere (the hooks') that ``drain`` waits for too."""
+        self._futures.extend(futures)
+
+    async def drain(self) -> None:
+        futures, self._futures = self._futures, []
+        if futures:
+            await asyncio.gather(*futures)

@@ -17,7 +17,7 @@ DLQ_HEADER = "alignloop.dlq"
 
 DeadLetterReason = Literal[
     "too_large", "invalid_utf8", "invalid_json", "not_an_object", "unsupported_schema_version",
-    "validation_error", "processing_error",
+    "validation_error", "processing_error", "over_limit", "over_budget", "output_too_large",
 ]
 
 

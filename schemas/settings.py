@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 disables.")
     pii_hmac_key: SecretStr = Field(SecretStr(DEV_PII_KEY), description="Tenant key for pseudonyms.")
     policy_path: Path = Field(Path("configs/policy.yaml"))
+    # per-record bounds of the spine: a record over one goes to the DLQ, never stalls or stops the worker
+    max_event_bytes: int = Field(1_000_000, ge=1024, description=(
+        "Judged events larger than this go to the DLQ as output_too_large (keep it under the broker's and "
+        "traces.judged's max.message.bytes)."))
+    max_tool_calls: int = Field(1000, ge=0, description="Traces with more tool calls go to the DLQ as over_limit.")
+    max_context_items: int = Field(1000, ge=0, description="Traces with more context items: DLQ as over_limit.")
+    stage_budget_s: float = Field(2.0, gt=0, description=(
+        "Longest one record may take in one stage (validate, scrub, judge); over it: DLQ as over_budget."))
 
     # --- area configs: unset = the default file if present, else defaults; a named file must exist ---
     judges_config: Path | None = Field(None, description="Judges config; unset: configs/judges.yaml.")

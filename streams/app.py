@@ -1,30 +1,36 @@
-"""The Faust worker: a thin adapter around ``Pipeline`` and ``DeltaSink``.
+"""The Faust worker: a thin adapter around ``Pipeline`` (the pure step), ``streams.encoding``, a ``Publisher``
+(Kafka output) and ``DeltaSink``.
 
 Guarantee: at-least-once from Kafka plus idempotent Delta commits. Per batch the worker (1) runs the pure step,
 (2) publishes judged traces and dead letters and waits for the broker's acks, (3) commits the rows to Delta with
 one transaction id per source partition, and only then (4) lets Faust ack the events so their offsets may be
-committed. A crash anywhere replays the batch; step (3) skips what is already in the table. Agent concurrency is 1
+committed. A crash anywhere replays the batch; step (3) skips what is already in the table. A batch that raises
+stops the process before Faust can commit its offsets (``_stop_uncommitted``). Agent concurrency is 1
 (faust-streaming #606) and Faust's exactly_once is not used (#323, #517).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 import faust
 from faust.sensors import Monitor
 from prometheus_client import CollectorRegistry
 
-from connectors.delta_sink import DeltaSink
-from connectors.kafka import faust_broker_kwargs
+from connectors.delta_sink import DeltaSink, table_sink
+from connectors.kafka import Publisher, faust_broker_kwargs, spine_producer
 from schemas.dlq import DeadLetter
-from schemas.tables import TABLES, TRACES_TABLE
+from schemas.record import Record
+from schemas.tables import TRACES_TABLE
 from schemas.topics import DLQ, JUDGED, TRACES
 from schemas.verdict import JudgedTrace
-from streams.metrics import PipelineMetrics
-from streams.pipeline import Pipeline, encode_event, summarize, to_row
+from streams.encoding import encode_event, summarize, to_row
+from streams.metrics import BatchTally, PipelineMetrics
+from streams.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -34,93 +40,77 @@ log = logging.getLogger("alignloop.worker")
 
 
 class TraceHandler:
-    """Everything the agent does with one batch of events; testable without a running worker."""
+    """What the spine does with one batch of records; testable without a running worker."""
 
     def __init__(self, settings: "Settings", pipeline: Pipeline, sink: DeltaSink, metrics: PipelineMetrics,
-                 send: Any, partitions_for: Any = None, batches: Any = None):
-        self.settings = settings
-        self.pipeline = pipeline
-        self.sink = sink
-        self.metrics = metrics
-        self.send = send  # async (topic, key, value, headers=None, partition=None) -> awaitable delivery future
-        self.partitions_for = partitions_for  # async (topic) -> partition count
-        # Producer batches (``.create()``, async ``.send(batch, topic, partition)``): judged traces are appended to
-        # one record batch per partition instead of one producer call each, which costs a third as much per record.
-        self.batches = batches
+                 out: Publisher, send: Any = None):
+        self.pipeline, self.sink, self.metrics, self.out = pipeline, sink, metrics, out
+        self.send = send  # the hooks' output: async (topic, key, value, headers=None, partition=None) -> future
         self.judged_topic = settings.topic(JUDGED)
         self.dlq_topic = settings.topic(DLQ)
+        self.max_event_bytes = settings.max_event_bytes
         self.hooks: list[Any] = []  # extra per-batch consumers of judged traces (escalation, curation, drift)
-        self._judged_partitions: int | None = None
 
-    async def _judged_partition_count(self) -> int:
-        """Judged traces keep their source partition number (when ``traces.judged`` has that many partitions),
-        so each judged partition carries one source partition in offset order: the monitor's idempotent sinks
-        (one Delta transaction per source partition) then never see a source offset go backwards, keyed or not."""
-        if self._judged_partitions is None:
-            n = 0
-            if self.partitions_for is not None:
-                try:
-                    n = await self.partitions_for(self.judged_topic)
-                except Exception as exc:  # metadata unavailable: fall back to the key partitioner this batch
-                    log.warning("no partition metadata for %s: %s", self.judged_topic, exc)
-                    return 0
-            self._judged_partitions = n
-        return self._judged_partitions
-
-    async def handle(self, batch: Sequence[tuple[str, int, int, bytes | None, bytes]]) -> int:
-        """batch: (topic, partition, offset, key, value). Returns rows landed."""
+    async def handle(self, batch: Sequence[Record]) -> int:
+        """Step, publish, hooks, Delta commit. Returns rows landed."""
         started = time.perf_counter()
-        offsets: dict[tuple[str, int], int] = {}
-        for topic, partition, offset, _, _ in batch:
-            offsets[(topic, partition)] = max(offset, offsets.get((topic, partition), -1))
-        fresh = self.sink.filter_new((t, p, o, (t, p, o, k, v)) for t, p, o, k, v in batch)
+        fresh = [r for r in batch if self.sink.is_new(r)]  # replayed records: already in the table
         if len(fresh) < len(batch):
             self.metrics.skipped.labels(TRACES_TABLE).inc(len(batch) - len(fresh))
-        rows, judged, futures = [], [], []
-        tally = self.metrics.tally()
-        keep = bool(self.hooks)  # the spine role has no hooks: no outcome outlives its row and event
-        n_judged = await self._judged_partition_count() if fresh else 0
-        open_batches: dict[int, Any] = {}
-        for (topic, partition, offset, key, value), outcome in zip(fresh, self.pipeline.process_batch(fresh)):
-            if isinstance(outcome, DeadLetter):
+        # Judged traces keep their source partition number (when traces.judged has that many partitions), so each
+        # judged partition carries one source partition in offset order: the monitor's idempotent sinks (one Delta
+        # transaction per source partition) then never see a source offset go backwards, keyed or not.
+        n_judged = await self.out.partitions(self.judged_topic) if fresh else 0
+        tally, judged = self.metrics.tally(), []
+        for record, outcome in zip(fresh, self.pipeline.process_batch(fresh)):
+            if outcome.__class__ is JudgedTrace:
+                outcome = await self._emit(record, outcome, n_judged, tally, judged)
+            if outcome is not None:
                 tally.add(outcome)
-                futures.append(await self.send(self.dlq_topic, key, value, headers=outcome.headers()))
-                continue
-            summary = summarize(outcome.verdicts)  # once for the event, the row and the metrics
-            tally.add(outcome, summary)
-            if keep:
-                judged.append(outcome)
-            event = encode_event(outcome, summary)
-            rows.append(to_row(outcome, event, summary))
-            if partition >= n_judged or self.batches is None:
-                futures.append(await self.send(self.judged_topic, key, event, partition=None))
-                continue
-            pending = open_batches.get(partition)
-            if pending is None or pending.append(key=key, value=event, timestamp=None) is None:
-                if pending is not None:  # full: send it, start the next one
-                    futures.append(await self.batches.send(pending, self.judged_topic, partition))
-                pending = open_batches[partition] = self.batches.create()
-                if pending.append(key=key, value=event, timestamp=None) is None:  # larger than a whole batch
-                    del open_batches[partition]
-                    futures.append(await self.send(self.judged_topic, key, event, partition=partition))
-        for partition, pending in open_batches.items():
-            futures.append(await self.batches.send(pending, self.judged_topic, partition))
+                await self.out.send(self.dlq_topic, record.key, record.value, headers=outcome.headers())
+                self.sink.add(None, record)  # no row, but its offset is done
         tally.flush()
         for hook in self.hooks:
-            futures.extend(await hook(judged))
-        if futures:
-            await asyncio.gather(*futures)  # downstream has it before the table says it is done
+            self.out.expect(await hook(judged))
+        await self.out.drain()  # downstream has it before the table says it is done
         step_s = time.perf_counter() - started
-        self.metrics.records_in.labels("sink").inc(len(rows))
-        if offsets:
-            written = await asyncio.to_thread(self.sink.write, rows, offsets)
-            if written:
-                self.metrics.records_out.labels("sink").inc(written)
-                self.metrics.batch_rows.labels(TRACES_TABLE).observe(written)
-                self.metrics.commit_seconds.labels(TRACES_TABLE).observe(self.sink.stats.last_commit_s)
-                self.metrics.landed_ts.labels(TRACES_TABLE).set(time.time())
+        self.metrics.records_in.labels("sink").inc(self.sink.pending)
+        written = await asyncio.to_thread(self.sink.flush)
+        if written:
+            self.metrics.records_out.labels("sink").inc(written)
+            self.metrics.batch_rows.labels(TRACES_TABLE).observe(written)
+            self.metrics.commit_seconds.labels(TRACES_TABLE).observe(self.sink.stats.last_commit_s)
+            self.metrics.landed_ts.labels(TRACES_TABLE).set(time.time())
         self.metrics.batch_seconds.observe(step_s)
-        return len(rows)
+        return written
+
+    async def _emit(self, record: Record, j: JudgedTrace, n_judged: int, tally: BatchTally,
+                    judged: list[JudgedTrace]) -> DeadLetter | None:
+        """Publish a judged trace and queue its row; an event too large to publish is the record's dead letter."""
+        event = encode_event(j)
+        if len(event) > self.max_event_bytes:
+            return self.pipeline.dead_letter(record, stage="sink", reason="output_too_large", error=(
+                f"the judged event is {len(event)} bytes; the limit is {self.max_event_bytes} (max_event_bytes)"))
+        summary = summarize(j.verdicts)  # once for the row and the metrics
+        tally.add(j, summary)
+        if self.hooks:  # the spine role has no hooks: no outcome outlives its row and event
+            judged.append(j)
+        self.sink.add(to_row(j, summary), record)
+        await self.out.send(self.judged_topic, record.key, event,
+                            partition=record.partition if record.partition < n_judged else None)
+        return None
+
+
+def _stop_uncommitted(what: str, exc: BaseException) -> NoReturn:
+    """Stop the process without committing the failed batch's offsets. Faust acks a ``take_events`` batch in the
+    generator's ``finally`` (also when the body raises) and commits acked offsets on the way down (``app.crash``
+    stops the consumer, whose ``on_stop`` commits; so does ``on_task_error``): raising would lose the batch. Exiting
+    here skips both; the supervisor restarts the worker, the batch is replayed, and the idempotent sinks skip what
+    had landed (as after ``kill -9``)."""
+    log.critical("%s; stopping the worker without committing its offsets: %r", what, exc, exc_info=exc)
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 class MonitorHandler:
@@ -208,7 +198,7 @@ def create_app(settings: "Settings", configs: "AreaConfigs", *, registry: Collec
         producer_acks=-1,
         producer_linger_ms=5,
         producer_max_batch_size=1 << 20,
-        producer_max_request_size=max(4 << 20, 2 * settings.max_record_bytes),
+        producer_max_request_size=max(4 << 20, 2 * settings.max_record_bytes, 2 * settings.max_event_bytes),
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, settings.sink_batch_size * 2),
@@ -218,20 +208,8 @@ def create_app(settings: "Settings", configs: "AreaConfigs", *, registry: Collec
     )
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None,
-                   partition: int | None = None) -> Any:
+                   partition: int | None = None) -> Any:  # the hooks' output, through Faust's producer
         return await app.producer.send(topic, key, value, partition=partition, timestamp=None, headers=headers)
-
-    async def partitions_for(topic: str) -> int:
-        return len(await app.producer._ensure_producer().partitions_for(topic))
-
-    class Batches:  # aiokafka record batches through the app's own producer
-        @staticmethod
-        def create() -> Any:
-            return app.producer._ensure_producer().create_batch()
-
-        @staticmethod
-        async def send(batch: Any, topic: str, partition: int) -> Any:
-            return await app.producer._ensure_producer().send_batch(batch, topic, partition=partition)
 
     if role == "monitor":
         monitor = MonitorHandler(settings, send, registry)
@@ -242,37 +220,36 @@ def create_app(settings: "Settings", configs: "AreaConfigs", *, registry: Collec
             async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_interval_s):
                 try:
                     await monitor.handle([e.message.value for e in events])
-                except Exception as exc:  # the lake or broker failed: restart, replay is idempotent
-                    log.exception("monitor batch failed; stopping the worker: %s", exc)
-                    await app.crash(exc)
-                    raise
+                except (Exception, asyncio.CancelledError) as exc:  # the lake or broker failed, or a stop mid-batch
+                    _stop_uncommitted("monitor batch failed", exc)
 
         return app, monitor
 
     metrics = PipelineMetrics(registry)
-    schema, partition_by = TABLES[TRACES_TABLE]
-    sink = DeltaSink(settings.table_uri(TRACES_TABLE), schema, partition_by, name=f"{settings.app_id}-traces",
-                     storage_options=settings.lake_storage_options or None, checkpoint_every=settings.checkpoint_every)
-    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings, configs), sink, metrics, send,
-                           partitions_for, Batches)
+    sink = table_sink(settings, TRACES_TABLE, "traces")
+    out = Publisher(lambda: spine_producer(settings))
+    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings, configs), sink, metrics, out, send)
     if role == "all":
         _install_hooks(app, handler, settings, registry, configs)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)
 
     @app.agent(source, concurrency=1)
     async def process(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_interval_s):
-            batch = [(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                     for e in events]
-            try:
-                await handler.handle(batch)
-            except Exception as exc:
-                # Not input (that is dead-lettered): the lake or the broker failed. Stop the worker so its
-                # supervisor restarts it; nothing was acked, and the idempotent sink makes the replay exact.
-                log.exception("batch failed; stopping the worker: %s", exc)
-                await app.crash(exc)
-                raise
-            _update_lag(app, metrics, events)
+        await out.start()
+        try:
+            async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_interval_s):
+                batch = [Record(m.topic, m.partition, m.offset, m.key, m.value,
+                                int(m.timestamp * 1000) if m.timestamp else None)
+                         for m in (e.message for e in events)]
+                try:
+                    await handler.handle(batch)
+                except (Exception, asyncio.CancelledError) as exc:
+                    # Not input (that is dead-lettered): the lake or the broker failed, or the worker was stopped
+                    # mid-batch (Faust would ack and commit the half-done batch on its way down).
+                    _stop_uncommitted("batch failed", exc)
+                _update_lag(app, metrics, events)
+        finally:
+            await out.stop()
 
     @app.on_partitions_revoked.connect
     async def _on_revoked(app_: faust.App, revoked: Any, **_: Any) -> None:

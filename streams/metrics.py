@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.dlq import DeadLetter
 from schemas.verdict import JudgedTrace
-from streams.pipeline import summarize
+from streams.encoding import summarize
 
 STAGES = ("validate", "scrub", "judge", "sink")
 
@@ -61,22 +61,24 @@ class BatchTally:
         self.stage_out: Tally[str] = Tally()
         self.dlq: Tally[tuple[str, str]] = Tally()
         self.pii: Tally[str] = Tally()
-        self.summaries: Tally[Any] = Tally()  # verdict summaries (by identity) -> traces; verdicts counted at flush
+        self.summaries: Tally[Any] = Tally()  # verdicts' labels (judge, status, passed)... -> traces; counted at flush
         self.results: Tally[str] = Tally()
 
     def add(self, o: JudgedTrace | DeadLetter, summary: Any = None) -> None:
-        """Count an outcome. Its verdicts are counted per ``streams.pipeline.summarize`` (shared by traces whose
-        verdicts are the same shared ones) at ``flush``; pass the summary when it is already made."""
+        """Count an outcome. Its verdicts are counted per distinct label tuple (most traces share a few) at
+        ``flush``; pass the ``streams.encoding.summarize`` of its verdicts when it is already made."""
         self.stage_in["validate"] += 1
         if isinstance(o, DeadLetter):
             self.dlq[(o.stage, o.reason)] += 1
-            if o.stage != "validate":
-                self.stage_out["validate"] += 1
-                self.stage_in[o.stage] += 1
+            last = STAGES.index(o.stage)  # it went through the stages before, and into this one
+            for stage in STAGES[:last]:
+                self.stage_out[stage] += 1
+            for stage in STAGES[1:last + 1]:
+                self.stage_in[stage] += 1
             return
         for p in o.pii:
             self.pii[p.kind] += p.count
-        self.summaries[summary if summary is not None else summarize(o.verdicts)] += 1
+        self.summaries[(summary if summary is not None else summarize(o.verdicts)).labels] += 1
         self.results[o.outcome] += 1
 
     def flush(self) -> None:
@@ -93,8 +95,8 @@ class BatchTally:
         for (stage, reason), n in self.dlq.items():
             m.dlq.labels(stage, reason).inc(n)
         verdicts: Tally[tuple[str, str, bool]] = Tally()  # (judge, status, passed)
-        for summary, n in self.summaries.items():
-            for labels in summary.labels:
+        for labelled, n in self.summaries.items():
+            for labels in labelled:
                 verdicts[labels] += n
         for (judge, status, passed), n in verdicts.items():
             m.verdicts.labels(judge, status, "true" if passed else "false").inc(n)

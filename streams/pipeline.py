@@ -1,21 +1,27 @@
 """The fused step: validate → scrub → fast judges, for one record (``Pipeline.process``) or a batch, stage by stage
-(``Pipeline.process_batch``, what the worker runs). Pure: no Kafka, no Delta, no metrics.
+(``Pipeline.process_batch``, what the worker runs). Pure: no Kafka, no Delta, no metrics; encoding the outcomes
+for Kafka and Delta is ``streams.encoding``'s.
 
-Neither raises on input; every record becomes either a ``JudgedTrace`` or a ``DeadLetter``.
+Neither raises on input; every record becomes either a ``JudgedTrace`` or a ``DeadLetter``. Every stage is bounded
+per record: structural limits at validation (``RecordLimits``), and a time budget per record per stage.
 """
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import ValidationError
-from pydantic_core import to_json
 
 from schemas.dlq import DeadLetter
+from schemas.record import Record
 from schemas.trace import TRACE_SCHEMA_VERSION, Trace
-from schemas.verdict import JudgedTrace, SourceRef, Verdict
-from streams.judges.base import JudgeContext, is_shared, run_judges
+from schemas.verdict import JudgedTrace, SourceRef
+from streams.judges import aggregate
+from streams.judges.base import JudgeContext, run_judges
+from streams.scrub import scrub_trace
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -47,28 +53,45 @@ def classify_validation_error(exc: ValidationError) -> str:
     return "validation_error"
 
 
+@dataclass(frozen=True)
+class RecordLimits:
+    """What one record may be and cost (see the worker section of ``schemas.settings.Settings``): over a
+    structural limit it is dead-lettered at validation (``over_limit``), over the time budget in any stage it is
+    dead-lettered naming that stage (``over_budget``), so no record can stall the worker or grow without bound.
+    Nesting needs no limit of its own: deeper than the JSON parser goes is ``invalid_json``, and the scrubber
+    replaces structures deeper than its ``max_depth`` (a walk here cost 5-8 µs per trace, 2-3% of the step)."""
+
+    max_record_bytes: int = 1_000_000
+    max_tool_calls: int = 1000
+    max_context_items: int = 1000
+    stage_budget_s: float = 2.0
+
+    @classmethod
+    def from_settings(cls, s: "Settings") -> "RecordLimits":
+        return cls(max_record_bytes=s.max_record_bytes, max_tool_calls=s.max_tool_calls,
+                   max_context_items=s.max_context_items, stage_budget_s=s.stage_budget_s)
+
+
+def over_limits(t: Trace, limits: RecordLimits) -> str | None:
+    """Why ``t`` is over a structural limit, or None."""
+    if len(t.tool_calls) > limits.max_tool_calls:
+        return f"{len(t.tool_calls)} tool calls; the limit is {limits.max_tool_calls} (max_tool_calls)"
+    if len(t.context) > limits.max_context_items:
+        return f"{len(t.context)} context items; the limit is {limits.max_context_items} (max_context_items)"
+    return None
+
+
 class Pipeline:
-    def __init__(self, scrubber: "Scrubber", judges: list["Judge"], *, max_record_bytes: int = 1_000_000):
-        from streams.judges import aggregate
-        from streams.scrub import scrub_trace
-
+    def __init__(self, scrubber: "Scrubber", judges: list["Judge"], *, max_record_bytes: int = 1_000_000,
+                 limits: RecordLimits | None = None):
         self.scrubber = scrubber
-        self.judges = judges  # a property: keeps the unwrapped list the hot path calls in step
-        self.max_record_bytes = max_record_bytes
-        self._scrub_trace = scrub_trace
-        self._aggregate = aggregate
-
-    @property
-    def judges(self) -> list["Judge"]:
-        return self._judges
-
-    @judges.setter
-    def judges(self, judges: list["Judge"]) -> None:
-        self._judges = judges
+        self.judges = judges
+        self.limits = limits or RecordLimits(max_record_bytes=max_record_bytes)
+        self.max_record_bytes = self.limits.max_record_bytes
 
     def _judge(self, clean: Trace, pii: list) -> list:
         """Every judge's verdict (``run_judges``: a judge that raises yields an error verdict)."""
-        return run_judges(self._judges, clean, JudgeContext(pii=pii))
+        return run_judges(self.judges, clean, JudgeContext(pii=pii))
 
     @classmethod
     def from_settings(cls, settings: "Settings", configs: "AreaConfigs") -> "Pipeline":
@@ -76,24 +99,27 @@ class Pipeline:
         from streams.scrub import build_scrubber
 
         return cls(build_scrubber(settings, configs.scrub), build_fast_judges(configs.policy, configs.judges),
-                   max_record_bytes=settings.max_record_bytes)
+                   limits=RecordLimits.from_settings(settings))
 
-    def dead_letter(self, raw: bytes, key: bytes | None, topic: str, partition: int, offset: int, *,
-                    stage: str, reason: str, error: str) -> DeadLetter:
-        return DeadLetter(stage=stage, reason=reason, error=error[:MAX_ERROR_CHARS], topic=topic,
-                          partition=partition, offset=offset, size_bytes=len(raw), key=key, value=raw,
-                          failed_at=datetime.now(timezone.utc))
+    @staticmethod
+    def dead_letter(record: Record, *, stage: str, reason: str, error: str) -> DeadLetter:
+        return DeadLetter(stage=stage, reason=reason, error=error[:MAX_ERROR_CHARS], topic=record.topic,
+                          partition=record.partition, offset=record.offset, size_bytes=len(record.value),
+                          key=record.key, value=record.value, failed_at=datetime.now(timezone.utc))
 
     def validate(self, raw: bytes) -> Trace | tuple[str, str]:
         """The Trace, or (reason, error) for the DLQ."""
         if len(raw) > self.max_record_bytes:
             return "too_large", f"record is {len(raw)} bytes; the limit is {self.max_record_bytes} (max_record_bytes)"
         try:
-            return Trace.model_validate_json(raw)
+            trace = Trace.model_validate_json(raw)
         except ValidationError as exc:
             reason, detail = classify_validation_error(exc), _short_validation_error(exc)
         except Exception as exc:  # pydantic-core raises ValueError on some broken input
             return "invalid_json", f"{type(exc).__name__}: {exc}"
+        else:
+            over = over_limits(trace, self.limits)
+            return trace if over is None else ("over_limit", over)
         if reason == "invalid_json":
             try:
                 raw.decode("utf-8")
@@ -101,6 +127,8 @@ class Pipeline:
                 return "invalid_utf8", f"not UTF-8: {ude}"
             try:
                 json.loads(raw)
+            except RecursionError:  # nested deeper than any parser here goes: still not JSON we accept
+                return "invalid_json", "not JSON: nested deeper than the parser's depth limit"
             except ValueError as jde:
                 return "invalid_json", f"not JSON: {jde}"
         if reason == "unsupported_schema_version":
@@ -111,183 +139,77 @@ class Pipeline:
     def process(self, raw: bytes, topic: str, partition: int, offset: int,
                 key: bytes | None = None) -> JudgedTrace | DeadLetter:
         """One record's outcome: ``process_batch`` of a batch of one."""
-        return self.process_batch([(topic, partition, offset, key, raw)])[0]
+        return self.process_batch([Record(topic, partition, offset, key, raw)])[0]
 
-    def process_batch(self, records: Sequence[tuple[str, int, int, bytes | None, bytes]]
-                      ) -> list[JudgedTrace | DeadLetter]:
-        """``process`` for each (topic, partition, offset, key, value), with the same outcomes, run stage by stage:
-        every record validated and scrubbed, then every clean trace judged, then every judged trace assembled.
+    def process_batch(self, records: Sequence[Record]) -> list[JudgedTrace | DeadLetter]:
+        """``process`` for each record, with the same outcomes, run stage by stage: every record validated and
+        scrubbed, then every clean trace judged, then every judged trace assembled.
 
-        Record by record, each stage's code and tables (the scrubber's memos, the judges' trigger sets and shared
-        verdicts) are pushed out of the CPU caches by the other stages before the next record needs them: in a
-        worker the fast judges cost about twice what they cost in a tight loop. Stage by stage they stay warm
-        across the batch. A bug in any stage costs its record (kept in the DLQ), never the batch or the worker."""
+        Record by record, each stage's code and tables (the scrubber's memos, the judges' trigger sets) are pushed
+        out of the CPU caches by the other stages before the next record needs them: in a worker the fast judges
+        cost about twice what they cost in a tight loop. Stage by stage they stay warm across the batch. A bug in
+        any stage, or a record over its stage's time budget, costs its record (kept in the DLQ), never the batch."""
         out: list[Any] = [None] * len(records)
         scrubbed: list[tuple[int, Trace, list]] = []
-        for i, (topic, partition, offset, key, raw) in enumerate(records):
-            try:
-                got = self._scrubbed(raw, topic, partition, offset, key)
-            except Exception as exc:
-                out[i] = self._failed(raw, key, topic, partition, offset, exc)
-                continue
+        for i, record in enumerate(records):
+            got = self._scrubbed(record)
             if got.__class__ is DeadLetter:
                 out[i] = got
             else:
                 scrubbed.append((i, *got))  # type: ignore[arg-type]
-        judge = self._judge
+        judge, clock, budget = self._judge, time.perf_counter, self.limits.stage_budget_s
         verdicts: list[Any] = []
         for i, clean, pii in scrubbed:
+            started = clock()
             try:
-                verdicts.append(judge(clean, pii))
+                found = judge(clean, pii)
             except Exception as exc:
-                topic, partition, offset, key, raw = records[i]
-                out[i] = self._failed(raw, key, topic, partition, offset, exc)
-                verdicts.append(None)
+                out[i], found = self._failed(records[i], "judge", exc), None
+            else:
+                if clock() - started > budget:
+                    out[i], found = self._over_budget(records[i], "judge", clock() - started), None
+            verdicts.append(found)
         for (i, clean, pii), found in zip(scrubbed, verdicts):
             if found is None:
                 continue
-            topic, partition, offset, key, raw = records[i]
             try:
-                out[i] = self._judged(clean, pii, found, topic, partition, offset)
+                out[i] = self._judged(clean, pii, found, records[i])
             except Exception as exc:
-                out[i] = self._failed(raw, key, topic, partition, offset, exc)
+                out[i] = self._failed(records[i], "judge", exc)
         return out
 
-    def _failed(self, raw: bytes, key: bytes | None, topic: str, partition: int, offset: int,
-                exc: Exception) -> DeadLetter:
-        return self.dead_letter(raw, key, topic, partition, offset, stage="judge", reason="processing_error",
-                                error=f"{type(exc).__name__}: {exc}")
+    def _failed(self, record: Record, stage: str, exc: Exception) -> DeadLetter:
+        return self.dead_letter(record, stage=stage, reason="processing_error", error=f"{type(exc).__name__}: {exc}")
 
-    def _scrubbed(self, raw: bytes, topic: str, partition: int, offset: int,
-                  key: bytes | None) -> tuple[Trace, list] | DeadLetter:
+    def _over_budget(self, record: Record, stage: str, took_s: float) -> DeadLetter:
+        return self.dead_letter(record, stage=stage, reason="over_budget",
+                                error=(f"{stage} took {took_s:.3f} s on this record; the budget is "
+                                       f"{self.limits.stage_budget_s} s per record per stage (stage_budget_s)"))
+
+    def _scrubbed(self, record: Record) -> tuple[Trace, list] | DeadLetter:
         """The validated, scrubbed trace and its PII findings, or the record's dead letter."""
-        checked = self.validate(raw)
-        if isinstance(checked, tuple):
-            return self.dead_letter(raw, key, topic, partition, offset, stage="validate", reason=checked[0],
-                                    error=checked[1])
+        clock, budget = time.perf_counter, self.limits.stage_budget_s
+        started = clock()
         try:
-            return self._scrub_trace(checked, self.scrubber)
+            checked = self.validate(record.value)
+        except Exception as exc:
+            return self._failed(record, "validate", exc)
+        if isinstance(checked, tuple):
+            return self.dead_letter(record, stage="validate", reason=checked[0], error=checked[1])
+        validated = clock()
+        if validated - started > budget:
+            return self._over_budget(record, "validate", validated - started)
+        try:
+            got = scrub_trace(checked, self.scrubber)
         except Exception as exc:  # a scrubber bug must not leak raw text downstream, nor kill the worker
-            return self.dead_letter(raw, key, topic, partition, offset, stage="scrub", reason="processing_error",
-                                    error=f"{type(exc).__name__}: {exc}")
+            return self._failed(record, "scrub", exc)
+        if clock() - validated > budget:
+            return self._over_budget(record, "scrub", clock() - validated)
+        return got
 
-    def _judged(self, clean: Trace, pii: list, verdicts: list, topic: str, partition: int,
-                offset: int) -> JudgedTrace:
-        return JudgedTrace(trace=clean, verdicts=verdicts, outcome=self._aggregate(verdicts), pii=pii,
-                           source=SourceRef(topic=topic, partition=partition, offset=offset),
+    @staticmethod
+    def _judged(clean: Trace, pii: list, verdicts: list, record: Record) -> JudgedTrace:
+        return JudgedTrace(trace=clean, verdicts=verdicts, outcome=aggregate(verdicts), pii=pii,
+                           source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
                            processed_at=datetime.now(timezone.utc))
 
-
-def _dump(v: Any) -> str:
-    """Compact JSON of models or plain values, serialised in Rust (pydantic-core); empties need no call."""
-    if not v:
-        return "[]" if isinstance(v, list) else "{}" if isinstance(v, dict) else to_json(v).decode()
-    return to_json(v).decode()
-
-
-class VerdictSummary:
-    """What the event, the row and the metrics need from a trace's verdicts, worked out once: their JSON (as
-    ``model_dump_json`` writes it), the lowest score per dimension, the sorted tags, and the metric label of each."""
-
-    __slots__ = ("json", "json_bytes", "scores_json", "tags", "labels")
-
-    def __init__(self, verdicts: list[Verdict]) -> None:
-        scores: dict[str, float] = {}
-        tags: set[str] = set()
-        for v in verdicts:
-            for dim, sc in v.scores.items():
-                prev = scores.get(dim)
-                if prev is None or sc < prev:
-                    scores[dim] = sc
-            if v.tags:
-                tags.update(v.tags)
-        frags = _FRAGMENTS
-        parts = []
-        for v in verdicts:  # a shared verdict's JSON is made once; others' each time
-            f = frags.get(id(v))
-            if f is None:
-                f = to_json(v)
-                if is_shared(v) and len(frags) < _SUMMARIES_MAX:
-                    frags[id(v)] = f
-                    _PINNED.append(v)
-            parts.append(f)
-        self.json_bytes = b"[" + b",".join(parts) + b"]"
-        self.json = self.json_bytes.decode()
-        self.scores_json = _dump(scores)
-        self.tags = sorted(tags)
-        self.labels = tuple((v.judge, v.status, v.passed) for v in verdicts)
-
-
-# Summaries of verdict lists made only of shared verdicts (streams.judges.base.shared_verdict), by their ids: a
-# verdict kept here is pinned (_PINNED), so its id names it for good. Most traces get such a list (each
-# judge's "nothing found" verdict, or a finding its VerdictInterner has kept); a list with any other verdict is
-# summarised afresh, never stored.
-_SUMMARIES: dict[tuple[int, ...], VerdictSummary] = {}
-_SUMMARIES_MAX = 4096
-_FRAGMENTS: dict[int, bytes] = {}  # a shared verdict's id -> its JSON
-_PINNED: list = []  # what the id keys above name, held so no id is reused (stopgap until streams/encoding.py)
-
-
-def summarize(verdicts: list[Verdict]) -> VerdictSummary:
-    key = tuple(map(id, verdicts))
-    got = _SUMMARIES.get(key)
-    if got is not None:
-        return got
-    summary = VerdictSummary(verdicts)
-    if len(_SUMMARIES) < _SUMMARIES_MAX and all(map(is_shared, verdicts)):
-        _SUMMARIES[key] = summary
-        _PINNED.append(tuple(verdicts))
-    return summary
-
-
-_VERDICTS = {"verdicts"}
-_JUDGED_JSON = JudgedTrace.__pydantic_serializer__.to_json  # what model_dump_json calls, as bytes
-
-
-def encode_event(j: JudgedTrace, summary: VerdictSummary | None = None) -> bytes:
-    """``j.model_dump_json().encode()``, byte for byte, with the verdicts' JSON taken from ``summary``: the rest is
-    serialised without them and theirs is put back before ``"outcome"`` (found from the right: what follows the
-    trace holds no unescaped quote that could fake it, see ``_tail_pii``)."""
-    summary = summary or summarize(j.verdicts)
-    body = _JUDGED_JSON(j, exclude=_VERDICTS)
-    i = body.rfind(b',"outcome":"')
-    view = memoryview(body)
-    return b"".join((view[:i], b',"verdicts":', summary.json_bytes, view[i:]))
-
-
-def _tail_pii(event: bytes) -> str | None:
-    """The pii JSON, cut from the end of the judged event (``model_dump_json``) instead of being serialised again.
-    Only what follows the trace is searched, and only from the right: verdicts, outcome, pii, source and
-    processed_at hold no unescaped quote that could fake a delimiter (strings are JSON-escaped, keys are fixed
-    names, topic names are [a-zA-Z0-9._-]); the trace before them may hold anything."""
-    o = event.rfind(b',"outcome":"')
-    s = event.rfind(b',"source":{')
-    p = event.rfind(b',"pii":', o, s)
-    if min(o, s, p) < 0:
-        return None
-    return event[p + 7:s].decode()
-
-
-def to_row(j: JudgedTrace, event: bytes | None = None, summary: VerdictSummary | None = None) -> dict[str, Any]:
-    """A `traces` table row (schemas.tables.TRACES_SCHEMA) from a judged trace; pass its event bytes
-    (``j.model_dump_json()``) to reuse their pii JSON, and its verdicts' ``summarize``."""
-    t = j.trace
-    summary = summary or summarize(j.verdicts)
-    pii_json = _tail_pii(event) if event is not None else None
-    if pii_json is None:
-        pii_json = _dump(j.pii)
-    calls = t.tool_calls
-    return {
-        "trace_id": t.trace_id, "conversation_id": t.conversation_id, "agent_id": t.agent_id,
-        "policy_id": t.policy_id, "ts": t.timestamp, "date": t.timestamp.date().isoformat(),
-        "user_message": t.user_message, "final_response": t.final_response,
-        "context_json": _dump(t.context), "tool_calls_json": _dump(calls),
-        "tool_names": [c.name for c in calls],
-        "n_tool_errors": sum(c.status != "ok" for c in calls),
-        "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": _dump(t.candidates),
-        "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": summary.scores_json,
-        "verdicts_json": summary.json, "tags": summary.tags,
-        "pii_json": pii_json, "pii_count": sum(p.count for p in j.pii),
-        "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
-        "processed_at": j.processed_at,
-    }

@@ -20,11 +20,12 @@ import typer
 
 def _overhead(raws: list[bytes], scrubber: Any, judges: list[Any], reps: int) -> dict[str, float]:
     """Per-trace cost of the pipeline step (process + JSON encode) with and without the fast judges."""
+    from schemas.record import Record
     from streams.pipeline import Pipeline
 
     with_j, without = Pipeline(scrubber, judges), Pipeline(scrubber, [])
 
-    batch = [("agent.traces", 0, i, None, r) for i, r in enumerate(raws)]
+    batch = [Record("agent.traces", 0, i, None, r) for i, r in enumerate(raws)]
 
     def run(p: Any) -> float:  # one batch, judged stage by stage as the worker does
         t0 = time.perf_counter()

@@ -39,22 +39,24 @@ def _ceiling(settings, values: list[bytes], repeats: int = 3) -> tuple[float, fl
     """Best of ``repeats`` timed passes (the machine is shared and noisy; the best pass is the ceiling)."""
     from alignloop.runner import tune_gc
     from alignloop.configs import load_configs
-    from streams.pipeline import Pipeline, encode_event, summarize, to_row
+    from schemas.record import Record
+    from streams.encoding import encode_event, summarize, to_row
+    from streams.pipeline import Pipeline
 
     pipe = Pipeline.from_settings(settings, load_configs(settings))
     tune_gc()  # as the worker runs it
     for v in values[:200]:  # warm caches
         pipe.process(v, "agent.traces", 0, 0)
     step = settings.sink_batch_size  # batches as the worker takes them, judged stage by stage as it does
-    batches = [[("agent.traces", 0, i, None, v) for i, v in enumerate(values[b:b + step], b)]
+    batches = [[Record("agent.traces", 0, i, None, v) for i, v in enumerate(values[b:b + step], b)]
                for b in range(0, len(values), step)]
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
         for batch in batches:
             for out in pipe.process_batch(batch):
-                summary = summarize(out.verdicts)  # as the worker does
-                to_row(out, encode_event(out, summary), summary)
+                encode_event(out)  # as the worker does
+                to_row(out, summarize(out.verdicts))
         best = min(best, time.perf_counter() - started)
     return len(values) / best, best / len(values) * 1e6
 

@@ -1,9 +1,10 @@
 """Landing curated rows in Delta, idempotently.
 
 ``CurationHook`` (a ``TraceHandler.hooks`` member) writes SFT candidates and fast-judged candidate preferences
-per batch; ``land_preferences`` consumes ``feedback.preferences`` (LLM pairwise, SDK, humans) into the
-``preferences`` table and commits Kafka offsets only after the Delta commit. Both use ``DeltaSink`` transactions
-per source partition, so a replay skips what already landed and never duplicates a row.
+per batch through ``DeltaSink.add``/``flush``; ``land_preferences`` consumes ``feedback.preferences`` (LLM
+pairwise, SDK, humans) into the ``preferences`` table and commits Kafka offsets only after the Delta commit. Both
+use ``DeltaSink`` transactions per source partition, so a replay skips what already landed and never duplicates a
+row.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from connectors.delta_sink import DeltaSink, read_table
+from connectors.delta_sink import DeltaSink, read_table, table_sink
 from schemas.preference import Preference
-from schemas.tables import PREFERENCES_TABLE, SFT_EXAMPLES_TABLE, TABLES
+from schemas.tables import PREFERENCES_TABLE, SFT_EXAMPLES_TABLE
 from schemas.topics import PREFERENCES
 from schemas.verdict import JudgedTrace, SourceRef
 from streams.curation.rules import CurationConfig, judged_candidate_preference, preference_row, sft_row
@@ -27,42 +28,31 @@ log = logging.getLogger("alignloop.curate")
 
 
 def make_sink(settings: "Settings", table: str, name: str) -> DeltaSink:
-    schema, partition_by = TABLES[table]
-    return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{name}",
-                     storage_options=settings.lake_storage_options or None)
+    """``connectors.delta_sink.table_sink`` (the one way a table's sink is built), under its old name."""
+    return table_sink(settings, table, name)
 
 
 class CurationHook:
+    """SFT candidates and fast-judged candidate preferences of each batch, each sink deciding per source offset
+    what is new (a replay curates nothing twice) and committing its rows with the offsets."""
+
     def __init__(self, sft: DeltaSink, prefs: DeltaSink, judges: list[Judge], cfg: CurationConfig | None = None):
         self.sft, self.prefs, self.judges = sft, prefs, judges
         self.cfg = cfg or CurationConfig()
         self.counts = {"sft": 0, "preferences": 0}
 
-    def rows(self, judged: list[JudgedTrace]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                       dict[tuple[str, int], int]]:
-        offsets: dict[tuple[str, int], int] = {}
-        sft, prefs = [], []
-        for jt in judged:
-            src = jt.source
-            key = (src.topic, src.partition)
-            offsets[key] = max(src.offset, offsets.get(key, -1))
-            if src.offset <= self.sft.committed_offset(*key):
-                continue  # replayed: already curated
-            row = sft_row(jt, self.cfg)
-            if row is not None:
-                sft.append(row)
-            if jt.trace.candidates:
-                p = judged_candidate_preference(jt, self.judges, self.cfg)
-                if p is not None:
-                    prefs.append(preference_row(p, src))
-        return sft, prefs, offsets
+    def add(self, jt: JudgedTrace) -> None:
+        src = jt.source
+        if self.sft.is_new(src):
+            self.sft.add(sft_row(jt, self.cfg), src)
+        if self.prefs.is_new(src):
+            p = judged_candidate_preference(jt, self.judges, self.cfg) if jt.trace.candidates else None
+            self.prefs.add(preference_row(p, src) if p is not None else None, src)
 
     def write(self, judged: list[JudgedTrace]) -> tuple[int, int]:
-        sft, prefs, offsets = self.rows(judged)
-        if not offsets:
-            return 0, 0
-        n_sft = self.sft.write(sft, offsets)
-        n_pref = self.prefs.write(prefs, offsets)
+        for jt in judged:
+            self.add(jt)
+        n_sft, n_pref = self.sft.flush(), self.prefs.flush()
         self.counts["sft"] += n_sft
         self.counts["preferences"] += n_pref
         return n_sft, n_pref
@@ -82,8 +72,8 @@ def install(handler: Any, settings: "Settings", configs: "AreaConfigs") -> Curat
         from streams.judges import build_fast_judges
 
         judges = build_fast_judges(configs.policy, configs.judges)
-    hook = CurationHook(make_sink(settings, SFT_EXAMPLES_TABLE, "sft"),
-                        make_sink(settings, PREFERENCES_TABLE, "curated-prefs"), judges)
+    hook = CurationHook(table_sink(settings, SFT_EXAMPLES_TABLE, "sft"),
+                        table_sink(settings, PREFERENCES_TABLE, "curated-prefs"), judges)
     handler.hooks.append(hook)
     return hook
 

@@ -3,6 +3,7 @@ trace lands exactly once and every malformed record reaches the DLQ."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -98,3 +99,51 @@ def test_broker_stopped_and_restarted_mid_run(broker, make_settings, worker_fact
     asyncio.run(publish(s, s.topic(TRACES), records[half:]))
     _assert_exactly_once(s, valid, bad)
     assert worker.alive(), f"the worker exited during the broker outage; see {worker.log_path}"
+
+
+async def _set_topic_config(s, topic: str, **configs: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from connectors.kafka import aiokafka_client_kwargs
+
+    admin = AIOKafkaAdminClient(**aiokafka_client_kwargs(s), request_timeout_ms=30000)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                  configs={k.replace("_", "."): v for k, v in configs.items()})])
+    finally:
+        await admin.close()
+
+
+def test_a_batch_that_raises_is_not_committed_and_lands_after_the_restart(make_settings, worker_factory):
+    """A real failure inside a batch: traces.judged refuses messages over 64 KB (a misconfigured topic), so the
+    broker rejects the batch's judged events and the worker stops. Its offsets must stay uncommitted: once the
+    topic is fixed and the worker restarted, all 40 valid traces around the large one land, exactly once."""
+    from connectors.kafka import create_topics
+    from schemas.topics import JUDGED
+
+    s = make_settings(partitions=1, max_record_bytes=512 * 1024)
+    asyncio.run(create_topics(s))
+    asyncio.run(_set_topic_config(s, s.topic(JUDGED), max_message_bytes="65536"))
+    sim = Simulator(seed=303)
+    records, ids = [], []
+    for i in range(41):
+        rec, _ = sim.trace(i)
+        if i == 20:  # a valid trace whose judged event (~150 KB) the misconfigured topic cannot take
+            rec["final_response"] = "A long and careful answer. " * 5_500
+        ids.append(rec["trace_id"])
+        records.append((rec["conversation_id"].encode(), json.dumps(rec).encode()))
+    asyncio.run(publish(s, s.topic(TRACES), records))  # all in before the worker starts: one batch
+    worker = worker_factory(s).start()
+    try:
+        wait_for(lambda: not worker.alive(), 90, what="the worker to stop on the failed batch")
+    except AssertionError:
+        worker.kill()  # a worker that keeps running after its batch failed: what it committed is what is tested
+    assert _landed(s) == 0
+    asyncio.run(_set_topic_config(s, s.topic(JUDGED), max_message_bytes="10485760"))
+    worker = worker_factory(s).start()
+    wait_for(lambda: _landed(s) >= len(ids), 120, what="the 41 traces after the restart", worker=worker)
+    time.sleep(3)  # a duplicate would land now
+    landed = table_rows(s, columns=["trace_id"]).column("trace_id").to_pylist()
+    assert sorted(landed) == sorted(ids)

@@ -120,3 +120,59 @@ def test_valid_traffic_lands_once_with_verdicts_and_no_pii_leaks(kafka_settings,
         for m in asyncio.run(read_topic(s, s.topic(spec.name), timeout_s=2)):
             text = m.value.decode("utf-8", "replace")
             assert not [v for v in pii_values if v in text], f"raw PII on {spec.name}"
+
+
+def test_poison_records_between_valid_traces_are_dead_lettered_and_the_worker_keeps_going(make_settings,
+                                                                                           worker_factory):
+    """From an outside client: records that would stall the worker or whose output cannot be produced go to the
+    DLQ with their reasons; the valid traces around them land within seconds; the worker stays up."""
+    import time
+
+    from aiokafka import AIOKafkaProducer
+
+    from connectors.kafka import create_topics
+
+    s = make_settings(max_event_bytes=256 * 1024)
+    asyncio.run(create_topics(s))
+    sim = Simulator(seed=13)
+    warm, _ = sim.trace(0)
+    worker = worker_factory(s).start()
+    send(s, [(None, json.dumps(warm).encode())])
+    wait_for(lambda: landed_ids(s) == [warm["trace_id"]], 90, what="the worker to be up", worker=worker)
+
+    def trace(i: int, **changes) -> bytes:
+        return json.dumps({**sim.trace(i)[0], **changes}, separators=(",", ":")).encode()
+
+    poison = {  # reason expected for each
+        trace(1, context=[""] * 330_000): "over_limit",  # ~1 MB in, ~16 MB judged
+        trace(2, tool_calls=[{"name": "t"}] * 60_000): "over_limit",
+        trace(3, final_response="An answer that goes on. " * 12_000): "output_too_large",  # ~290 KB in and out
+        trace(4)[:-1] + b',"metadata":{"x":' + b"[" * 50_000 + b"]" * 50_000 + b"}}": "invalid_json",
+    }
+    valid, records = [], []
+    for n, raw in enumerate(poison):
+        for i in range(10):
+            rec, _ = sim.trace(100 + 10 * n + i)
+            valid.append(rec["trace_id"])
+            records.append(json.dumps(rec).encode())
+        records.append(raw)
+
+    async def publish_raw() -> None:  # an outside client: a plain aiokafka producer
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, max_request_size=2 << 20, linger_ms=5)
+        await producer.start()
+        try:
+            for raw in records:
+                await producer.send(s.topic(TRACES), raw)
+        finally:
+            await producer.stop()
+
+    started = time.monotonic()
+    asyncio.run(publish_raw())
+    wait_for(lambda: len(landed_ids(s)) >= 1 + len(valid), 30, what="the valid traces", worker=worker)
+    took = time.monotonic() - started
+    assert took < 30 and sorted(landed_ids(s)) == sorted([warm["trace_id"], *valid])
+    letters = wait_for(lambda: (d := dead_letters(s)) and len(d) >= len(poison) and d, 30, what="dead letters")
+    assert {d.original_bytes(): d.reason for d in letters} == poison
+    assert {d.original_bytes(): d.stage for d in letters} == {
+        raw: "sink" if reason == "output_too_large" else "validate" for raw, reason in poison.items()}
+    assert worker.alive(), f"the worker died on a poison record; see {worker.log_path}"

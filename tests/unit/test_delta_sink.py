@@ -45,3 +45,35 @@ def test_checkpoint_and_compaction_keep_rows(tmp_path):
     assert sorted(read_table(uri).column("id").to_pylist()) == [f"r{i}" for i in range(7)]
     assert DeltaSink(uri, SCHEMA, ["date"], "s").committed_offset("t", 0) == 6
     assert read_table(str(tmp_path / "missing")).num_rows == 0
+
+
+def test_add_and_flush_keep_one_batch_per_source_with_its_offsets(tmp_path):
+    from schemas.record import Record
+
+    uri = str(tmp_path / "t")
+    sink = DeltaSink(uri, SCHEMA, ["date"], "sink")
+    recs = [Record("topic", i % 2, 10 + i, None, b"") for i in range(6)]
+    for r in recs:
+        # a record that makes no row (dead-lettered) still moves its partition's offset
+        assert sink.add(rows(f"r{r.offset}")[0] if r.offset != 15 else None, r)
+    assert sink.pending == 5
+    assert sink.flush() == 5 and sink.pending == 0 and sink.flush() == 0
+    dt = DeltaTable(uri)
+    assert (dt.transaction_version("sink:topic:0"), dt.transaction_version("sink:topic:1")) == (14, 15)
+    again = DeltaSink(uri, SCHEMA, ["date"], "sink")  # a restarted worker replays the batch and one more record
+    assert [again.add(rows(f"r{r.offset}")[0], r) for r in recs] == [False] * 6
+    assert again.add(rows("r16")[0], Record("topic", 0, 16, None, b""))
+    assert again.flush() == 1
+    assert sorted(read_table(uri).column("id").to_pylist()) == ["r10", "r11", "r12", "r13", "r14", "r16"]
+    assert DeltaTable(uri).transaction_version("sink:topic:1") == 15
+
+
+def test_table_sink_is_the_one_way_a_tables_sink_is_built(tmp_path):
+    from connectors.delta_sink import table_sink
+    from schemas.settings import Settings
+    from schemas.tables import TABLES, TRACES_TABLE
+
+    s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), app_id="app", checkpoint_every=7)
+    sink = table_sink(s, TRACES_TABLE, "traces")
+    assert (sink.uri, sink.name, sink.checkpoint_every) == (s.table_uri(TRACES_TABLE), "app-traces", 7)
+    assert (sink.schema, sink.partition_by) == TABLES[TRACES_TABLE]

@@ -3,9 +3,11 @@ trace still lands), and each judge sees the verdicts before it in ``ctx.cache["v
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from alignloop.configs import load_configs
 from alignloop.simulate import Simulator
+from schemas.record import Record
 from schemas.verdict import JudgedTrace
 from streams.judges.base import Judge, make_verdict
 from streams.pipeline import Pipeline
@@ -70,12 +72,12 @@ def test_a_batch_gives_what_each_record_gives_alone(tmp_path) -> None:
     base = Pipeline.from_settings(settings, load_configs(settings))
     p = Pipeline(base.scrubber, [*base.judges, Picky()])
     sim = Simulator(seed=2)
-    records = [("agent.traces", i % 3, 40 + i, f"k{i}".encode(), json.dumps(sim.trace(i)[0]).encode())
+    records = [Record("agent.traces", i % 3, 40 + i, f"k{i}".encode(), json.dumps(sim.trace(i)[0]).encode())
                for i in range(120)]
-    records[5] = (*records[5][:4], b"{not json")
-    records[9] = (*records[9][:4], json.dumps({**sim.trace(9)[0], "latency_ms": "slow"}).encode())
+    records[5] = replace(records[5], value=b"{not json")
+    records[9] = replace(records[9], value=json.dumps({**sim.trace(9)[0], "latency_ms": "slow"}).encode())
     batch = p.process_batch(records)
-    alone = [p.process(v, t, part, off, k) for t, part, off, k, v in records]
+    alone = [p.process(r.value, r.topic, r.partition, r.offset, r.key) for r in records]
     assert len(batch) == len(alone) == 120
 
     def same(o):
@@ -88,10 +90,11 @@ def test_a_batch_gives_what_each_record_gives_alone(tmp_path) -> None:
     picky = [o.verdicts[-1] for o in batch if isinstance(o, JudgedTrace) and o.trace.user_message.startswith("Fix")]
     assert picky and all(v.status == "error" and v.error == "ValueError: no fixing" for v in picky)
 
-    def broken_scrub(trace, scrubber):
-        raise RuntimeError("scrubber bug")
+    class BrokenScrubber:
+        def scrub(self, text, **kw):
+            raise RuntimeError("scrubber bug")
 
-    p._scrub_trace = broken_scrub  # a bug in a stage costs its records (kept in the DLQ), never the batch
+    p = Pipeline(BrokenScrubber(), base.judges)  # a bug in a stage costs its records (kept in the DLQ), not the batch
     out = p.process_batch(records[:4])
     assert [(o.offset, o.stage, o.reason, o.value) for o in out] == \
-        [(40 + i, "scrub", "processing_error", records[i][4]) for i in range(4)]
+        [(40 + i, "scrub", "processing_error", records[i].value) for i in range(4)]

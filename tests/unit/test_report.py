@@ -10,7 +10,7 @@ from schemas.preference import Label
 from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE, LABELS_TABLE, TABLES, TRACES_TABLE
 from streams.drift.bank import MonitorBank
 from streams.drift.tracker import CalibrationTracker
-from streams.pipeline import to_row
+from streams.encoding import to_row
 from tests.unit._drift_helpers import judged_stream, small_config
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,55 +1,47 @@
-"""TraceHandler without Kafka: judged traces go out in per-partition record batches in offset order, dead letters
-one by one, and the rows land in a real Delta table once per source offset."""
+"""TraceHandler without Kafka: judged traces go out on their source partition in offset order, dead letters with
+their headers, and the rows land in a real Delta table once per source offset."""
 from __future__ import annotations
 
 import asyncio
 import json
+from alignloop.configs import load_configs
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from alignloop.configs import load_configs
 from schemas.settings import Settings
 from alignloop.simulate import Simulator
-from connectors.delta_sink import DeltaSink, read_table
-from schemas.tables import TABLES, TRACES_TABLE
+from connectors.delta_sink import read_table, table_sink
+from connectors.kafka import Publisher
+from schemas.record import Record
+from schemas.tables import TRACES_TABLE
 from schemas.verdict import JudgedTrace, Verdict
 from streams.app import TraceHandler
-from streams.metrics import PipelineMetrics
-from streams.pipeline import Pipeline, encode_event, summarize
-
-
-class FakeBatch:
-    def __init__(self, capacity: int) -> None:
-        self.capacity, self.records = capacity, []
-
-    def append(self, *, key: bytes | None, value: bytes, timestamp: Any) -> object | None:
-        if len(self.records) >= self.capacity:
-            return None  # full, as aiokafka's BatchBuilder says it
-        self.records.append((key, value))
-        return object()
+from streams.metrics import STAGES, PipelineMetrics
+from streams.encoding import VerdictSummary, encode_event, summarize, to_row
+from streams.pipeline import Pipeline
 
 
 class FakeProducer:
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    """The aiokafka.AIOKafkaProducer calls the Publisher makes, recording what was sent."""
+
+    def __init__(self) -> None:
         self.sent: list[tuple[str, int | None, list[tuple[bytes | None, bytes]], Any]] = []
 
-    def create(self) -> FakeBatch:
-        return FakeBatch(self.capacity)
+    async def start(self) -> None:
+        pass
 
-    async def send(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future:
-        self.sent.append((topic, partition, batch.records, None))
-        return self._done()
+    async def stop(self) -> None:
+        pass
 
-    async def send_one(self, topic: str, key: bytes | None, value: bytes, headers: Any = None,
-                       partition: int | None = None) -> asyncio.Future:
+    async def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
+                   headers: Any = None) -> asyncio.Future:
         self.sent.append((topic, partition, [(key, value)], headers))
         return self._done()
 
-    async def partitions_for(self, topic: str) -> int:
-        return 2
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1}
 
     @staticmethod
     def _done() -> asyncio.Future:
@@ -58,17 +50,16 @@ class FakeProducer:
         return f
 
 
-def _handler(tmp_path: Path, producer: FakeProducer) -> tuple[TraceHandler, Settings]:
-    s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), topic_prefix="t.")
-    schema, partition_by = TABLES[TRACES_TABLE]
-    sink = DeltaSink(s.table_uri(TRACES_TABLE), schema, partition_by, name="unit-traces")
-    h = TraceHandler(s, Pipeline.from_settings(s, load_configs(s)), sink, PipelineMetrics(CollectorRegistry()),
-                     producer.send_one, producer.partitions_for, producer)
+def _handler(tmp_path: Path, producer: FakeProducer, **overrides: Any) -> tuple[TraceHandler, Settings]:
+    s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), topic_prefix="t.", **overrides)
+    h = TraceHandler(s, Pipeline.from_settings(s, load_configs(s)), table_sink(s, TRACES_TABLE, "unit-traces"),
+                     PipelineMetrics(CollectorRegistry()), Publisher(lambda: producer))
+    asyncio.run(h.out.start())
     return h, s
 
 
-def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Path) -> None:
-    producer = FakeProducer(capacity=3)
+def test_judged_traces_go_out_on_their_source_partition_in_offset_order(tmp_path: Path) -> None:
+    producer = FakeProducer()
     h, s = _handler(tmp_path, producer)
     sim = Simulator(seed=3)
     batch = []
@@ -76,8 +67,8 @@ def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Pat
         partition = i % 2
         rec, _ = sim.trace(i)
         key = None if i % 4 == 0 else rec["conversation_id"].encode()
-        batch.append(("t.agent.traces", partition, 100 + i, key, json.dumps(rec).encode()))
-    batch.append(("t.agent.traces", 1, 200, None, b"{not json"))
+        batch.append(Record("t.agent.traces", partition, 100 + i, key, json.dumps(rec).encode()))
+    batch.append(Record("t.agent.traces", 1, 200, None, b"{not json"))
     landed = asyncio.run(h.handle(batch))
     assert landed == 14
     reg = h.metrics.registry  # counted per batch, without keeping the outcomes
@@ -91,7 +82,6 @@ def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Pat
                for s in m.samples if s.name.endswith("_total")) == 14 * n_judges
 
     judged = [(p, recs) for topic, p, recs, _ in producer.sent if topic == s.topic("traces.judged")]
-    assert all(len(recs) <= 3 for _, recs in judged)
     assert sum(len(recs) for _, recs in judged) == 14
     for part in (0, 1):  # each judged partition carries its source partition, in offset order
         events = [JudgedTrace.model_validate_json(v) for p, recs in judged if p == part for _, v in recs]
@@ -108,29 +98,27 @@ def test_judged_traces_go_out_in_partition_batches_in_offset_order(tmp_path: Pat
     assert read_table(s.table_uri(TRACES_TABLE), columns=["trace_id"]).num_rows == 14
 
 
-def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> None:
-    """to_row(j, event) reuses the event's verdicts/pii JSON; hostile keys inside the trace cannot fool it."""
-    from streams.pipeline import to_row
-
+def test_event_and_row_say_what_the_judged_trace_says(tmp_path: Path) -> None:
+    """The event is the judged trace's JSON; the row's JSON columns are its parts', hostile keys included."""
     s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"))
     p = Pipeline.from_settings(s, load_configs(s))
     sim = Simulator(seed=9)
     checked = 0
     for i in range(300):
         rec, _ = sim.trace(i)
-        if i % 3 == 0:  # keys and strings that look like the delimiters the cut searches for
+        if i % 3 == 0:  # keys and strings that look like the JSON around them
             rec["metadata"] = {"a": {}, "verdicts": [{"x": '},"verdicts":'}], "b": {}, "outcome": "fail",
                                "pii": [], "source": {"topic": ',"source":{'}}
             rec["final_response"] += ' },"verdicts":[] ,"outcome":"pass" ,"source":{ ,"pii":'
         j = p.process(json.dumps(rec).encode(), "agent.traces", 0, i)
         assert isinstance(j, JudgedTrace)
-        event = j.model_dump_json().encode()
-        assert encode_event(j) == event and encode_event(j, summarize(j.verdicts)) == event
-        row = to_row(j, event, summarize(j.verdicts))
-        assert row == to_row(j, event) == to_row(j)
-        # the summary's parts are what the verdicts say
+        assert encode_event(j) == j.model_dump_json().encode()
+        row = to_row(j, summarize(j.verdicts))
+        assert row == to_row(j)
         assert row["verdicts_json"] == json.dumps([v.model_dump(mode="json") for v in j.verdicts],
                                                   separators=(",", ":"))
+        assert json.loads(row["pii_json"]) == [f.model_dump(mode="json") for f in j.pii]
+        assert json.loads(row["metadata_json"]) == j.trace.metadata
         lowest: dict[str, float] = {}
         for v in j.verdicts:
             for dim, sc in v.scores.items():
@@ -141,20 +129,15 @@ def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> N
     assert checked == 300
 
 
-def test_summaries_are_kept_only_for_lists_of_shared_verdicts() -> None:
-    from streams.judges.base import is_shared, shared_verdict, verdict_template
-    from streams.pipeline import VerdictSummary
-
-    t = verdict_template("a", "1", 0.9, True)
-    shared = [shared_verdict(t, {"safety": 1.0}), shared_verdict(t, {"safety": 0.5}, tags=["x"])]
-    assert all(is_shared(v) for v in shared)
-    first = summarize(shared)
-    assert summarize(list(shared)) is first  # the same shared verdicts: the kept summary
-    assert (first.scores_json, first.tags, first.labels) == ('{"safety":0.5}', ["x"], (("a", "ok", True),) * 2)
-    fresh = [shared[0], Verdict(judge="b", scores={"safety": 0.2}, passed=False)]
-    one, two = summarize(fresh), summarize(fresh)
-    assert one is not two and one.json == two.json == VerdictSummary(fresh).json  # never kept: ids may be reused
-    assert one.labels == (("a", "ok", True), ("b", "ok", False))
+def test_summary_of_verdicts() -> None:
+    verdicts = [Verdict(judge="a", scores={"safety": 1.0}, passed=True),
+                Verdict(judge="a", scores={"safety": 0.5}, passed=True, tags=["x"]),
+                Verdict(judge="b", scores={"safety": 0.2, "quality": 0.9}, passed=False, tags=["y", "x"])]
+    got = summarize(verdicts)
+    assert (got.scores_json, got.tags) == ('{"safety":0.2,"quality":0.9}', ["x", "y"])
+    assert got.labels == (("a", "ok", True), ("a", "ok", True), ("b", "ok", False))
+    assert got.json == VerdictSummary(list(verdicts)).json == \
+        json.dumps([v.model_dump(mode="json") for v in verdicts], separators=(",", ":"))
 
 
 def test_verdict_metrics_count_the_same_through_summaries(tmp_path: Path) -> None:
@@ -178,3 +161,33 @@ def test_verdict_metrics_count_the_same_through_summaries(tmp_path: Path) -> Non
             k = (("judge", v.judge), ("passed", "true" if v.passed else "false"), ("status", v.status))
             one_by_one[k] = one_by_one.get(k, 0) + 1
     assert counts[0] == counts[1] == one_by_one and sum(counts[0].values()) == 200 * len(p.judges)
+
+
+def test_an_event_over_max_event_bytes_is_the_records_dead_letter(tmp_path: Path) -> None:
+    from connectors.delta_sink import DeltaSink
+    from schemas.dlq import DeadLetter
+    from schemas.tables import TABLES
+
+    producer = FakeProducer()
+    h, s = _handler(tmp_path, producer, max_event_bytes=8192)
+    sim = Simulator(seed=6)
+    big, _ = sim.trace(1)
+    big["final_response"] = "x " * 5000  # ~10 KB judged
+    batch = [Record("t.agent.traces", 0, i, None, json.dumps(sim.trace(10 + i)[0]).encode()) for i in range(3)]
+    batch.append(Record("t.agent.traces", 0, 7, b"k", json.dumps(big).encode()))  # the batch's last record
+    batch = [Record(r.topic, 0, off, r.key, r.value) for off, r in enumerate(batch)]
+    assert asyncio.run(h.handle(batch)) == 3
+    (letter,) = [DeadLetter.from_record(headers, recs[0][0], recs[0][1]) for topic, _, recs, headers in producer.sent
+                 if topic == s.topic("agent.traces.dlq")]
+    assert (letter.stage, letter.reason, letter.offset, letter.key) == ("sink", "output_too_large", 3, b"k")
+    assert letter.original_bytes() == batch[3].value and "(max_event_bytes)" in letter.error
+    judged = [v for topic, _, recs, _ in producer.sent if topic == s.topic("traces.judged") for _, v in recs]
+    assert len(judged) == 3 and all(len(v) <= 8192 for v in judged)
+    schema, partition_by = TABLES[TRACES_TABLE]
+    again = DeltaSink(s.table_uri(TRACES_TABLE), schema, partition_by, name=f"{s.app_id}-unit-traces")
+    assert again.committed_offset("t.agent.traces", 0) == 3  # the dead-lettered last record's offset is done too
+    reg = h.metrics.registry  # it went through every stage into the sink, and out of none
+    assert reg.get_sample_value("alignloop_pipeline_dlq_total", {"stage": "sink", "reason": "output_too_large"}) == 1
+    assert [reg.get_sample_value("alignloop_pipeline_records_out_total", {"stage": st}) for st in STAGES] == \
+        [4, 4, 4, 3]
+    assert [reg.get_sample_value("alignloop_pipeline_records_in_total", {"stage": st}) for st in STAGES] == [4] * 4

@@ -1,0 +1,73 @@
+"""How a judged trace leaves the spine: its ``traces.judged`` event (JSON bytes) and its Delta ``traces`` row.
+
+Plain serialisation (pydantic-core, in Rust) with the verdicts' parts worked out once per trace in a
+``VerdictSummary`` for the event, the row and the metrics. No caches: every trace is encoded on its own.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import to_json
+
+from schemas.verdict import JudgedTrace, Verdict
+
+
+def _dump(v: Any) -> str:
+    """Compact JSON of models or plain values, as ``model_dump_json`` writes them; empties need no call."""
+    if not v:
+        return "[]" if isinstance(v, list) else "{}" if isinstance(v, dict) else to_json(v).decode()
+    return to_json(v).decode()
+
+
+class VerdictSummary:
+    """What the row and the metrics need from a trace's verdicts: their JSON, the lowest score per dimension, the
+    sorted tags, and each verdict's metric labels (judge, status, passed)."""
+
+    __slots__ = ("json", "scores_json", "tags", "labels")
+
+    def __init__(self, verdicts: list[Verdict]) -> None:
+        scores: dict[str, float] = {}
+        tags: set[str] = set()
+        labels = []
+        for v in verdicts:
+            for dim, sc in v.scores.items():
+                prev = scores.get(dim)
+                if prev is None or sc < prev:
+                    scores[dim] = sc
+            if v.tags:
+                tags.update(v.tags)
+            labels.append((v.judge, v.status, v.passed))
+        self.json = _dump(verdicts)
+        self.scores_json = _dump(scores)
+        self.tags = sorted(tags)
+        self.labels = tuple(labels)
+
+
+def summarize(verdicts: list[Verdict]) -> VerdictSummary:
+    return VerdictSummary(verdicts)
+
+
+def encode_event(j: JudgedTrace) -> bytes:
+    """The ``traces.judged`` event: ``j.model_dump_json()`` as bytes."""
+    return to_json(j)
+
+
+def to_row(j: JudgedTrace, summary: VerdictSummary | None = None) -> dict[str, Any]:
+    """A `traces` table row (schemas.tables.TRACES_SCHEMA) from a judged trace and its verdicts' ``summarize``."""
+    t = j.trace
+    summary = summary or summarize(j.verdicts)
+    calls = t.tool_calls
+    return {
+        "trace_id": t.trace_id, "conversation_id": t.conversation_id, "agent_id": t.agent_id,
+        "policy_id": t.policy_id, "ts": t.timestamp, "date": t.timestamp.date().isoformat(),
+        "user_message": t.user_message, "final_response": t.final_response,
+        "context_json": _dump(t.context), "tool_calls_json": _dump(calls),
+        "tool_names": [c.name for c in calls],
+        "n_tool_errors": sum(c.status != "ok" for c in calls),
+        "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": _dump(t.candidates),
+        "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": summary.scores_json,
+        "verdicts_json": summary.json, "tags": summary.tags,
+        "pii_json": _dump(j.pii), "pii_count": sum(p.count for p in j.pii),
+        "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
+        "processed_at": j.processed_at,
+    }
