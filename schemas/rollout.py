@@ -80,3 +80,93 @@ class RolloutFlag(BaseModel):
                 raise KeyError(f"agent {self.agent_id!r} has no candidate variant")
             return self.candidate
         return self.baseline
+
+
+# --- canary analysis: configuration and the recorded decision ------------------------------------------------
+
+Direction = Literal["lower_is_better", "higher_is_better", "band"]
+Action = Literal["step", "promote", "rollback", "hold", "continue"]
+Verdict = Literal["harm", "non_inferior", "inconclusive", "insufficient"]
+
+
+class CanaryMetric(BaseModel):
+    """One metric compared per conversation (the unit). Values are expected on a [0, scale] range."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(..., min_length=1)
+    direction: Direction = Field(..., description="band: the candidate must stay within +-margin of the baseline.")
+    margin: float = Field(..., gt=0, description="Non-inferiority margin in metric units (band half-width).")
+    tau: float | None = Field(None, gt=0, description="Mixture scale of the test; default: the margin.")
+    threshold: float | None = Field(None, description="Tail metrics: the value becomes 1[x > threshold] "
+                                                      "(e.g. latency above the baseline's pre-canary p95).")
+    scale: float = Field(1.0, gt=0, description="Range of a value; floors the variance at small counts.")
+
+
+class CanaryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    metrics: tuple[CanaryMetric, ...] = Field(..., min_length=1)
+    alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise error over all metrics (Bonferroni).")
+    steps: tuple[int, ...] = Field((5, 25, 50, 100), description="Candidate weights; reaching 100 is promotion.")
+    min_conversations: int = Field(200, ge=1, description="Per arm, before any step or promotion.")
+    min_conversations_per_step: int = Field(200, ge=1, description="Candidate conversations at a weight first.")
+    burn_in: int = Field(50, ge=2, description="Per arm and metric, before its test may decide anything.")
+    min_judge_coverage: float = Field(0.5, ge=0, le=1, description="Judged share per arm; below it: hold.")
+    critical_max: int = Field(0, ge=0, description="Critical breaches the candidate may show; one more trips "
+                                                   "the circuit breaker (rollback at once).")
+
+    @model_validator(mode="after")
+    def _steps(self) -> "CanaryConfig":
+        s = self.steps
+        if not s or s[-1] != 100 or any(b <= a for a, b in zip(s, s[1:])) or s[0] <= 0:
+            raise ValueError(f"steps must increase from > 0 to 100, got {list(s)}")
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metric names must be unique, got {names}")
+        return self
+
+
+class MetricResult(BaseModel):
+    """One metric's test at one look. ``delta`` is oriented so that positive means the candidate is worse."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    direction: Direction
+    margin: float
+    n_baseline: int
+    n_candidate: int
+    mean_baseline: float | None
+    mean_candidate: float | None
+    delta: float | None
+    lower: float | None
+    upper: float | None
+    alpha: float
+    verdict: Verdict
+
+
+class ArmCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversations: int
+    judged: int
+    critical_breaches: int
+
+
+class StepRecord(BaseModel):
+    """One named step of the decision pipeline and what it found (Kayenta-style: every step is recorded)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    outcome: str
+    detail: str = ""
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Action
+    reason: str
+    weight: int = Field(..., description="Candidate weight the data was collected at.")
+    next_weight: int = Field(..., description="Candidate weight after this decision.")
+    decided_at: AwareDatetime
+    counts: dict[VariantName, ArmCounts]
+    metrics: list[MetricResult]
+    steps: list[StepRecord]
+    method: str
