@@ -96,7 +96,8 @@ class CanaryMetric(BaseModel):
     name: str = Field(..., min_length=1)
     direction: Direction = Field(..., description="band: the candidate must stay within +-margin of the baseline.")
     margin: float = Field(..., gt=0, description="Non-inferiority margin in metric units (band half-width).")
-    tau: float | None = Field(None, gt=0, description="Mixture scale of the test; default: the margin.")
+    tau: float | None = Field(None, gt=0, description="Mixture scale of the test; default: twice the margin "
+                                                           "(the effect size worth rolling back for).")
     threshold: float | None = Field(None, description="Tail metrics: the value becomes 1[x > threshold] "
                                                       "(e.g. latency above the baseline's pre-canary p95).")
     scale: float = Field(1.0, gt=0, description="Range of a value; floors the variance at small counts.")
@@ -105,7 +106,8 @@ class CanaryMetric(BaseModel):
 class CanaryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     metrics: tuple[CanaryMetric, ...] = Field(..., min_length=1)
-    alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise error over all metrics (Bonferroni).")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Error rate of a rollout's rollback (Bonferroni over "
+                         "metrics) and of its promotion (intersection-union).")
     steps: tuple[int, ...] = Field((5, 25, 50, 100), description="Candidate weights; reaching 100 is promotion.")
     min_conversations: int = Field(200, ge=1, description="Per arm, before any step or promotion.")
     min_conversations_per_step: int = Field(200, ge=1, description="Candidate conversations at a weight first.")
@@ -126,7 +128,12 @@ class CanaryConfig(BaseModel):
 
 
 class MetricResult(BaseModel):
-    """One metric's test at one look. ``delta`` is oriented so that positive means the candidate is worse."""
+    """One metric's test at one look. ``delta`` is oriented so that positive means the candidate is worse.
+
+    Two confidence sequences around it: ``harm_*`` at ``alpha_harm`` (alpha / K: any harm rolls back, so the
+    metrics share alpha) and ``ni_*`` at ``alpha_ni`` (alpha: promotion needs every metric non-inferior, an
+    intersection-union test, which needs no split).
+    """
 
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -137,9 +144,12 @@ class MetricResult(BaseModel):
     mean_baseline: float | None
     mean_candidate: float | None
     delta: float | None
-    lower: float | None
-    upper: float | None
-    alpha: float
+    harm_lower: float | None
+    harm_upper: float | None
+    ni_lower: float | None
+    ni_upper: float | None
+    alpha_harm: float
+    alpha_ni: float
     verdict: Verdict
 
 

@@ -15,7 +15,9 @@ and the probability that the true difference is ever excluded, over all looks, i
 variances make this an asymptotic confidence sequence (Waudby-Smith, Arnold, Wu & Ramdas, "Time-uniform central
 limit theory and asymptotic confidence sequences", Annals of Statistics 2024); a floor on each arm's variance
 (a Bernoulli variance at one pseudo-event) keeps tiny counts from looking certain. Across the K metrics the
-level is alpha / K (Bonferroni), so the chance of any false rollback over the whole rollout is at most alpha.
+level for harm is alpha / K (Bonferroni), so the chance of any false rollback over the whole rollout is at most
+alpha; promotion needs *every* metric non-inferior, an intersection-union test (Berger, Technometrics 1982),
+so each non-inferiority bound uses alpha itself and a promotion of an inferior candidate still has chance <= alpha.
 
 A metric is *harmful* when the sequence lies entirely above 0 (band metrics: entirely outside +-margin), and
 *non-inferior* when it lies entirely below the margin (band: inside +-margin). Any harm rolls back; a step
@@ -33,7 +35,8 @@ from typing import Mapping
 from schemas.rollout import (ArmCounts, CanaryConfig, CanaryMetric, Decision, MetricResult, StepRecord,
                              VariantName)
 
-METHOD = "mSPRT normal-mixture confidence sequence per metric, Bonferroni across metrics"
+METHOD = ("mSPRT normal-mixture confidence sequences per metric; harm: Bonferroni across metrics; "
+          "promotion: intersection-union non-inferiority")
 
 
 @dataclass
@@ -101,24 +104,28 @@ def half_width(v: float, tau: float, alpha: float) -> float:
     return math.sqrt(2 * v * (v + t2) / t2 * (math.log(1 / alpha) + 0.5 * math.log((v + t2) / v)))
 
 
-def compare_metric(metric: CanaryMetric, base: Moments, cand: Moments, alpha: float, burn_in: int) -> MetricResult:
+def compare_metric(metric: CanaryMetric, base: Moments, cand: Moments, alpha_harm: float, alpha_ni: float,
+                   burn_in: int) -> MetricResult:
     common = dict(name=metric.name, direction=metric.direction, margin=metric.margin, n_baseline=base.n,
-                  n_candidate=cand.n, alpha=alpha)
+                  n_candidate=cand.n, alpha_harm=alpha_harm, alpha_ni=alpha_ni)
     if min(base.n, cand.n) < burn_in:
         return MetricResult(**common, mean_baseline=base.mean if base.n else None,
-                            mean_candidate=cand.mean if cand.n else None, delta=None, lower=None, upper=None,
-                            verdict="insufficient")
+                            mean_candidate=cand.mean if cand.n else None, delta=None, harm_lower=None,
+                            harm_upper=None, ni_lower=None, ni_upper=None, verdict="insufficient")
     diff = cand.mean - base.mean
     delta = -diff if metric.direction == "higher_is_better" else diff
     v = cand.variance(metric.scale) / cand.n + base.variance(metric.scale) / base.n
-    h = half_width(v, metric.tau or metric.margin, alpha)
-    lo, hi, m = delta - h, delta + h, metric.margin
+    tau = metric.tau or 2 * metric.margin
+    hh, hn, m = half_width(v, tau, alpha_harm), half_width(v, tau, alpha_ni), metric.margin
     if metric.direction == "band":
-        verdict = "harm" if lo > m or hi < -m else "non_inferior" if -m < lo and hi < m else "inconclusive"
+        harm = delta - hh > m or delta + hh < -m
+        ni = -m < delta - hn and delta + hn < m
     else:
-        verdict = "harm" if lo > 0 else "non_inferior" if hi < m else "inconclusive"
-    return MetricResult(**common, mean_baseline=base.mean, mean_candidate=cand.mean, delta=delta, lower=lo,
-                        upper=hi, verdict=verdict)
+        harm, ni = delta - hh > 0, delta + hn < m
+    verdict = "harm" if harm else "non_inferior" if ni else "inconclusive"
+    return MetricResult(**common, mean_baseline=base.mean, mean_candidate=cand.mean, delta=delta,
+                        harm_lower=delta - hh, harm_upper=delta + hh, ni_lower=delta - hn, ni_upper=delta + hn,
+                        verdict=verdict)
 
 
 class CanaryAnalyzer:
@@ -152,7 +159,7 @@ class CanaryAnalyzer:
         steps: list[StepRecord] = []
         alpha = cfg.alpha / len(cfg.metrics)
         results = [compare_metric(m, b.metrics.get(m.name, Moments()), c.metrics.get(m.name, Moments()), alpha,
-                               cfg.burn_in) for m in cfg.metrics]
+                                  cfg.alpha, cfg.burn_in) for m in cfg.metrics]
 
         def done(action: str, reason: str, next_weight: int) -> Decision:
             steps.append(StepRecord(name="decide", outcome=action, detail=reason))

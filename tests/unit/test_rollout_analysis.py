@@ -90,7 +90,8 @@ def test_degraded_candidates_roll_back_on_the_right_metric(change: dict, metric:
     assert len(rolled) >= 19
     assert all(metric in d.reason for d in rolled)
     harm = [r for r in rolled[0].metrics if r.verdict == "harm"]
-    assert [r.name for r in harm] == [metric] and harm[0].lower > 0
+    assert [r.name for r in harm] == [metric]
+    assert harm[0].harm_lower > 0 or harm[0].harm_upper < -harm[0].margin
 
 
 def test_circuit_breaker_rolls_back_at_the_first_critical_breach() -> None:
@@ -136,7 +137,7 @@ def test_steps_follow_the_plan_and_promotion_needs_non_inferiority() -> None:
         analyzer.observe(window, "candidate" if i % 2 else "baseline", _conversation(rng, BASE))
     late = analyzer.decide(window, 50, 10_000, NOW)
     assert late.action == "promote" and late.next_weight == 100
-    assert all(r.verdict == "non_inferior" and r.upper < r.margin for r in late.metrics)
+    assert all(r.verdict == "non_inferior" and r.ni_upper < r.margin for r in late.metrics)
 
 
 def test_decision_records_every_step_and_serialises() -> None:
@@ -147,7 +148,7 @@ def test_decision_records_every_step_and_serialises() -> None:
     d = analyzer.decide(window, 5, 200, NOW)
     assert [s.name for s in d.steps] == ["circuit_breaker", "metric_tests", "coverage", "sample", "decide"]
     assert d.counts["baseline"].conversations == 200 and {r.name for r in d.metrics} == {m.name for m in METRICS}
-    assert all(r.alpha == pytest.approx(0.05 / 4) for r in d.metrics)
+    assert all((r.alpha_harm, r.alpha_ni) == (pytest.approx(0.05 / 4), 0.05) for r in d.metrics)
     json.loads(d.model_dump_json())
 
 
