@@ -95,6 +95,8 @@ def run(aa_rollouts: int, rollouts: int, horizon: int, interval: int, look: int,
         "detection_rate": {m: {s: results[m][s]["rollback_rate"] for s in DEGRADED} for m in methods},
         "median_conversations_to_rollback": {
             m: {s: results[m][s]["median_conversations_to_rollback"] for s in DEGRADED} for m in methods},
+        # A degraded candidate that reaches 100% is the failure that matters most.
+        "degraded_promotion_rate": {m: {s: results[m][s]["promotion_rate"] for s in DEGRADED} for m in methods},
         "improved_promotion_rate": {m: results[m]["improved"]["promotion_rate"] for m in methods},
         "improved_median_conversations_to_promotion": {
             m: results[m]["improved"]["median_conversations_to_promotion"] for m in methods},
@@ -124,7 +126,7 @@ def _table(figures: dict[str, Any]) -> None:
         table.add_column(m, justify="right")
     rows = [("aa", "false rollback rate", "rollback_rate"), ("aa", "promotion rate", "promotion_rate")]
     for s in DEGRADED:
-        rows += [(s, "detection rate", "rollback_rate"), (s, "median conversations to rollback",
+        rows += [(s, "detection rate", "rollback_rate"), (s, "promoted anyway", "promotion_rate"), (s, "median conversations to rollback",
                                                            "median_conversations_to_rollback"),
                  (s, "median candidate conversations", "median_candidate_conversations_to_rollback"),
                  (s, "median conversations when detected", "median_conversations_to_rollback_when_detected")]
