@@ -48,3 +48,22 @@ def latest_by_agent(records: Iterable[RolloutFlag]) -> dict[str, RolloutFlag]:
     for flag in records:
         apply(current, flag)
     return current
+
+
+def fold_records(values: Iterable[bytes | str | None]) -> tuple[dict[str, RolloutFlag], list[str]]:
+    """Current flags from raw topic values in offset order, and one reason per record that was skipped.
+
+    Bad records (not a valid flag, a version going backwards, a tombstone) never stop the fold: the last good
+    flag of that agent stays in force, as a client following the topic must keep serving it.
+    """
+    current: dict[str, RolloutFlag] = {}
+    skipped: list[str] = []
+    for i, value in enumerate(values):
+        if value is None:
+            skipped.append(f"record {i}: tombstone (flags are never deleted; kept the last good flag)")
+            continue
+        try:
+            apply(current, parse_flag(value))
+        except FlagError as exc:
+            skipped.append(f"record {i}: {exc}")
+    return current, skipped

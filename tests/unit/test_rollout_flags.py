@@ -71,3 +71,16 @@ def test_json_schema_exports() -> None:
     schema = RolloutFlag.model_json_schema()
     assert {"agent_id", "rollout_id", "version", "stage", "baseline", "weights"} <= set(schema["required"])
     json.dumps(schema)
+
+
+def test_fold_records_skips_bad_ones_and_keeps_the_last_good_flag() -> None:
+    from streams.rollout.flags import fold_records
+
+    v2 = json.dumps(record(version=2, weights={"candidate": 25, "baseline": 75}))
+    values = [json.dumps(record()), b"{not json", v2, json.dumps(record(weights={"candidate": 1, "baseline": 1})),
+              json.dumps(record(version=1)), None, json.dumps(record(agent_id="billing-bot"))]
+    current, skipped = fold_records(values)
+    assert current["support-bot"].version == 2 and current["support-bot"].candidate_weight == 25
+    assert set(current) == {"support-bot", "billing-bot"}
+    assert [s.split(":")[0] for s in skipped] == ["record 1", "record 3", "record 4", "record 5"]
+    assert "older than 2" in skipped[2] and "tombstone" in skipped[3]
