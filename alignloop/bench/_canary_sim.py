@@ -161,8 +161,12 @@ def flagger_thresholds(k: float) -> dict[str, tuple[float, float]]:
     limits = {}
     for m in CONFIG.metrics:
         base, width = BASE_MEANS[m.name], k * m.margin
-        limits[m.name] = ((base - width, math.inf) if m.direction == "higher_is_better" else
-                          (-math.inf, base + width) if m.direction == "lower_is_better" else (base - width, base + width))
+        if m.direction == "higher_is_better":
+            limits[m.name] = (base - width, math.inf)
+        elif m.direction == "lower_is_better":
+            limits[m.name] = (-math.inf, base + width)
+        else:
+            limits[m.name] = (base - width, base + width)
     return limits
 
 

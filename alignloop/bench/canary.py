@@ -126,8 +126,8 @@ def _table(figures: dict[str, Any]) -> None:
         table.add_column(m, justify="right")
     rows = [("aa", "false rollback rate", "rollback_rate"), ("aa", "promotion rate", "promotion_rate")]
     for s in DEGRADED:
-        rows += [(s, "detection rate", "rollback_rate"), (s, "promoted anyway", "promotion_rate"), (s, "median conversations to rollback",
-                                                           "median_conversations_to_rollback"),
+        rows += [(s, "detection rate", "rollback_rate"), (s, "promoted anyway", "promotion_rate"),
+                 (s, "median conversations to rollback", "median_conversations_to_rollback"),
                  (s, "median candidate conversations", "median_candidate_conversations_to_rollback"),
                  (s, "median conversations when detected", "median_conversations_to_rollback_when_detected")]
     rows += [("improved", "promotion rate", "promotion_rate"), ("improved", "false rollback rate", "rollback_rate"),
