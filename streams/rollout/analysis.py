@@ -177,8 +177,9 @@ class CanaryAnalyzer:
         harmful = [r.name for r in results if r.verdict == "harm"]
         if harmful:
             return done("rollback", f"candidate worse on {', '.join(harmful)} (alpha {alpha:.4g} per metric)", 0)
+        # Coverage is judged once an arm has burn_in conversations: a few unjudged ones at the start are noise.
         thin = [arm for arm, s in (("baseline", b), ("candidate", c))
-                if s.conversations and s.judged / s.conversations < cfg.min_judge_coverage]
+                if s.conversations >= cfg.burn_in and s.judged / s.conversations < cfg.min_judge_coverage]
         if thin:
             steps.append(StepRecord(name="coverage", outcome="thin", detail=", ".join(thin)))
             return done("hold", f"judge coverage below {cfg.min_judge_coverage:.0%} on {', '.join(thin)}", weight)

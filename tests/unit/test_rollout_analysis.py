@@ -121,6 +121,10 @@ def test_thin_judge_coverage_holds_and_sample_gates_steps() -> None:
     for i in range(120):
         analyzer.observe(fresh, "candidate" if i % 2 else "baseline", _conversation(rng, BASE))
     assert analyzer.decide(fresh, 5, 60, NOW).action == "continue"  # 60 per arm < min_conversations 100
+    start = CanaryWindow()
+    for judged in (False, False, True):
+        analyzer.observe(start, "candidate", _conversation(rng, BASE, judged=judged))
+    assert analyzer.decide(start, 5, 3, NOW).action == "continue"  # 2 of 3 unjudged: too early to call thin
 
 
 def test_steps_follow_the_plan_and_promotion_needs_non_inferiority() -> None:
