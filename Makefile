@@ -31,7 +31,7 @@ demo: install
 	$(BIN)/alignloop demo
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/lint-imports --no-cache && $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

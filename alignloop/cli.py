@@ -40,7 +40,10 @@ _discover("alignloop.bench", bench_app)
 
 
 def main() -> None:
+    from schemas.settings import check_env
+
     try:
+        check_env(os.environ)  # a mistyped ALIGNLOOP_* name fails every command, not only those that load settings
         app()
     except (ConfigError, UserError) as exc:
         print(f"alignloop: {exc}", file=sys.stderr)

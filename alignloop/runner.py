@@ -43,22 +43,11 @@ def ensure_local_broker(settings: "Settings") -> str | None:
 
 
 def settings_env(s: "Settings") -> dict[str, str]:
-    """This process's environment with ``s`` written over it as ALIGNLOOP_* variables (secrets included), so a
-    subprocess loads exactly these settings. Other variables — area configs such as ALIGNLOOP_JUDGES_CONFIG or
-    ALIGNLOOP_LLM_API_KEY — pass through; ALIGNLOOP_CONFIG is cleared because its values are already applied."""
-    import json
+    """This process's environment with ``s`` written over it (``schemas.settings.settings_env``), and this
+    repository on PYTHONPATH, so a subprocess loads exactly these settings and this code."""
+    from schemas.settings import settings_env as write_settings
 
-    env = dict(os.environ)
-    for name, value in s.model_dump(mode="json").items():
-        key = f"ALIGNLOOP_{name.upper()}"
-        secret = getattr(s, name)
-        if hasattr(secret, "get_secret_value"):
-            value = secret.get_secret_value()
-        if value is None:
-            env.pop(key, None)
-            continue
-        env[key] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-    env["ALIGNLOOP_CONFIG"] = "/nonexistent"
+    env = write_settings(s, os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     return env
 

@@ -23,7 +23,8 @@ DeadLetterReason = Literal[
 
 class DeadLetter(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    schema_version: int = DLQ_SCHEMA_VERSION
+    schema_version: int = Field(DLQ_SCHEMA_VERSION, ge=1, le=DLQ_SCHEMA_VERSION,
+                                description="Contract version; consumers reject newer ones.")
     stage: Literal["validate", "scrub", "judge", "sink"]
     reason: DeadLetterReason
     error: str = Field(..., description="Human-readable error, truncated to 2 KB.")

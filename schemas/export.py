@@ -1,4 +1,4 @@
-"""JSON Schema export for agents written in other languages."""
+"""JSON Schema export for agents written in other languages: one file per topic, from its model."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,6 @@ def export_json_schemas(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for spec in TOPICS.values():
-        if spec.model is None:
-            continue
         schema = spec.model.model_json_schema()
         schema["$id"] = f"https://alignloop.dev/schemas/{spec.name}.json"
         schema["description"] = f"{spec.description} Topic: {spec.name}."

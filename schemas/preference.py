@@ -12,7 +12,8 @@ LABEL_SCHEMA_VERSION = 1
 
 class Preference(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    schema_version: int = PREFERENCE_SCHEMA_VERSION
+    schema_version: int = Field(PREFERENCE_SCHEMA_VERSION, ge=1, le=PREFERENCE_SCHEMA_VERSION,
+                                description="Contract version; consumers reject newer ones.")
     pref_id: str
     prompt: str
     candidates: list[str] = Field(..., min_length=2)
@@ -37,8 +38,9 @@ class Preference(BaseModel):
 class Label(BaseModel):
     """A high-fidelity judgement of one trace (LLM judge or human), published to ``feedback.labels``."""
 
-    model_config = ConfigDict(extra="forbid")
-    schema_version: int = LABEL_SCHEMA_VERSION
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    schema_version: int = Field(LABEL_SCHEMA_VERSION, ge=1, le=LABEL_SCHEMA_VERSION,
+                                description="Contract version; consumers reject newer ones.")
     label_id: str
     trace_id: str
     policy_id: str = "base"

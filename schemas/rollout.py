@@ -1,9 +1,12 @@
-"""Rollout flags: one `RolloutFlag` per agent on the compacted `rollout.flags` topic (latest version wins).
+"""Rollout flags (``rollout.flags``, compacted, keyed by agent id): which policy/adapter serves an agent's traffic.
 
-A flag names two variants, the baseline (what the agent serves today) and the candidate (the adapter being
-canaried), and integer weights that sum to 100. A conversation is assigned by flagd's `fractional` bucketing
+One ``RolloutFlag`` per agent: a baseline and (during a rollout) a candidate variant, integer weights in percent
+as flagd's ``fractional`` operation takes them, the rollout's stage and a version that only goes up, so a client
+that sees a lower version than it holds ignores the record. A conversation is assigned by flagd's bucketing
 (``streams/rollout/bucketing.py``), so an OpenFeature flagd client evaluating the exported flag definition
 (``streams/rollout/flagd.py``) picks the same variant as alignloop.
+
+Below the flag: the canary analyzer's configuration and the `Decision` it records (``streams/rollout/analysis.py``).
 """
 from __future__ import annotations
 
@@ -12,59 +15,62 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-ROLLOUT_FLAG_SCHEMA_VERSION = 1
+ROLLOUT_SCHEMA_VERSION = 1
+VARIANTS = ("baseline", "candidate")
 
 VariantName = Literal["baseline", "candidate"]
-# idle: no candidate on traffic; canary: ramping; paused: weights frozen by an operator; promoted: the candidate
+# stable: no candidate on traffic; canary: ramping; paused: weights frozen by an operator; promoted: the candidate
 # serves everything; rolled_back: the candidate serves nothing (a rollback moves conversations back, by design).
-Stage = Literal["idle", "canary", "paused", "promoted", "rolled_back"]
-VARIANTS: tuple[VariantName, ...] = ("baseline", "candidate")
+RolloutStage = Literal["stable", "canary", "paused", "promoted", "rolled_back"]
 
 
-class Variant(BaseModel):
-    """What serves a conversation: the policy, and the adapter (with its content hash) on top of the base model."""
+class RolloutVariant(BaseModel):
+    """What serves a conversation assigned to this variant."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    policy_id: str = Field(..., min_length=1)
-    adapter_id: str | None = Field(None, description="None: the base model without an adapter.")
-    adapter_hash: str | None = Field(None, description="Content hash of the adapter weights (traces stamp it).")
+    policy_id: str = Field(..., min_length=1, max_length=256, description="Stamped on every trace it serves.")
+    adapter_id: str | None = Field(None, description="Registry id (<name>@<version>); None = the base model alone.")
+    adapter_hash: str | None = Field(None, description="Content hash of the adapter weights that serve it.")
 
     @model_validator(mode="after")
-    def _hash_with_adapter(self) -> "Variant":
+    def _hash_with_adapter(self) -> "RolloutVariant":
         if (self.adapter_id is None) != (self.adapter_hash is None):
-            raise ValueError("adapter_id and adapter_hash go together (both set, or both None for the base model)")
+            raise ValueError("adapter_id and adapter_hash go together (both set, or both empty for the base model)")
         return self
 
 
 class RolloutFlag(BaseModel):
-    """The rollout state of one agent. Records are keyed by ``agent_id``; ``version`` only ever increases."""
+    """The current flag for one agent. The agent id is also the flagd flag key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_version: int = ROLLOUT_FLAG_SCHEMA_VERSION
-    agent_id: str = Field(..., min_length=1, description="Also the flagd flag key.")
-    rollout_id: str = Field(..., min_length=1)
-    version: int = Field(..., ge=0, description="Monotonically increasing per agent; consumers drop older ones.")
-    stage: Stage
-    baseline: Variant
-    candidate: Variant | None = Field(None, description="None when no rollout is in progress (stage idle).")
-    weights: dict[VariantName, int] = Field(..., description="Percent of conversations per variant; sums to 100.")
-    updated_at: AwareDatetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    schema_version: int = Field(ROLLOUT_SCHEMA_VERSION, ge=1, le=ROLLOUT_SCHEMA_VERSION,
+                                description="Contract version; consumers reject newer ones.")
+    agent_id: str = Field(..., min_length=1, max_length=128, description="The record key.")
+    version: int = Field(..., ge=0, description="Increases by at least one with every change; never goes back.")
+    rollout_id: str | None = Field(None, description="The rollout this flag belongs to; None when stable.")
+    stage: RolloutStage = "stable"
+    baseline: RolloutVariant
+    candidate: RolloutVariant | None = None
+    weights: dict[VariantName, int] = Field(
+        default_factory=lambda: {"baseline": 100},
+        description="Percent of conversations per variant (flagd fractional weights); they sum to 100.")
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @model_validator(mode="after")
-    def _weights(self) -> "RolloutFlag":
-        if self.schema_version != ROLLOUT_FLAG_SCHEMA_VERSION:
-            raise ValueError(f"unsupported schema_version {self.schema_version} "
-                             f"(this reader knows {ROLLOUT_FLAG_SCHEMA_VERSION})")
-        negative = {k: w for k, w in self.weights.items() if w < 0}
-        if negative:
-            raise ValueError(f"weights must be >= 0, got {negative}")
-        if sum(self.weights.values()) != 100:
-            raise ValueError(f"weights must sum to 100, got {sum(self.weights.values())} ({self.weights})")
-        if self.candidate is None and self.weights.get("candidate", 0) != 0:
-            raise ValueError("weights give the candidate traffic but the flag has no candidate variant")
-        if self.candidate is None and self.stage not in ("idle", "rolled_back"):
+    def _consistent(self) -> "RolloutFlag":
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) != 100:
+            raise ValueError(f"weights must be non-negative and sum to 100, got {self.weights}")
+        if self.weights.get("candidate", 0) and self.candidate is None:
+            raise ValueError("a candidate weight needs a candidate variant")
+        if self.candidate is not None and self.rollout_id is None:
+            raise ValueError("a candidate variant needs a rollout_id")
+        if self.candidate is None and self.stage in ("canary", "paused", "promoted"):
             raise ValueError(f"stage {self.stage!r} needs a candidate variant")
         return self
+
+    def follows(self, previous: "RolloutFlag | None") -> bool:
+        """Whether this record may replace ``previous`` (same agent, a higher version)."""
+        return previous is None or (self.agent_id == previous.agent_id and self.version > previous.version)
 
     @property
     def flag_key(self) -> str:
@@ -72,14 +78,7 @@ class RolloutFlag(BaseModel):
 
     @property
     def candidate_weight(self) -> int:
-        return self.weights.get("candidate", 0)
-
-    def variant(self, name: VariantName) -> Variant:
-        if name == "candidate":
-            if self.candidate is None:
-                raise KeyError(f"agent {self.agent_id!r} has no candidate variant")
-            return self.candidate
-        return self.baseline
+        return self.weights.get("candidate", 0) if self.candidate is not None else 0
 
 
 # --- canary analysis: configuration and the recorded decision ------------------------------------------------

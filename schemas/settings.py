@@ -1,16 +1,36 @@
-"""Settings: environment (``ALIGNLOOP_*``) over ``configs/pipeline.yaml`` over defaults. Loaded once per command."""
+"""Settings: environment (``ALIGNLOOP_*``) over ``configs/pipeline.yaml`` over defaults. Loaded once per command.
+
+The area config files (judges, scrub, drift) are settings too: their paths are fields here, and the composition
+root (``alignloop/``) loads each file once per process and passes the loaded object down.
+"""
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Mapping, TypeVar
 
 import yaml
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic import BaseModel, Field, FilePath, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError
 
 DEFAULT_CONFIG = "configs/pipeline.yaml"
+CONFIG_ENV = "ALIGNLOOP_CONFIG"
+ENV_PREFIX = "ALIGNLOOP_"
+# ALIGNLOOP_* variables that are not Settings fields, and who reads them. Any other ALIGNLOOP_* name in the
+# environment is a typo: load_settings refuses it, naming the closest known one.
+OTHER_ENV: dict[str, str] = {
+    CONFIG_ENV: "the settings YAML file (default configs/pipeline.yaml; empty: no file)",
+    "ALIGNLOOP_LLM_API_KEY": "the LLM judge's API key (llm.api_key_env in the judges config)",
+    "ALIGNLOOP_LLM_BASE_URL": "docker-compose: the judge service's --base-url",
+    "ALIGNLOOP_LLM_MODEL": "docker-compose: the judge service's --model",
+    "ALIGNLOOP_BENCH_DIR": "benchmarks: where result files are written (default bench/results)",
+    "ALIGNLOOP_TEST_BOOTSTRAP": "tests: run the integration tests against this cluster",
+}
 # Used only when no key is configured; `alignloop worker` warns about it. Never use it in production.
 DEV_PII_KEY = "alignloop-dev-key-change-me"
 
@@ -26,9 +46,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
-    kafka_ssl_certfile: Path | None = None
-    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_cafile: FilePath | None = None
+    kafka_ssl_certfile: FilePath | None = None
+    kafka_ssl_keyfile: FilePath | None = None
     topic_prefix: str = Field("", description="Prefix for every topic name, to share a cluster.")
     partitions: int = Field(4, ge=1, le=1024, description="Partitions for topics created by `topics create`.")
     replication_factor: int = Field(1, ge=1)
@@ -47,6 +67,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics port; 0 disables.")
     pii_hmac_key: SecretStr = Field(SecretStr(DEV_PII_KEY), description="Tenant key for pseudonyms.")
     policy_path: Path = Field(Path("configs/policy.yaml"))
+
+    # --- area configs: unset = the default file if present, else defaults; a named file must exist ---
+    judges_config: Path | None = Field(None, description="Judges config; unset: configs/judges.yaml.")
+    scrub_config: Path | None = Field(None, description="Scrub config; unset: configs/scrub.yaml.")
+    drift_config: Path | None = Field(None, description="Drift config; unset: configs/drift.yaml.")
 
     # --- lake ---
     lake_root: str = Field("", description="Local path or object-store URI; default <home>/lake.")
@@ -79,10 +104,11 @@ class Settings(BaseSettings):
         env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get("ALIGNLOOP_CONFIG", DEFAULT_CONFIG)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if Path(path).is_file():
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        path = settings_file()
+        if path is not None:
+            data = read_yaml(path, "settings file", f"fix the file or {CONFIG_ENV}")
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=data))
         return tuple(sources)
 
 
@@ -118,14 +144,67 @@ def load_yaml_config(model: type[M], path: Path, what: str, fix: str) -> M:
     return validate_config(model, read_yaml(path, what, fix), path, what, fix)
 
 
+def settings_file() -> Path | None:
+    """The settings YAML: $ALIGNLOOP_CONFIG (must exist; empty means none) or configs/pipeline.yaml if present."""
+    named = os.environ.get(CONFIG_ENV)
+    if named is None:
+        return Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None
+    if not named:
+        return None
+    if not Path(named).is_file():
+        raise ConfigError(f"settings file {named} not found; fix {CONFIG_ENV} (or set it empty for no file)")
+    return Path(named)
+
+
+def known_env() -> set[str]:
+    """Every ALIGNLOOP_* variable the code reads: one per Settings field, plus OTHER_ENV."""
+    return {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | set(OTHER_ENV)
+
+
+def check_env(env: Mapping[str, str]) -> None:
+    """A ConfigError naming the closest known variable for the first unknown ALIGNLOOP_* name (a typo would
+    otherwise be ignored silently)."""
+    known = known_env()
+    for name in sorted(env):
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
+            close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "the known names are in schemas/settings.py"
+            raise ConfigError(f"unknown environment variable {name}; {hint} (or unset it)")
+
+
 def load_settings(**overrides: Any) -> Settings:
+    """The process's settings; every problem is a one-line ConfigError naming what to fix."""
+    check_env(os.environ)
+    where = os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
     try:
         return Settings(**overrides)
+    except SettingsError as exc:  # a complex field (a dict) whose variable is not JSON
+        m = re.search(r'field "(\w+)"', str(exc))
+        field = m.group(1) if m else "settings"
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()} is not valid JSON; set it to a JSON object such as "
+                          f'{{"key": "value"}}') from None
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"
-        env = f"ALIGNLOOP_{field.upper()}"
+        env = f"{ENV_PREFIX}{field.upper()}"
         raise ConfigError(
-            f"bad setting {field!r}: {err['msg']} (got {err.get('input')!r}); fix {env} or "
-            f"{os.environ.get('ALIGNLOOP_CONFIG', DEFAULT_CONFIG)}"
+            f"bad setting {field!r}: {err['msg']} (got {err.get('input')!r}); fix {env} or {where}"
         ) from None
+
+
+def settings_env(s: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with ``s`` written over it as ALIGNLOOP_* variables (secrets included), so a subprocess given this
+    environment loads exactly these settings. Other variables pass through; ALIGNLOOP_CONFIG is set empty because
+    the file's values are already written out."""
+    env = dict(base)
+    for name, value in s.model_dump(mode="json").items():
+        key = f"{ENV_PREFIX}{name.upper()}"
+        secret = getattr(s, name)
+        if hasattr(secret, "get_secret_value"):
+            value = secret.get_secret_value()
+        if value is None:
+            env.pop(key, None)
+            continue
+        env[key] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    env[CONFIG_ENV] = ""
+    return env

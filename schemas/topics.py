@@ -8,8 +8,13 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from schemas.audit import AuditEntry
 from schemas.dlq import DeadLetter
+from schemas.drift import DriftEvent, DriftStateSnapshot, TrainRequest
+from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.preference import Label, Preference
+from schemas.registry import RegistryEvent
+from schemas.rollout import RolloutFlag
 from schemas.trace import Trace
 from schemas.verdict import JudgedTrace
 
@@ -19,7 +24,7 @@ DAY_MS = 24 * 3600 * 1000
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    model: type[BaseModel] | None
+    model: type[BaseModel]  # the record's contract (its JSON Schema is exported to schemas/json/)
     description: str
     raw_zone: bool = False  # may hold unscrubbed PII: short retention, tight ACLs
     compacted: bool = False
@@ -56,17 +61,20 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(DLQ, DeadLetter, "Records that failed validation, with reason and original bytes.",
                   raw_zone=True, retention_ms=3 * DAY_MS),
         TopicSpec(JUDGED, JudgedTrace, "Scrubbed traces with fast-judge verdicts.", retention_ms=30 * DAY_MS),
-        TopicSpec(ESCALATIONS, None, "Judged traces escalated to high-fidelity judges.", retention_ms=30 * DAY_MS),
+        TopicSpec(ESCALATIONS, EscalationEvent, "Judged traces escalated to high-fidelity judges.",
+                  retention_ms=30 * DAY_MS),
         TopicSpec(LABELS, Label, "High-fidelity labels from LLM judges and humans.", retention_ms=365 * DAY_MS),
         TopicSpec(PREFERENCES, Preference, "Preferences logged through the SDK.", retention_ms=365 * DAY_MS),
-        TopicSpec(HUMAN_QUEUE, None, "Escalations only a person can judge.", retention_ms=30 * DAY_MS),
-        TopicSpec(DRIFT, None, "Drift events from the online monitors.", retention_ms=365 * DAY_MS),
-        TopicSpec(DRIFT_STATE, None, "Drift-monitor snapshots per monitor app id (compacted changelog).",
-                  compacted=True, configs={"max.message.bytes": "10485760"}),
-        TopicSpec(TRAIN_REQUESTS, None, "Retraining requests.", retention_ms=90 * DAY_MS),
-        TopicSpec(REGISTRY, None, "Trained adapters with manifests and gate results.", compacted=True),
-        TopicSpec(ROLLOUT, None, "Rollout flags per agent (compacted: latest wins).", compacted=True),
-        TopicSpec(AUDIT, None, "Audit trail of promotions, rollbacks and config changes (one partition: total order).",
+        TopicSpec(HUMAN_QUEUE, HumanQueueItem, "Escalations only a person can judge.", retention_ms=30 * DAY_MS),
+        TopicSpec(DRIFT, DriftEvent, "Drift events from the online monitors.", retention_ms=365 * DAY_MS),
+        TopicSpec(DRIFT_STATE, DriftStateSnapshot,
+                  "Drift-monitor snapshots per monitor app id (compacted changelog).", compacted=True,
+                  configs={"max.message.bytes": "10485760"}),
+        TopicSpec(TRAIN_REQUESTS, TrainRequest, "Retraining requests.", retention_ms=90 * DAY_MS),
+        TopicSpec(REGISTRY, RegistryEvent, "Trained adapters with manifests and gate results.", compacted=True),
+        TopicSpec(ROLLOUT, RolloutFlag, "Rollout flags per agent (compacted: latest wins).", compacted=True),
+        TopicSpec(AUDIT, AuditEntry,
+                  "Audit trail of promotions, rollbacks and config changes (one partition: total order).",
                   retention_ms=-1, partitions=1),
     ]
 }

@@ -3,14 +3,20 @@
 The canonical layout nests tool calls; the flat layout of the RFT requirement (``selected_tools``, ``tool_args``,
 ``tool_results``, ``latency`` in seconds, ``flags`` as a mapping) is accepted and normalised on the way in, so
 agents written against either shape validate.
+
+Numbers are finite everywhere in a trace: ``NaN``, ``Infinity`` and overflowing literals such as ``1e999`` are not
+JSON numbers (they would land as ``inf`` or as invalid JSON) and fail validation, in the typed fields and in the
+free-form ones (metadata, tool arguments and results, at any depth).
 """
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticSerializationError, to_json
 
 TRACE_SCHEMA_VERSION = 1
 
@@ -24,7 +30,7 @@ class ContextItem(BaseModel):
 
 
 class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(..., min_length=1, description="Tool name as the agent registered it.")
     args: dict[str, Any] = Field(default_factory=dict, description="Arguments the model chose.")
     result: Any = Field(None, description="What the tool returned (any JSON value).")
@@ -42,7 +48,7 @@ class ToolCall(BaseModel):
 class Trace(BaseModel):
     """One agent turn: the request, what the agent did, what it answered."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     schema_version: int = Field(TRACE_SCHEMA_VERSION, ge=1, le=TRACE_SCHEMA_VERSION,
                                 description="Contract version; newer ones go to the DLQ.")
@@ -99,6 +105,9 @@ class Trace(BaseModel):
         if isinstance(v, str):
             return [{"role": "context", "content": v}] if v else []
         if isinstance(v, dict):
+            where = _non_finite_at(v, "context")
+            if where:
+                raise ValueError(_non_finite_message(where))
             return [{"role": "memory", "content": json.dumps(v, sort_keys=True)}]
         if isinstance(v, list):
             return [{"role": "context", "content": x} if isinstance(x, str) else x for x in v]
@@ -115,3 +124,48 @@ class Trace(BaseModel):
     @classmethod
     def _aware(cls, v: datetime) -> datetime:
         return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+
+    @model_validator(mode="after")
+    def _finite_free_form(self) -> "Trace":
+        """``allow_inf_nan=False`` covers the typed floats; the free-form values (typed ``Any``) get one Rust
+        serialisation, a few µs, that shows any non-finite number as a NaN/Infinity token. Only when such a token
+        appears (a string may merely contain the word) does the Python walk run, to confirm and name the field."""
+        if not self.metadata and not self.tool_calls:
+            return self
+        free = {"metadata": self.metadata,
+                "tool_calls": [{"args": c.args, "result": c.result} for c in self.tool_calls]}
+        try:
+            blob = to_json(free, inf_nan_mode="constants", fallback=str)
+        except PydanticSerializationError as exc:  # from a Python caller: a cycle, or nesting past to_json's depth
+            if "Circular reference" in str(exc):
+                raise ValueError(f"metadata and tool args/results must be JSON values: {exc}") from None
+            blob = b"NaN"  # too deep to serialise: the walk (iterative, no depth limit) decides
+        if b"NaN" in blob or b"Infinity" in blob:
+            where = _non_finite_at(free, "")
+            if where:
+                raise ValueError(_non_finite_message(where))
+        return self
+
+
+def _non_finite_message(where: str) -> str:
+    return f"{where} is not a finite number (NaN, Infinity and overflowing numbers are not JSON); send a number or null"
+
+
+def _non_finite_at(value: Any, root: str) -> str | None:
+    """The dotted path of the first non-finite float inside ``value`` (containers at any depth), or None.
+    Iterative, and each entry keeps only (key, parent): deep nesting costs neither recursion nor long paths."""
+    stack: list[tuple[Any, Any]] = [((root, None) if root else None, value)]
+    while stack:
+        at, v = stack.pop()
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                keys = []
+                while at is not None:
+                    keys.append(str(at[0]))
+                    at = at[1]
+                return ".".join(reversed(keys))
+        elif isinstance(v, dict):
+            stack.extend(((k, at), x) for k, x in reversed(v.items()))
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(((i, at), x) for i, x in reversed(list(enumerate(v))))
+    return None

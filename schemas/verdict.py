@@ -47,7 +47,8 @@ class SourceRef(BaseModel):
 
 class JudgedTrace(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    schema_version: int = JUDGED_SCHEMA_VERSION
+    schema_version: int = Field(JUDGED_SCHEMA_VERSION, ge=1, le=JUDGED_SCHEMA_VERSION,
+                                description="Contract version; consumers reject newer ones.")
     trace: Trace = Field(..., description="The trace with every text field scrubbed.")
     verdicts: list[Verdict] = Field(default_factory=list)
     outcome: Literal["pass", "flag", "fail"] = "pass"

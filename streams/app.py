@@ -28,6 +28,7 @@ from streams.pipeline import Pipeline, encode_event, summarize, to_row
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
+    from streams.configs import AreaConfigs
 
 log = logging.getLogger("alignloop.worker")
 
@@ -176,17 +177,18 @@ class LeanMonitor(Monitor):
         pass
 
 
-def _install_hooks(app: faust.App, target: Any, settings: "Settings", registry: CollectorRegistry) -> None:
+def _install_hooks(app: faust.App, target: Any, settings: "Settings", registry: CollectorRegistry,
+                   configs: "AreaConfigs") -> None:
     from streams.curation.sink import install as install_curation  # sft_examples + candidate preferences to Delta
     from streams.drift.wiring import install as install_drift  # drift monitors, calibration, retrain trigger
     from streams.escalation.wiring import install as install_escalation  # learning judge + judge.escalations
 
-    install_drift(app, target, settings, registry)
-    install_escalation(app, target, settings, registry)
-    install_curation(target, settings)
+    install_drift(app, target, settings, registry, configs.drift)
+    install_escalation(app, target, settings, registry, configs.judges)
+    install_curation(target, settings, configs)
 
 
-def create_app(settings: "Settings", *, registry: CollectorRegistry | None = None,
+def create_app(settings: "Settings", configs: "AreaConfigs", *, registry: CollectorRegistry | None = None,
                pipeline: Pipeline | None = None, role: str = "all") -> tuple[faust.App, Any]:
     """The worker app. ``spine``: validate → scrub → fast judges → traces.judged + Delta ``traces``.
     ``monitor``: drift, escalation and curation over ``traces.judged`` (its own consumer group, so it runs as a
@@ -233,7 +235,7 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
 
     if role == "monitor":
         monitor = MonitorHandler(settings, send, registry)
-        _install_hooks(app, monitor, settings, registry)
+        _install_hooks(app, monitor, settings, registry, configs)
 
         @app.agent(app.topic(settings.topic(JUDGED), key_type=bytes, value_type=bytes), concurrency=1)
         async def watch(stream: faust.StreamT) -> None:
@@ -251,10 +253,10 @@ def create_app(settings: "Settings", *, registry: CollectorRegistry | None = Non
     schema, partition_by = TABLES[TRACES_TABLE]
     sink = DeltaSink(settings.table_uri(TRACES_TABLE), schema, partition_by, name=f"{settings.app_id}-traces",
                      storage_options=settings.lake_storage_options or None, checkpoint_every=settings.checkpoint_every)
-    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings), sink, metrics, send,
+    handler = TraceHandler(settings, pipeline or Pipeline.from_settings(settings, configs), sink, metrics, send,
                            partitions_for, Batches)
     if role == "all":
-        _install_hooks(app, handler, settings, registry)
+        _install_hooks(app, handler, settings, registry, configs)
     source = app.topic(settings.topic(TRACES), key_type=bytes, value_type=bytes)
 
     @app.agent(source, concurrency=1)

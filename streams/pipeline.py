@@ -15,10 +15,11 @@ from pydantic_core import to_json
 from schemas.dlq import DeadLetter
 from schemas.trace import TRACE_SCHEMA_VERSION, Trace
 from schemas.verdict import JudgedTrace, SourceRef, Verdict
-from streams.judges.base import SHARED, GuardedJudge, JudgeContext, error_verdict
+from streams.judges.base import JudgeContext, is_shared, run_judges
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
+    from streams.configs import AreaConfigs
     from streams.judges.base import Judge
     from streams.scrub.base import Scrubber
 
@@ -64,29 +65,18 @@ class Pipeline:
     @judges.setter
     def judges(self, judges: list["Judge"]) -> None:
         self._judges = judges
-        # ``GuardedJudge``'s guard and verdict list, done once per trace in ``_judge`` rather than by a wrapper call
-        # per judge (six per trace): the judges' own objects, called directly.
-        self._bare = [j.inner if type(j) is GuardedJudge else j for j in judges]
 
     def _judge(self, clean: Trace, pii: list) -> list:
-        """Every judge's verdict; a judge that raises yields an error verdict (``GuardedJudge`` semantics): later
-        judges (the learning judge) see the verdicts so far in ``ctx.cache["verdicts"]``."""
-        ctx = JudgeContext(pii=pii)
-        verdicts: list = []
-        ctx.cache["verdicts"] = verdicts
-        for j in self._bare:
-            try:
-                verdicts.append(j.judge(clean, ctx))
-            except Exception as exc:  # a judge bug costs one verdict, never the worker
-                verdicts.append(error_verdict(j, exc))
-        return verdicts
+        """Every judge's verdict (``run_judges``: a judge that raises yields an error verdict)."""
+        return run_judges(self._judges, clean, JudgeContext(pii=pii))
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "Pipeline":
+    def from_settings(cls, settings: "Settings", configs: "AreaConfigs") -> "Pipeline":
         from streams.judges import build_fast_judges
         from streams.scrub import build_scrubber
 
-        return cls(build_scrubber(settings), build_fast_judges(settings), max_record_bytes=settings.max_record_bytes)
+        return cls(build_scrubber(settings, configs.scrub), build_fast_judges(configs.policy, configs.judges),
+                   max_record_bytes=settings.max_record_bytes)
 
     def dead_letter(self, raw: bytes, key: bytes | None, topic: str, partition: int, offset: int, *,
                     stage: str, reason: str, error: str) -> DeadLetter:
@@ -217,8 +207,9 @@ class VerdictSummary:
             f = frags.get(id(v))
             if f is None:
                 f = to_json(v)
-                if id(v) in SHARED and len(frags) < _SUMMARIES_MAX:
+                if is_shared(v) and len(frags) < _SUMMARIES_MAX:
                     frags[id(v)] = f
+                    _PINNED.append(v)
             parts.append(f)
         self.json_bytes = b"[" + b",".join(parts) + b"]"
         self.json = self.json_bytes.decode()
@@ -228,12 +219,13 @@ class VerdictSummary:
 
 
 # Summaries of verdict lists made only of shared verdicts (streams.judges.base.shared_verdict), by their ids: a
-# shared verdict is never freed (SHARED holds it), so its id names it for good. Most traces get such a list (each
+# verdict kept here is pinned (_PINNED), so its id names it for good. Most traces get such a list (each
 # judge's "nothing found" verdict, or a finding its VerdictInterner has kept); a list with any other verdict is
 # summarised afresh, never stored.
 _SUMMARIES: dict[tuple[int, ...], VerdictSummary] = {}
 _SUMMARIES_MAX = 4096
 _FRAGMENTS: dict[int, bytes] = {}  # a shared verdict's id -> its JSON
+_PINNED: list = []  # what the id keys above name, held so no id is reused (stopgap until streams/encoding.py)
 
 
 def summarize(verdicts: list[Verdict]) -> VerdictSummary:
@@ -242,8 +234,9 @@ def summarize(verdicts: list[Verdict]) -> VerdictSummary:
     if got is not None:
         return got
     summary = VerdictSummary(verdicts)
-    if len(_SUMMARIES) < _SUMMARIES_MAX and all(map(SHARED.__contains__, key)):
+    if len(_SUMMARIES) < _SUMMARIES_MAX and all(map(is_shared, verdicts)):
         _SUMMARIES[key] = summary
+        _PINNED.append(tuple(verdicts))
     return summary
 
 

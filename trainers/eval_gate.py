@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from trainers.gate import GateThresholds, decide
+
+if TYPE_CHECKING:
+    from streams.configs import AreaConfigs
 
 Scorer = Callable[[str, str], dict[str, Any]]  # (prompt, response) -> {score, outcome, refused, toxicity}
 
 
-def judge_scorer(settings: Any) -> Scorer:
+def judge_scorer(configs: "AreaConfigs") -> Scorer:
+    """Scores with the fast judges of ``configs`` (loaded once by the composition root)."""
     from schemas.trace import Trace
     from streams.judges import JudgeContext, aggregate, build_fast_judges
 
-    judges = build_fast_judges(settings)
+    judges = build_fast_judges(configs.policy, configs.judges)
 
     def score(prompt: str, response: str) -> dict[str, Any]:
         trace = Trace(trace_id="eval", conversation_id="eval", user_message=prompt, final_response=response,

@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from trainers.manifest import AdapterManifest
+from schemas.registry import AdapterManifest, RegistryEvent
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -47,12 +47,11 @@ def write_row(settings: "Settings", row: dict[str, Any]) -> int:
     return int(DeltaTable(uri, storage_options=settings.lake_storage_options or None).version())
 
 
-def event_payload(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if not k.endswith("_json")}
-    out["created_at"] = row["created_at"].isoformat()
-    out["manifest"] = json.loads(row["manifest_json"])
-    out["gate"] = json.loads(row["gate_json"]) if row.get("gate_json") else None
-    return out
+def registry_event(row: dict[str, Any]) -> RegistryEvent:
+    """The ``models.registry`` event for an ``adapters`` row: the row, with the manifest and gate as objects."""
+    fields = {k: v for k, v in row.items() if not k.endswith("_json")}
+    return RegistryEvent(**fields, manifest=AdapterManifest.model_validate_json(row["manifest_json"]),
+                         gate=json.loads(row["gate_json"]) if row.get("gate_json") else None)
 
 
 async def publish_event(settings: "Settings", row: dict[str, Any]) -> tuple[int, int]:
@@ -62,7 +61,7 @@ async def publish_event(settings: "Settings", row: dict[str, Any]) -> tuple[int,
 
     async with producer(settings) as prod:
         meta = await prod.send_and_wait(settings.topic(REGISTRY), key=row["adapter_id"].encode(),
-                                        value=json.dumps(event_payload(row), default=str).encode())
+                                        value=registry_event(row).model_dump_json().encode())
     return meta.partition, meta.offset
 
 

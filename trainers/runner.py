@@ -13,32 +13,17 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
+
+from schemas.drift import TRAIN_REQUEST_SCHEMA_VERSION, TrainRequest
+from schemas.versions import newer_schema_version
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
-
-
-class TrainRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # producers (drift monitors, people) may add context fields
-    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
-    kind: Literal["sft", "dpo", "reward"]
-    config: str | None = None
-    overrides: dict[str, Any] = Field(default_factory=dict)
-    reason: str = ""
-    evalset: str | None = None
-    gate: str | None = None
-
-    def config_path(self) -> str:
-        return self.config or f"configs/train/{self.kind}.yaml"
-
-    def dedup_key(self) -> str:
-        return json.dumps([self.kind, self.config_path(), self.overrides, self.evalset], sort_keys=True)
 
 
 @dataclass
@@ -56,13 +41,21 @@ class JobResult:
 
 
 def parse_request(raw: bytes) -> TrainRequest:
+    """The request this runner can run, else ValueError saying why (the caller logs and skips it)."""
     try:
-        return TrainRequest(**json.loads(raw))
+        req = TrainRequest(**json.loads(raw))
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
         raise ValueError("train request is not a JSON object") from None
     except ValidationError as exc:
+        newer = newer_schema_version(exc)
+        if newer is not None:
+            raise ValueError(f"train request schema_version {newer} is newer than this runner understands "
+                             f"(max {TRAIN_REQUEST_SCHEMA_VERSION}); upgrade the runner") from None
         err = exc.errors()[0]
         raise ValueError(f"bad train request field {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    if req.kind is None:
+        raise ValueError("bad train request field kind: Field required")
+    return req
 
 
 def job_commands(req: TrainRequest, publish: bool) -> list[list[str]]:
@@ -119,18 +112,19 @@ def coalesce(requests: list[TrainRequest]) -> list[tuple[TrainRequest, list[str]
     return list(out.values())
 
 
-async def serve(settings: "Settings", *, max_jobs: int | None = None, idle_timeout_s: float | None = None,
-                publish: bool = True, log_dir: Path | None = None, group: str | None = None,
-                on_result: Any = None) -> list[JobResult]:
-    """Consume train.requests until ``max_jobs`` jobs ran or nothing arrived for ``idle_timeout_s``."""
+async def serve(settings: "Settings", env: Mapping[str, str], *, max_jobs: int | None = None,
+                idle_timeout_s: float | None = None, publish: bool = True, log_dir: Path | None = None,
+                group: str | None = None, on_result: Any = None) -> list[JobResult]:
+    """Consume train.requests until ``max_jobs`` jobs ran or nothing arrived for ``idle_timeout_s``. Jobs run
+    with ``env``, the environment the composition root wrote ``settings`` into (``alignloop.runner.settings_env``),
+    so they load the same settings."""
     from aiokafka import AIOKafkaConsumer
 
-    from alignloop.runner import settings_env
     from connectors.kafka import aiokafka_client_kwargs
     from schemas.topics import TRAIN_REQUESTS
 
     log_dir = log_dir or settings.home / "trainer-runner"
-    env = settings_env(settings)
+    env = dict(env)
     consumer = AIOKafkaConsumer(settings.topic(TRAIN_REQUESTS), **aiokafka_client_kwargs(settings),
                                 group_id=group or f"{settings.app_id}-trainer-runner", enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_poll_interval_ms=24 * 3600 * 1000)

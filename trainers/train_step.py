@@ -37,13 +37,9 @@ def run_training(cfg: TrainConfig, settings: Any, *, register: bool = True) -> A
     out_dir = cfg.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     bundle.write(out_dir / "dataset")
-    if cfg.kind == "sft":
-        from trainers.sft_trainer import train_sft as fn
-    elif cfg.kind == "dpo":
-        from trainers.dpo_trainer import train_dpo as fn
-    else:
-        from trainers.reward_trainer import train_reward as fn
-    metrics = fn(cfg, bundle, out_dir)
+    from trainers import TRAINERS
+
+    metrics = TRAINERS[cfg.kind].load()(cfg, bundle, out_dir)
     import torch
 
     manifest = AdapterManifest(

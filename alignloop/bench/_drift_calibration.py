@@ -18,12 +18,14 @@ def ece_before_after(n: int, seed: int = 7) -> dict[str, Any]:
     from schemas.verdict import JudgedTrace
     from streams.drift.calibration import apply_temperature, brier, ece, fit_temperature
     from streams.judges.base import JudgeContext
-    from streams.judges.config import load_judges_config
+    from alignloop.configs import load_configs
     from streams.judges.learning import LearningJudge
     from streams.pipeline import Pipeline
 
-    pipe = Pipeline.from_settings(Settings())
-    judge = LearningJudge(**load_judges_config().learning.judge_kwargs())
+    settings = Settings()
+    configs = load_configs(settings)
+    pipe = Pipeline.from_settings(settings, configs)
+    judge = LearningJudge(**configs.judges.learning.judge_kwargs())
     sim = Simulator(seed=seed)
     train_n, cal_n = n // 2, n // 4
     cal, test = [], []

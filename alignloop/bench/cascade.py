@@ -60,20 +60,21 @@ def _overhead(raws: list[bytes], scrubber: Any, judges: list[Any], reps: int) ->
 def run_cascade(n: int = 20_000, seed: int = 11, rate: float = 200.0, label_delay: int = 200,
                 label_noise: float = 0.03, size_bytes: int = 2000, drain_every: int = 50,
                 overhead_traces: int = 1500, reps: int = 5) -> dict[str, Any]:
+    from alignloop.configs import load_configs
     from schemas.settings import load_settings
     from alignloop.simulate import Knobs, Simulator
     from streams.escalation.escalator import Escalator
     from streams.judges import build_fast_judges
     from streams.judges.base import JudgeContext
-    from streams.judges.config import load_judges_config
     from streams.judges.learning import LearningJudge
     from streams.pipeline import Pipeline
     from streams.scrub import build_scrubber
 
     settings = load_settings()
-    cfg = load_judges_config()
-    scrubber = build_scrubber(settings)
-    judges = build_fast_judges(settings)
+    configs = load_configs(settings)
+    cfg = configs.judges
+    scrubber = build_scrubber(settings, configs.scrub)
+    judges = build_fast_judges(configs.policy, configs.judges)
     pipe = Pipeline(scrubber, judges)
     learner = LearningJudge(**cfg.learning.judge_kwargs())
     esc = Escalator(cfg.escalation)

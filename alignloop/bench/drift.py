@@ -83,18 +83,21 @@ class Stream:
 
 
 def _pipeline() -> Any:
+    from alignloop.configs import load_configs
     from schemas.settings import load_settings
     from streams.pipeline import Pipeline
 
-    return Pipeline.from_settings(load_settings())
+    settings = load_settings()
+    return Pipeline.from_settings(settings, load_configs(settings))
 
 
 def run_seed(seed: int, prefix: int, post: int, rate: float, scenarios: list[str] | None = None,
              progress: Any = None) -> dict[str, Any]:
     """One seed: the shared stable prefix, a no-drift continuation, and every scenario from the same state."""
+    from schemas.settings import load_settings
     from streams.drift import MonitorBank, load_drift_config
 
-    cfg = load_drift_config()
+    cfg = load_drift_config(load_settings().drift_config)
     chosen = [s for s in SCENARIOS if not scenarios or s[0] in scenarios]
     warmup_traces = cfg.monitor.block * cfg.monitor.warmup_blocks * 2  # embeddings warm up in two stages
     if prefix <= warmup_traces:
@@ -137,6 +140,7 @@ def run_seed(seed: int, prefix: int, post: int, rate: float, scenarios: list[str
 
 def evaluate(seeds: int, prefix: int, post: int, rate: float, scenarios: list[str] | None = None,
              progress: Any = None, jobs: int = 1) -> dict[str, Any]:
+    from schemas.settings import load_settings
     from streams.drift import load_drift_config
 
     if jobs > 1:
@@ -158,7 +162,7 @@ def evaluate(seeds: int, prefix: int, post: int, rate: float, scenarios: list[st
             for k, v in p[key].items():
                 merged[key][k] = merged[key].get(k, 0) + v
     return _figures(merged["results"], merged["fa"], merged["base_fa"], merged["base_delays"], merged["stable"],
-                    merged["signals"], load_drift_config(), rate, prefix, post)
+                    merged["signals"], load_drift_config(load_settings().drift_config), rate, prefix, post)
 
 
 def _figures(results: list[dict[str, Any]], fa: dict[str, int], base_fa: dict[str, int],

@@ -57,9 +57,10 @@ def presidio_analyzer() -> Any:
 
 def run_alignloop(sentences: list[str]) -> tuple[list[list[tuple[str, int, int]]], float]:
     from schemas.settings import load_settings
-    from streams.scrub import build_scrubber
+    from streams.scrub import build_scrubber, load_scrub_config
 
-    scrubber = build_scrubber(load_settings())
+    settings = load_settings()
+    scrubber = build_scrubber(settings, load_scrub_config(settings.scrub_config))
     for s in sentences[:50]:  # warm caches, as the stream would be
         scrubber.scrub(s)
     out = []

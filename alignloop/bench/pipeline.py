@@ -38,9 +38,10 @@ console = Console()
 def _ceiling(settings, values: list[bytes], repeats: int = 3) -> tuple[float, float]:
     """Best of ``repeats`` timed passes (the machine is shared and noisy; the best pass is the ceiling)."""
     from alignloop.runner import tune_gc
+    from alignloop.configs import load_configs
     from streams.pipeline import Pipeline, encode_event, summarize, to_row
 
-    pipe = Pipeline.from_settings(settings)
+    pipe = Pipeline.from_settings(settings, load_configs(settings))
     tune_gc()  # as the worker runs it
     for v in values[:200]:  # warm caches
         pipe.process(v, "agent.traces", 0, 0)
@@ -88,23 +89,23 @@ def _wait_rows(uri: str, n: int, timeout: float, worker) -> int:
 VARIANTS = ("full", "structured_scrub", "no_fast_judges")
 
 
-def _variant_env(variant: str, work: Path) -> dict[str, str]:
+def _variant_env(variant: str, work: Path, settings) -> dict[str, str]:
     """Config overrides (as environment) that turn the configured pipeline into ``variant``."""
     import yaml
 
     from streams.judges import FAST_JUDGES
-    from streams.judges.config import JUDGES_CONFIG_ENV, judges_config_path
-    from streams.scrub.config import SCRUB_CONFIG_ENV, scrub_config_path
+    from streams.judges.config import DEFAULT_JUDGES_CONFIG, JUDGES_CONFIG_ENV
+    from streams.scrub.config import DEFAULT_SCRUB_CONFIG, SCRUB_CONFIG_ENV
 
     if variant == "structured_scrub":
-        src = scrub_config_path()
+        src = Path(settings.scrub_config or DEFAULT_SCRUB_CONFIG)
         cfg = yaml.safe_load(src.read_text()) if src.exists() else {}
         cfg["tier"] = "structured"
         out = work / "scrub-structured.yaml"
         out.write_text(yaml.safe_dump(cfg))
         return {SCRUB_CONFIG_ENV: str(out)}
     if variant == "no_fast_judges":
-        src = judges_config_path()
+        src = Path(settings.judges_config or DEFAULT_JUDGES_CONFIG)
         cfg = yaml.safe_load(src.read_text()) if src.exists() else {}
         fast = cfg["fast"] = cfg.get("fast") or {}
         for name in FAST_JUDGES:
@@ -228,7 +229,7 @@ def _concurrent_pair(base, tag: str, name: str, work: Path, partitions: int, var
     from connectors.delta_sink import RowCounter, landing_times
     from schemas.topics import TRACES
 
-    runs = {v: _Run(base, tag, f"{name}-{v}", work, partitions, _variant_env(v, work)) for v in variants}
+    runs = {v: _Run(base, tag, f"{name}-{v}", work, partitions, _variant_env(v, work, base)) for v in variants}
     try:
         for r in runs.values():
             r.start(1, monitor=False)
@@ -320,7 +321,7 @@ def register(bench_app: typer.Typer) -> None:
             for rep in range(repeats):
                 passes.append({})
                 for v in variants[rep % len(variants):] + variants[:rep % len(variants)]:  # rotate: no order bias
-                    run = _Run(base, tag, f"{v}-{rep}", work, partitions, _variant_env(v, work))
+                    run = _Run(base, tag, f"{v}-{rep}", work, partitions, _variant_env(v, work, base))
                     console.print(f"\\[{v} {rep + 1}/{repeats}] starting {spines} spine(s), then publishing and "
                                   f"draining {n} traces …")
                     run.start(spines, monitor=False)

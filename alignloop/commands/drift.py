@@ -48,10 +48,11 @@ def config() -> None:
     import json
 
     from alignloop.errors import UserError
+    from schemas.settings import load_settings
     from streams.drift.config import load_drift_config
 
     try:
-        cfg = load_drift_config()
+        cfg = load_drift_config(load_settings().drift_config)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     print(json.dumps(cfg.model_dump(mode="json"), indent=2))

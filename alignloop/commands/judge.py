@@ -19,9 +19,11 @@ def register(app: typer.Typer) -> None:
         import asyncio
         import logging
 
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry
 
-        from alignloop.cli import UserError
+        from alignloop.configs import llm_api_key
+        from alignloop.errors import UserError
+        from alignloop.preflight import check_port, require_broker, start_metrics
         from schemas.settings import load_settings
         from connectors.llm_judge import LlmJudgeClient
         from streams.judges.config import load_judges_config
@@ -29,21 +31,21 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         s = load_settings()
-        cfg = load_judges_config()
+        cfg = load_judges_config(s.judges_config)
         updates = {k: v for k, v in {"base_url": base_url, "model": model}.items() if v}
         if updates:
             cfg = cfg.model_copy(update={"llm": cfg.llm.model_copy(update=updates)})
         if not cfg.llm.base_url.startswith(("http://", "https://")):
             raise UserError(f"llm.base_url must start with http:// or https:// (got {cfg.llm.base_url!r})")
+        port = check_port((s.metrics_port + 1 if s.metrics_port else 0) if metrics_port is None else metrics_port)
         registry = CollectorRegistry()
-        port = (s.metrics_port + 1 if s.metrics_port else 0) if metrics_port is None else metrics_port
-        if port:
-            start_http_server(port, registry=registry)
+        start_metrics(port, registry)  # local mistakes first, then the network
+        require_broker(s)
 
         async def main() -> None:
             from streams.curation.sink import land_preferences
 
-            worker = JudgeWorker(s, cfg, LlmJudgeClient(cfg.llm), registry)
+            worker = JudgeWorker(s, cfg, LlmJudgeClient(cfg.llm, llm_api_key(cfg.llm)), registry)
             # Preferences (LLM pairwise, SDK, humans) land in the Delta `preferences` table alongside.
             lander = asyncio.create_task(land_preferences(s, worker.stop))
             try:

@@ -13,7 +13,13 @@ def register(app: typer.Typer) -> None:
     @schema.command("export")
     def export(out: Path = typer.Option(Path("schemas/json"), help="Directory for the JSON Schema files.")) -> None:
         """Write a JSON Schema file per event model, for agents in other languages."""
+        from alignloop.errors import UserError
         from schemas.export import export_json_schemas
 
-        for path in export_json_schemas(out):
+        try:
+            paths = list(export_json_schemas(out))
+        except OSError as exc:
+            raise UserError(f"cannot write JSON Schemas to {out} ({exc.strerror or exc}); pick a writable --out "
+                            "directory") from None
+        for path in paths:
             typer.echo(str(path))

@@ -22,12 +22,13 @@ def register(app: typer.Typer) -> None:
         from streams.scrub import build_scrubber, load_scrub_config, scrub_trace
 
         try:
-            cfg = load_scrub_config()
+            settings = load_settings()
+            cfg = load_scrub_config(settings.scrub_config)
             if tier is not None:
                 if tier not in ("structured", "full"):
                     raise ValueError(f"--tier must be structured or full, not {tier!r}")
                 cfg = cfg.model_copy(update={"tier": tier})
-            scrubber = build_scrubber(load_settings(), cfg)
+            scrubber = build_scrubber(settings, cfg)
         except (ValueError, ConfigError) as exc:
             raise UserError(str(exc)) from None
         if trace is not None:

@@ -121,15 +121,16 @@ def eval_cmd(adapter: Path = typer.Option(..., "--adapter", help="Adapter direct
         th = load_gate(gate if gate is not None else default_gate if default_gate.is_file() else None)
         rows = load_evalset(evalset)
         manifest = read_manifest(adapter)
+        from alignloop.configs import llm_api_key, load_configs
         from trainers.eval_gate import judge_scorer, run_eval, write_report
 
-        scorer = judge_scorer(settings)
+        configs = load_configs(settings)
+        scorer = judge_scorer(configs)
         if llm_judge:
             from connectors.llm_judge import LlmJudgeClient
-            from streams.judges.config import load_judges_config
             from trainers.eval_gate import llm_scorer
 
-            scorer = llm_scorer(scorer, LlmJudgeClient(load_judges_config().llm))
+            scorer = llm_scorer(scorer, LlmJudgeClient(configs.judges.llm, llm_api_key(configs.judges.llm)))
         result, samples = run_eval(adapter, rows, th, scorer)
         path = write_report(report or adapter / "eval.json", adapter, evalset, result, samples)
         manifest.gate = {**result, "evalset": str(evalset), "report": str(path)}
@@ -193,6 +194,8 @@ def runner_cmd(max_jobs: Optional[int] = typer.Option(None, "--max-jobs", help="
     """Consume train.requests and run each as a local `alignloop train` (+ `eval`) subprocess."""
     import asyncio
 
+    from alignloop.preflight import require_broker
+    from alignloop.runner import settings_env
     from schemas.settings import load_settings
     from trainers.runner import serve
 
@@ -200,8 +203,10 @@ def runner_cmd(max_jobs: Optional[int] = typer.Option(None, "--max-jobs", help="
         typer.echo(f"job {res.request_id} {res.kind}: rc={res.returncode} in {res.seconds:.1f}s log {res.log_path}"
                    + (f" (coalesced {res.coalesced})" if res.coalesced else ""))
 
-    asyncio.run(serve(load_settings(), max_jobs=max_jobs, idle_timeout_s=idle_timeout_s, publish=publish,
-                      on_result=show))
+    settings = load_settings()
+    require_broker(settings)
+    asyncio.run(serve(settings, settings_env(settings), max_jobs=max_jobs, idle_timeout_s=idle_timeout_s,
+                      publish=publish, on_result=show))
 
 
 def register(app: typer.Typer) -> None:

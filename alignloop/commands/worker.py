@@ -16,25 +16,27 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate → scrub → judge every trace on agent.traces; publish and land them in Delta."""
         import faust
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry
 
+        from alignloop.configs import load_configs
+        from alignloop.errors import UserError
+        from alignloop.preflight import check_loglevel, check_port, require_broker, start_metrics
         from alignloop.runner import tune_gc
         from schemas.settings import DEV_PII_KEY, load_settings
-        from streams.app import create_app
-
-        from alignloop.errors import UserError
-        from streams.app import ROLES
+        from streams.app import ROLES, create_app
 
         if role not in ROLES:
             raise UserError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
+        loglevel = check_loglevel(loglevel)
         s = load_settings()
+        port = check_port(s.metrics_port if metrics_port is None else metrics_port)
+        configs = load_configs(s)
+        registry = CollectorRegistry()
+        start_metrics(port, registry)  # local mistakes first, then the network
+        require_broker(s)
         if s.pii_hmac_key.get_secret_value() == DEV_PII_KEY:
             logging.getLogger("alignloop").warning(
                 "ALIGNLOOP_PII_HMAC_KEY is not set: pseudonyms use the development key (fine locally, not in production)")
-        registry = CollectorRegistry()
-        port = s.metrics_port if metrics_port is None else metrics_port
-        if port:
-            start_http_server(port, registry=registry)
-        app_, _ = create_app(s, registry=registry, role=role)
+        app_, _ = create_app(s, configs, registry=registry, role=role)
         tune_gc()  # a long-running stream process: see alignloop.runner.tune_gc
         faust.Worker(app_, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()

@@ -17,7 +17,7 @@ from schemas.preference import Label, Preference
 from schemas.trace import Trace
 from schemas.verdict import JudgedTrace, SourceRef, Verdict
 from streams.judges import aggregate
-from streams.judges.base import Judge, JudgeContext
+from streams.judges.base import Judge, run_judges
 
 # Tags that keep a passing trace out of the SFT set even though no judge failed it.
 DIRTY_TAG_PREFIXES = ("risk:", "pii", "tool_", "toxicity:", "quality:", "learned:", "refusal:borderline")
@@ -83,7 +83,7 @@ def judged_candidate_preference(jt: JudgedTrace, judges: list[Judge], cfg: Curat
     results = []
     for c in cands:
         tc = t.model_copy(update={"final_response": c})
-        vs = [j.judge(tc, JudgeContext()) for j in judges]
+        vs = run_judges(judges, tc)
         results.append((trace_score(vs) if aggregate(vs) == "pass" else trace_score(vs) / 2, vs))
     best = max(range(len(cands)), key=lambda i: results[i][0])
     worst = min(range(len(cands)), key=lambda i: results[i][0])

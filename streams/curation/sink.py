@@ -21,6 +21,7 @@ from streams.judges.base import Judge
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
+    from streams.configs import AreaConfigs
 
 log = logging.getLogger("alignloop.curate")
 
@@ -71,7 +72,7 @@ class CurationHook:
         return []
 
 
-def install(handler: Any, settings: "Settings") -> CurationHook:
+def install(handler: Any, settings: "Settings", configs: "AreaConfigs") -> CurationHook:
     """Curation for a worker: the spine's own fast judges in ``--role all``; the monitor (no pipeline) builds
     the same configured set to judge candidates."""
     pipeline = getattr(handler, "pipeline", None)
@@ -80,7 +81,7 @@ def install(handler: Any, settings: "Settings") -> CurationHook:
     else:
         from streams.judges import build_fast_judges
 
-        judges = build_fast_judges(settings)
+        judges = build_fast_judges(configs.policy, configs.judges)
     hook = CurationHook(make_sink(settings, SFT_EXAMPLES_TABLE, "sft"),
                         make_sink(settings, PREFERENCES_TABLE, "curated-prefs"), judges)
     handler.hooks.append(hook)

@@ -5,15 +5,15 @@ Every field has a reason in its description; bad values fail at load with one li
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.settings import load_yaml_config
+from schemas.settings import ConfigError, load_yaml_config
 
 DEFAULT_PATH = "configs/drift.yaml"
+DRIFT_CONFIG_ENV = "ALIGNLOOP_DRIFT_CONFIG"  # Settings.drift_config, named in messages
 DetectorKind = Literal["page_hinkley", "adwin", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
 
 
@@ -91,10 +91,11 @@ class DriftConfig(BaseModel):
 
 
 def load_drift_config(path: str | Path | None = None) -> DriftConfig:
-    """Load the config; raise ``ValueError`` with one line naming the bad field and the file."""
-    p = Path(path or os.environ.get("ALIGNLOOP_DRIFT_CONFIG", DEFAULT_PATH))
+    """The drift config at ``path`` (``Settings.drift_config``); None: configs/drift.yaml, or the defaults when
+    that file is absent. A missing named file or a bad field is a one-line ConfigError naming the fix."""
+    p = Path(path) if path is not None else Path(DEFAULT_PATH)
     if not p.is_file():
         if path is not None:
-            raise ValueError(f"drift config {p} not found; pass an existing file or unset ALIGNLOOP_DRIFT_CONFIG")
+            raise ConfigError(f"drift config {p} not found; fix {DRIFT_CONFIG_ENV} or create the file")
         return DriftConfig()
-    return load_yaml_config(DriftConfig, p, "drift config", "fix the file or ALIGNLOOP_DRIFT_CONFIG")
+    return load_yaml_config(DriftConfig, p, "drift config", f"fix the file or {DRIFT_CONFIG_ENV}")

@@ -88,7 +88,7 @@ class DriftHook:
                 self.metrics.signal_z.labels(policy_id, signal).set(0.0 if m.warming else m.last_z)
         self.metrics.store_size.set(len(self.tracker.store))
         futures: list[Any] = []
-        events = [DriftEvent.from_alarm(a, self.worker) for a in alarms]
+        events: list[DriftEvent] = [a.for_worker(self.worker) for a in alarms]
         now = self.clock()
         for a, e in zip(alarms, events):
             log.warning("drift: policy=%s signal=%s z=%.1f since=%s", e.policy_id, e.signal, e.z, e.since)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from schemas.drift import DriftEvent
 from streams.drift.config import MonitorConfig
 from streams.drift.detectors import detector_input, make_detector
 
@@ -26,25 +27,9 @@ class Block:
     trace_ids: list[str]
 
 
-@dataclass
-class DriftAlarm:
-    """What a monitor saw when its detector fired."""
-
-    signal: str
-    policy_id: str
-    detector: str
-    since: datetime
-    detected_at: datetime
-    ref_mean: float
-    ref_std: float
-    current_mean: float
-    z: float
-    n_blocks_since: int
-    example_trace_ids: list[str] = field(default_factory=list)
-
-    @property
-    def magnitude(self) -> float:
-        return self.current_mean - self.ref_mean
+# One model per concept: what a monitor raises is the drift event itself (``schemas.drift.DriftEvent``); the worker
+# stamps its name on it before publishing. ``DriftAlarm`` is the name the drift package knows it by.
+DriftAlarm = DriftEvent
 
 
 class BlockStats:

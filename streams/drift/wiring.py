@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE, TABLES
 from schemas.topics import DRIFT, LABELS, TRAIN_REQUESTS
-from streams.drift.config import load_drift_config
+from streams.drift.config import DriftConfig
 from streams.drift.hook import DriftHook
 from streams.drift.metrics import DriftMetrics
 from streams.drift.state import KafkaStateStore, StateFile
@@ -20,11 +20,10 @@ if TYPE_CHECKING:
     from schemas.settings import Settings
 
 
-def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any) -> DriftHook | None:
-    """The hook for ``TraceHandler.hooks`` (None when drift monitoring is disabled in configs/drift.yaml)."""
+def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any, cfg: DriftConfig) -> DriftHook | None:
+    """The hook for ``TraceHandler.hooks`` (None when drift monitoring is disabled in the drift config)."""
     from connectors.delta_sink import DeltaSink
 
-    cfg = load_drift_config()
     if not cfg.enabled:
         return None
     worker = f"{settings.app_id}@{socket.gethostname()}"
@@ -41,11 +40,12 @@ def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any) -> 
                      state=KafkaStateStore(settings, settings.app_id, StateFile(path)), worker=worker)
 
 
-def install(app: "faust.App", handler: Any, settings: "Settings", registry: CollectorRegistry) -> DriftHook | None:
+def install(app: "faust.App", handler: Any, settings: "Settings", registry: CollectorRegistry,
+            cfg: DriftConfig) -> DriftHook | None:
     """Register the hook, the label follower task and a final state save at shutdown."""
     from streams.drift.labels import follow_labels
 
-    hook = build_hook(settings, registry, handler.send)
+    hook = build_hook(settings, registry, handler.send, cfg)
     if hook is None:
         return None
     handler.hooks.append(hook)

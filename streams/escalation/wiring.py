@@ -19,7 +19,7 @@ from schemas.preference import Label
 from schemas.topics import ESCALATIONS, LABELS
 from streams.escalation.escalator import Escalation, Escalator
 from streams.judges.base import JudgeContext
-from streams.judges.config import JudgesConfig, load_judges_config
+from streams.judges.config import JudgesConfig
 from streams.hifi.step import EscalationEvent
 from streams.judges.learning import LearningJudge
 
@@ -119,11 +119,10 @@ class EscalationHook:
 
 
 def install(app: "faust.App", handler: Any, settings: "Settings", registry: CollectorRegistry,
-            cfg: JudgesConfig | None = None) -> EscalationHook | None:
+            cfg: JudgesConfig) -> EscalationHook | None:
     """Register the hook, a drain timer and the label follower (None when escalation is disabled)."""
     from streams.drift.labels import follow_labels
 
-    cfg = cfg or load_judges_config()
     if not cfg.escalation.enabled:
         return None
     hook = EscalationHook(cfg, handler.send, settings.topic(ESCALATIONS), EscalationMetrics(registry))

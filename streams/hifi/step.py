@@ -2,56 +2,26 @@
 
 Kafka-free and async; ``alignloop judge`` wraps it. Transient endpoint failures (``LlmJudgeError``, including
 ``BudgetExceeded``) propagate so the caller keeps the escalation and retries it later — nothing is dropped.
-What the model cannot judge (garbage after retries, "unjudgeable", low confidence, inconsistent pairwise
-verdicts) goes to the human queue. Ids are deterministic, so a re-processed escalation yields the same rows.
+What the model cannot judge (garbage after retries, "unjudgeable", a verdict contradicting its own scores, low
+confidence, inconsistent pairwise verdicts) goes to the human queue. Ids are deterministic, so a re-processed escalation yields the same rows.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from connectors.llm_judge import LlmJudgeClient, Unjudgeable
+from connectors.llm_judge import InconsistentVerdict, LlmJudgeClient, Unjudgeable
+from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.preference import Label, Preference
-from schemas.verdict import JudgedTrace
 
-EVENT_SCHEMA_VERSION = 1
 MAX_PAIRWISE_CANDIDATES = 4
-
-
-class EscalationEvent(BaseModel):
-    """A record on ``judge.escalations``."""
-
-    model_config = ConfigDict(extra="forbid")
-    schema_version: int = Field(EVENT_SCHEMA_VERSION, ge=1, le=EVENT_SCHEMA_VERSION)
-    judged: JudgedTrace
-    priority: float = Field(..., ge=0, le=2)
-    reasons: list[str] = Field(default_factory=list)
-    tier: str = "llm"
-    audit: bool = False
-    escalated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-
-
-class HumanQueueItem(BaseModel):
-    """A record on ``judge.human_queue``: what only a person can judge, and why."""
-
-    model_config = ConfigDict(extra="forbid")
-    schema_version: int = EVENT_SCHEMA_VERSION
-    trace_id: str
-    reason: str
-    escalation: EscalationEvent | None = None
-    raw: str | None = Field(None, description="The record as received, when it could not be parsed.")
-    llm_rationale: str = ""
-    queued_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 @dataclass
 class HifiResult:
-    event: "EscalationEvent | None" = None
+    event: EscalationEvent | None = None
     labels: list[Label] = field(default_factory=list)
     preferences: list[Preference] = field(default_factory=list)
     human: list[HumanQueueItem] = field(default_factory=list)
@@ -65,7 +35,8 @@ class HighFidelityJudge:
     def __init__(self, client: LlmJudgeClient):
         self.client = client
         self.cfg = client.cfg
-        self.counts: dict[str, int] = {"judged": 0, "to_human": 0, "preferences": 0, "pairs_inconsistent": 0}
+        self.counts: dict[str, int] = {"judged": 0, "to_human": 0, "preferences": 0, "pairs_inconsistent": 0,
+                                       "inconsistent": 0}
 
     def _human(self, out: HifiResult, ev: EscalationEvent, reason: str, rationale: str = "") -> None:
         self.counts["to_human"] += 1
@@ -80,6 +51,10 @@ class HighFidelityJudge:
             return out
         try:
             j = await self.client.judge_trace(t)
+        except InconsistentVerdict as exc:  # a verdict that contradicts its own scores is no label
+            self.counts["inconsistent"] += 1
+            self._human(out, ev, "llm_inconsistent_verdict", str(exc))
+            return out
         except Unjudgeable as exc:
             self._human(out, ev, "llm_unjudgeable", str(exc))
             return out

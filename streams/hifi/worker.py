@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import ValidationError
 
 from connectors.kafka import aiokafka_client_kwargs, producer
 from connectors.llm_judge import BudgetExceeded, LlmJudgeClient, LlmJudgeError
+from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.topics import ESCALATIONS, HUMAN_QUEUE, LABELS, PREFERENCES
+from schemas.versions import newer_schema_version
 from streams.judges.config import JudgesConfig
-from streams.hifi.step import EscalationEvent, HifiResult, HighFidelityJudge, HumanQueueItem
+from streams.hifi.step import HifiResult, HighFidelityJudge
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -42,13 +45,44 @@ class JudgeWorkerMetrics:
         self.outputs = Counter("alignloop_judge_outputs_total", "Records published.", ["topic"], registry=registry)
 
 
+class LlmClientCollector:
+    """The LLM client's own counts and in-flight requests, read at every scrape: a hung endpoint shows as stalls
+    and an ageing waiting request within one request timeout, before the retries give up."""
+
+    FAILURES = {"timeout": "stalls", "connection": "connection_errors", "rate_limited": "rate_limited",
+                "server_error": "server_errors", "malformed": "malformed", "inconsistent": "inconsistent"}
+
+    def __init__(self, client: LlmJudgeClient):
+        self.client = client
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.client.counts
+        yield CounterMetricFamily("alignloop_judge_llm_requests", "Requests sent to the LLM endpoint.",
+                                  value=counts["requests"])
+        yield CounterMetricFamily("alignloop_judge_llm_stalls", "Requests cut off at the per-request timeout.",
+                                  value=counts["stalls"])
+        failures = CounterMetricFamily("alignloop_judge_llm_failures", "Failed requests and rejected replies, by "
+                                       "kind (each is retried, or the escalation goes to the human queue).",
+                                       labels=["kind"])
+        for kind, key in self.FAILURES.items():
+            failures.add_metric([kind], counts[key])
+        yield failures
+        n, age = self.client.waiting()
+        yield GaugeMetricFamily("alignloop_judge_llm_waiting_requests", "Requests in flight, waiting for a reply.",
+                                value=n)
+        yield GaugeMetricFamily("alignloop_judge_llm_waiting_oldest_seconds",
+                                "How long the oldest request in flight has waited (0 when none).", value=age)
+
+
 class JudgeWorker:
     def __init__(self, settings: "Settings", cfg: JudgesConfig, client: LlmJudgeClient,
                  registry: CollectorRegistry | None = None, *, sleep: Any = asyncio.sleep):
         self.settings, self.cfg = settings, cfg
         self.client = client
         self.hf = HighFidelityJudge(client)
-        self.metrics = JudgeWorkerMetrics(registry or CollectorRegistry())
+        registry = registry or CollectorRegistry()
+        self.metrics = JudgeWorkerMetrics(registry)
+        registry.register(LlmClientCollector(client))
         self.stop = asyncio.Event()
         self._sleep = sleep
         self.topics = {k: settings.topic(k) for k in (ESCALATIONS, LABELS, PREFERENCES, HUMAN_QUEUE)}
@@ -67,9 +101,12 @@ class JudgeWorker:
         try:
             ev = EscalationEvent.model_validate_json(value or b"")
         except (ValidationError, ValueError) as exc:
-            self.metrics.handled.labels("bad_record").inc()
+            # kept for a person with its raw text; a newer producer's record says so, to prompt an upgrade
+            newer = isinstance(exc, ValidationError) and newer_schema_version(exc) is not None
+            self.metrics.handled.labels("unsupported_version" if newer else "bad_record").inc()
             raw = (value or b"").decode("utf-8", "replace")[:100_000]
-            return HifiResult(human=[HumanQueueItem(trace_id="", reason="bad_escalation_record", raw=raw,
+            reason = "unsupported_schema_version" if newer else "bad_escalation_record"
+            return HifiResult(human=[HumanQueueItem(trace_id="", reason=reason, raw=raw,
                                                     llm_rationale=str(exc).splitlines()[0][:500])])
         attempt = 0
         while True:

@@ -1,19 +1,18 @@
 """Judges: the plugin contract, the fast judges run on every trace, and how their verdicts combine.
 
-``build_fast_judges(settings)`` reads the policy file (``settings.policy_path``) and the judges config
-(``ALIGNLOOP_JUDGES_CONFIG``, default configs/judges.yaml) and returns the enabled fast judges, each guarded so
-an exception becomes a ``status="error"`` verdict instead of a crashed worker.
+``build_fast_judges(policy, cfg)`` returns the enabled fast judges of a loaded policy and judges config (the
+composition root loads both once per process), plain; callers run them through ``run_judges``, so an exception
+becomes a ``status="error"`` verdict instead of a crashed worker.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Literal
 
 from schemas.verdict import Verdict
-from streams.judges.base import GuardedJudge, Judge, JudgeContext, safe_judge
+from streams.judges.base import Judge, JudgeContext, run_judges
 from streams.judges.config import JudgesConfig, load_judges_config
 from streams.judges.pii_leak import PiiLeakJudge
-from streams.judges.policy import PolicyJudge, compile_behaviours
+from streams.judges.policy import Behaviours, PolicyJudge, compile_behaviours
 from streams.judges.policy_config import PolicyConfig, load_policy
 from streams.judges.quality import QualityJudge
 from streams.judges.refusal import RefusalJudge
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from schemas.settings import Settings
 
 __all__ = [
-    "Judge", "JudgeContext", "GuardedJudge", "safe_judge", "Verdict",
+    "Judge", "JudgeContext", "run_judges", "Verdict",
     "PolicyJudge", "RefusalJudge", "ToolOutcomeJudge", "PiiLeakJudge", "ToxicityJudge", "QualityJudge",
     "PolicyConfig", "load_policy", "JudgesConfig", "load_judges_config",
     "FAST_JUDGES", "build_fast_judges", "make_fast_judges", "aggregate", "Outcome",
@@ -35,61 +34,60 @@ Outcome = Literal["pass", "flag", "fail"]
 HARD_FAIL_BELOW = 0.5
 
 
-def _policy(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:
+def _policy(policy: PolicyConfig, cfg: JudgesConfig, behaviours: Behaviours) -> Judge:
     return PolicyJudge(policy, complied_min_chars=cfg.fast.policy.complied_min_chars, behaviours=behaviours)
 
 
-def _refusal(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:
+def _refusal(policy: PolicyConfig, cfg: JudgesConfig, behaviours: Behaviours) -> Judge:
     r = cfg.fast.refusal
     return RefusalJudge(behaviours, medium_risk_terms=r.medium_risk_terms or None,
                         defusing_terms=r.defusing_terms or None)
 
 
-def _tool(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:
+def _tool(policy: PolicyConfig, cfg: JudgesConfig, behaviours: Behaviours) -> Judge:
     t = cfg.fast.tool_outcome
     return ToolOutcomeJudge(loop_threshold=t.loop_threshold, slow_call_ms=t.slow_call_ms)
 
 
-def _pii(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:
+def _pii(policy: PolicyConfig, cfg: JudgesConfig, behaviours: Behaviours) -> Judge:
     p = cfg.fast.pii_leak
     return PiiLeakJudge(high_risk_kinds=p.high_risk_kinds, response_fields=p.response_fields, scan_raw=p.scan_raw,
                         contextual_kinds=p.contextual_kinds)
 
 
-def _tox(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:
+def _tox(policy: PolicyConfig, cfg: JudgesConfig, behaviours: Behaviours) -> Judge:
     t = cfg.fast.toxicity
     return ToxicityJudge(threshold=t.threshold, lexicon=t.lexicon or None)
 
 
-def _quality(policy: PolicyConfig, cfg: JudgesConfig, behaviours: tuple) -> Judge:
+def _quality(policy: PolicyConfig, cfg: JudgesConfig, behaviours: Behaviours) -> Judge:
     q = cfg.fast.quality
     return QualityJudge(min_chars=q.min_chars, max_chars=q.max_chars, min_unique_ratio=q.min_unique_ratio,
                         placeholder_markers=q.placeholder_markers)
 
 
 # The registry: every fast judge by name (the contract test suite runs over all of these).
-FAST_JUDGES: dict[str, Callable[[PolicyConfig, JudgesConfig, tuple], Judge]] = {
+FAST_JUDGES: dict[str, Callable[[PolicyConfig, JudgesConfig, Behaviours], Judge]] = {
     "policy": _policy, "refusal": _refusal, "tool_outcome": _tool, "pii_leak": _pii, "toxicity": _tox,
     "quality": _quality,
 }
 
 
 def make_fast_judges(policy: PolicyConfig, cfg: JudgesConfig | None = None, *,
-                     names: Iterable[str] | None = None, guarded: bool = True) -> list[Judge]:
-    """Fast judges from already-loaded configs (tests, the SDK)."""
+                     names: Iterable[str] | None = None) -> list[Judge]:
+    """Fast judges from already-loaded configs (tests, the SDK); run them with ``run_judges``."""
     cfg = cfg or JudgesConfig()
     wanted = list(names) if names is not None else [n for n in FAST_JUDGES if getattr(cfg.fast, n).enabled]
     unknown = [n for n in wanted if n not in FAST_JUDGES]
     if unknown:
         raise ValueError(f"unknown fast judges {unknown}; known: {list(FAST_JUDGES)}")
     behaviours = compile_behaviours(policy)  # shared, so request matches are computed once per trace
-    judges = [FAST_JUDGES[n](policy, cfg, behaviours) for n in wanted]
-    return [GuardedJudge(j) for j in judges] if guarded else judges
+    return [FAST_JUDGES[n](policy, cfg, behaviours) for n in wanted]
 
 
-def build_fast_judges(settings: "Settings", *, judges_config: str | Path | None = None) -> list[Judge]:
-    """The enabled fast judges for a worker (policy from ``settings.policy_path``)."""
-    return make_fast_judges(load_policy(settings.policy_path), load_judges_config(judges_config))
+def build_fast_judges(policy: PolicyConfig, cfg: JudgesConfig) -> list[Judge]:
+    """The enabled fast judges for a worker, from the configs its composition root loaded."""
+    return make_fast_judges(policy, cfg)
 
 
 def aggregate(verdicts: Iterable[Verdict]) -> Outcome:

@@ -2,16 +2,16 @@
 cascade's escalation, learning-judge and LLM-judge sections. Every field has a default, so the file is optional."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.settings import ConfigError, load_yaml_config
+from schemas.llm_judge_config import LlmJudgeConfig  # re-exported: the judges config's `llm:` section
 from streams.escalation.config import EscalationConfig
 
-JUDGES_CONFIG_ENV = "ALIGNLOOP_JUDGES_CONFIG"
+JUDGES_CONFIG_ENV = "ALIGNLOOP_JUDGES_CONFIG"  # Settings.judges_config, named in messages
 DEFAULT_JUDGES_CONFIG = "configs/judges.yaml"
 
 
@@ -94,31 +94,6 @@ class LearningConfig(BaseModel):
         return self.model_dump(exclude={"enabled"})
 
 
-class LlmJudgeConfig(BaseModel):
-    """The high-fidelity LLM judge (connectors/llm_judge.py). The key comes from ALIGNLOOP_LLM_API_KEY."""
-
-    model_config = ConfigDict(extra="forbid")
-    base_url: str = Field("http://localhost:11434/v1", description="OpenAI-compatible API root (…/v1).")
-    model: str = Field("llama3.1:8b", description="Model name the endpoint serves.")
-    api_key_env: str = Field("ALIGNLOOP_LLM_API_KEY", description="Env var holding the API key (may be unset).")
-    rubric: str = Field("configs/rubrics/trace_judge.md", description="Rubric prompt for single-trace judging.")
-    pairwise_rubric: str = Field("configs/rubrics/pairwise.md", description="Rubric prompt for pairwise judging.")
-    temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(512, ge=16)
-    timeout_s: float = Field(30.0, gt=0)
-    max_retries: int = Field(4, ge=0)
-    backoff_base_s: float = Field(0.5, gt=0)
-    backoff_max_s: float = Field(30.0, gt=0)
-    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
-    max_cost_per_hour: float = Field(5.0, ge=0, description="Spend cap (USD) per rolling hour; 0 = no LLM calls.")
-    price_per_1k_input: float = Field(0.0005, ge=0)
-    price_per_1k_output: float = Field(0.0015, ge=0)
-    cache_size: int = Field(10_000, ge=0, description="Cached verdicts by content fingerprint.")
-    max_trace_chars: int = Field(12_000, ge=500, description="Trace text beyond this is truncated in the prompt.")
-    min_confidence: float = Field(0.5, ge=0, le=1, description="Less confident LLM verdicts go to the human queue.")
-    judge_version: str = Field("llm-1", description="Recorded on labels; bump with rubric/model changes.")
-
-
 class JudgesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fast: FastJudgesConfig = Field(default_factory=FastJudgesConfig)
@@ -127,16 +102,12 @@ class JudgesConfig(BaseModel):
     llm: LlmJudgeConfig = Field(default_factory=LlmJudgeConfig)
 
 
-def judges_config_path() -> Path:
-    return Path(os.environ.get(JUDGES_CONFIG_ENV, DEFAULT_JUDGES_CONFIG))
-
-
 def load_judges_config(path: str | Path | None = None) -> JudgesConfig:
-    """The judges config; defaults when the file is absent (only an explicitly named missing file is an error)."""
-    explicit = path is not None or JUDGES_CONFIG_ENV in os.environ
-    p = Path(path) if path is not None else judges_config_path()
+    """The judges config at ``path`` (``Settings.judges_config``); None: configs/judges.yaml, or the defaults
+    when that file is absent. A named file that is missing is an error."""
+    p = Path(path) if path is not None else Path(DEFAULT_JUDGES_CONFIG)
     if not p.is_file():
-        if explicit:
+        if path is not None:
             raise ConfigError(f"judges config {p} not found; fix {JUDGES_CONFIG_ENV} or create the file")
         return JudgesConfig()
     return load_yaml_config(JudgesConfig, p, "judges config", f"fix the file or {JUDGES_CONFIG_ENV}")

@@ -12,7 +12,7 @@ import re
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import config_hash
-from streams.judges.base import Judge, JudgeContext, VerdictCache, VerdictInterner, shared_verdict, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictInterner, shared_verdict, verdict_template
 
 LOGIC_VERSION = "1"
 _PSEUDONYM = re.compile(r"<([A-Z][A-Z_]*?)_[0-9a-f]{6,}>")
@@ -27,18 +27,8 @@ _RAW = {
 }
 
 
-_OUT_TAGS: dict[str, str] = {}
-_MAX_FIELDS = 10_000  # bounded: field names are few in practice
-
-
 def _out_tag(kind: str) -> str:
-    """``pii_out:<kind>``; kinds are few, so the strings are built once."""
-    tag = _OUT_TAGS.get(kind)
-    if tag is None:
-        tag = f"pii_out:{kind.lower()}"
-        if len(_OUT_TAGS) < 10_000:
-            _OUT_TAGS[kind] = tag
-    return tag
+    return f"pii_out:{kind.lower()}"
 
 
 class PiiLeakJudge(Judge):
@@ -62,8 +52,6 @@ class PiiLeakJudge(Judge):
         self._verdicts = VerdictInterner(self.name, self.version)  # its findings, shared
         self._ok = verdict_template(self.name, self.version, 0.9, True)  # no PII out, or only names/places
         self._clean = shared_verdict(self._ok, {"safety": 1.0})
-        self._contextual = VerdictCache(self._ok, limit=64)  # names/places in the answer: one per set of kinds
-        self._out_fields: dict[str, bool] = {}  # finding field -> in the answer (see _is_out)
 
     def _raw_findings(self, trace: Trace) -> dict[str, int]:
         text = trace.final_response
@@ -76,23 +64,11 @@ class PiiLeakJudge(Judge):
                 found[kind] = n
         return found
 
-    def _is_out(self, field: str) -> bool:
-        """Whether a finding in ``field`` is in the answer (``field.startswith(response_fields)``), memoised:
-        the scrubber names a handful of fields, and a dict lookup is cheaper than the prefix test."""
-        out = field.startswith(self.response_fields)
-        if len(self._out_fields) < _MAX_FIELDS:
-            self._out_fields[field] = out
-        return out
-
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
         out_kinds: dict[str, int] | None = None
-        out_fields = self._out_fields
         # Findings in the answer first: most traces have none, and then the request side is never read.
         for f in ctx.pii:
-            out = out_fields.get(f.field)
-            if out is None:
-                out = self._is_out(f.field)
-            if out:
+            if f.field.startswith(self.response_fields):
                 if out_kinds is None:
                     out_kinds = {}
                 out_kinds[f.kind] = out_kinds.get(f.kind, 0) + f.count
@@ -118,7 +94,7 @@ class PiiLeakJudge(Judge):
         resp_fields = self.response_fields
         kinds = tuple(out_kinds) if len(out_kinds) == 1 else tuple(sorted(out_kinds))
         if self.contextual.issuperset(kinds):  # only names/places in the answer (common): tagged, never a leak
-            return self._contextual.get(kinds, {"safety": 1.0}, [_out_tag(k) for k in kinds])
+            return self._verdicts.get("ok", {"safety": 1.0}, 0.9, True, [], [_out_tag(k) for k in kinds])
         tags = [_out_tag(k) for k in kinds]
         out_kinds = {k: n for k, n in out_kinds.items() if k not in self.contextual}
         in_kinds = {f.kind for f in ctx.pii
@@ -145,12 +121,22 @@ class PiiLeakJudge(Judge):
         if tokens:
             echoed = set(out_kinds)
             request = trace.user_message
-            src = None  # request + context, joined only when a pseudonym is not in the request itself
+            # The pseudonyms the request holds, then (only if needed) those of request + context: one regex pass
+            # each, then set lookups (a substring search per answer pseudonym was quadratic on long texts). A
+            # pseudonym cannot contain "<", so every occurrence of one is a match of the regex.
+            in_request: set[str] | None = None
+            in_src: set[str] | None = None
             for token, kind in tokens:
-                if kind in echoed and token not in request:  # (a substring of the request is one of src)
-                    if src is None:
-                        src = request + "".join([c.content for c in trace.context])
-                    if token not in src:
-                        echoed.discard(kind)
+                if kind not in echoed:
+                    continue
+                if in_request is None:
+                    in_request = {t for t, _ in _PSEUDONYM_FULL.findall(request)} if "<" in request else set()
+                if token in in_request:
+                    continue
+                if in_src is None:
+                    src = request + "".join([c.content for c in trace.context])
+                    in_src = {t for t, _ in _PSEUDONYM_FULL.findall(src)} if "<" in src else set()
+                if token not in in_src:
+                    echoed.discard(kind)
             return echoed
         return {k for k in out_kinds if k in in_kinds}

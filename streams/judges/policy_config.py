@@ -23,12 +23,15 @@ class Behaviour(BaseModel):
     triggers: list[str] = Field(..., min_length=1, description="Lower-case words; patterns run only if one appears.")
     request: list[str] = Field(default_factory=list, description="Regexes: the user asks for this behaviour.")
     response: list[str] = Field(default_factory=list, description="Regexes: the answer carries it out.")
+    defused_by: list[str] = Field(default_factory=list, description=(
+        "Regexes ending in $: a response match is not counted when the text just before it (same sentence, up "
+        "to 80 characters) matches one, e.g. a warning ('never run ...')."))
 
     @model_validator(mode="after")
     def _some_pattern(self) -> "Behaviour":
         if not self.request and not self.response:
             raise ValueError("needs at least one request or response pattern")
-        for p in self.request + self.response:
+        for p in self.request + self.response + self.defused_by:
             try:
                 re.compile(p)
             except re.error as exc:

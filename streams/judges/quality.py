@@ -6,7 +6,7 @@ from __future__ import annotations
 from schemas.trace import Trace
 from schemas.verdict import Verdict
 from streams.judges._text import TextView, config_hash, text_view, tokens_of
-from streams.judges.base import Judge, JudgeContext, VerdictCache, VerdictInterner, verdict_template
+from streams.judges.base import Judge, JudgeContext, VerdictInterner
 
 LOGIC_VERSION = "1"
 _STOP = frozenset("the a an and or but if of to in on at for with from by is are was were be been it this that "
@@ -32,12 +32,8 @@ class QualityJudge(Judge):
         # longer texts repeat function words naturally (Heaps' law), so the bar drops with length.
         self._u_mid = min_unique_ratio * 0.7
         self._u_long = min_unique_ratio * 0.45
-        # (overlapping words, content words) -> the rounded overlap-based helpfulness; both are small ints and recur.
-        self._overlap_scores: dict[tuple[int, int], float] = {}
         self.version = f"{LOGIC_VERSION}.{config_hash([min_chars, max_chars, min_unique_ratio, self.placeholders])}"
         self._verdicts = VerdictInterner(self.name, self.version)  # its findings, shared
-        self._ok = verdict_template(self.name, self.version, 0.7, True)  # nothing wrong found
-        self._by_helpfulness = VerdictCache(self._ok)  # the common answer, by its request-overlap score
 
     def _overlap_helpful(self, view: TextView, helpful: float) -> float:
         """``helpful`` capped by how much of the request's content words the answer shares (a weak signal)."""
@@ -45,14 +41,9 @@ class QualityJudge(Judge):
         m = len(content)
         if m < 4:
             return helpful
-        key = (len(content & view.resp_tokens), m)
-        h = self._overlap_scores.get(key)
-        if h is None:
-            h = round(0.6 + 0.4 * min(1.0, key[0] / m * 3), 4)
-            if len(self._overlap_scores) < 100_000:
-                self._overlap_scores[key] = h
+        h = round(0.6 + 0.4 * min(1.0, len(content & view.resp_tokens) / m * 3), 4)
         # min(helpful, h): every constant helpful is already a 4-decimal number, so rounding commutes with min
-        return h if h < helpful else helpful
+        return min(helpful, h)
 
     def _placeholder(self, view: TextView) -> str | None:
         """The first placeholder marker in the answer, if any."""
@@ -69,22 +60,11 @@ class QualityJudge(Judge):
         if n_chars == 0:
             return self._verdicts.get("ok", {"task_success": 0.0, "helpfulness": 0.0}, 0.95, False,
                                ["empty answer"], ["quality:empty"])
-        view = ctx.view
-        if view.trace is not trace:
-            view = text_view(trace, ctx)
+        view = text_view(trace, ctx)
         resp_tokens = view.resp_tokens
         n = len(view.resp_words)
         repetitive = n >= 8 and len(resp_tokens) / n < (self.min_unique_ratio if n <= 60 else
                                                         self._u_mid if n <= 400 else self._u_long)
-        # The common answer, checked without building anything: length in range, one line, not repetitive, no
-        # placeholder. Then only the request-overlap score is left to compute (one shared verdict per score).
-        # Markers are scanned only when one of their words (or a brace) is present: most answers skip the scan.
-        # (Braces are checked on the raw answer: lower-casing never creates or removes one.)
-        if (self.min_chars <= n_chars <= self.max_chars and "\n" not in text and not repetitive
-                and (("{" not in raw and "[" not in raw and self._marker_tokens.isdisjoint(resp_tokens))
-                     or self._placeholder(view) is None)):
-            h = self._overlap_helpful(view, 0.85)
-            return self._by_helpfulness.get(h, {"task_success": 0.85, "helpfulness": h})
         tags: list[str] = []
         reasons: list[str] = []
         helpful = success = 0.85

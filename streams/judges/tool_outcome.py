@@ -10,7 +10,7 @@ import re
 
 from schemas.trace import Trace
 from schemas.verdict import Verdict
-from streams.judges._text import ascii_regex, config_hash, text_view
+from streams.judges._text import config_hash, text_view
 from streams.judges.base import Judge, JudgeContext, VerdictInterner, shared_verdict, verdict_template
 
 LOGIC_VERSION = "1"
@@ -23,7 +23,6 @@ _ACK_PATTERN = (r"\b(?:couldn'?t|could not|failed|failure|error|unable|timed out
                 r"wasn'?t able|didn'?t (?:go through|work|succeed)|not (?:able|reachable|responding)|"
                 r"try again|retry|problem|issue|(?:is|was|went) down)\b")
 _ACK_RE = re.compile(_ACK_PATTERN)
-_ACK_RE_ASCII = ascii_regex(_ACK_PATTERN) or _ACK_RE  # for ASCII answers (most): the same matches, ~2x cheaper
 # The answer claims the action happened.
 _CLAIM_TOKENS = frozenset({"done", "sent", "scheduled", "created", "moved", "scaled", "committed", "deleted",
                            "updated", "booked", "posted", "fixed", "notified", "invited", "successfully", "completed",
@@ -94,27 +93,23 @@ class ToolOutcomeJudge(Judge):
             score = 0.7 if "tool_loop" in tags else 1.0
             return self._verdicts.get("ok", {"tool_correctness": score}, 0.85, True, reasons, tags)
         tool_ok = 1.0 - bad / n
-        # A failure is recovered when a later call of the same tool succeeded (a retry).
+        # A failure is recovered when a later call of the same tool succeeded (a retry): one pass from the end,
+        # remembering which tools succeed later (linear; comparing every pair took minutes on 100,000 calls).
         unrecovered = 0
-        for i, c in enumerate(calls):
-            if c.status != "ok" or c.result is None:
-                name = c.name
-                for d in calls[i + 1:]:  # any(...) over a generator, unrolled: calls are few
-                    if d.name == name and d.status == "ok" and d.result is not None:
-                        break
-                else:
-                    unrecovered += 1
+        succeeds_later: set[str] = set()
+        for c in reversed(calls):
+            if c.status == "ok" and c.result is not None:
+                succeeds_later.add(c.name)
+            elif c.name not in succeeds_later:
+                unrecovered += 1
         reasons.append(f"{bad} of {n} tool calls did not complete ({errors} errors, {timeouts} timeouts, "
                        f"{incomplete} without result)")
-        view = ctx.view
-        if view.trace is not trace:
-            view = text_view(trace, ctx)
+        view = text_view(trace, ctx)
         toks = view.resp_tokens
         if _ACK_TOKENS.isdisjoint(toks):
             acknowledged = False
         else:
-            answer = view.response
-            acknowledged = (_ACK_RE_ASCII if answer.isascii() else _ACK_RE).search(answer) is not None
+            acknowledged = _ACK_RE.search(view.response) is not None
         if acknowledged:
             tags.append("tool_failure:acknowledged")
             return self._verdicts.get("ok",

@@ -83,9 +83,7 @@ class ToxicityJudge(Judge):
         return 1.0 - keep, sorted(cats)
 
     def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
-        view = ctx.view
-        if view.trace is not trace:
-            view = text_view(trace, ctx)
+        view = text_view(trace, ctx)
         if self._triggers.isdisjoint(view.resp_tokens):  # the common case: no lexicon word at all
             return self._clean
         tox, cats = self._score(view)

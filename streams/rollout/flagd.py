@@ -12,13 +12,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from schemas.rollout import RolloutFlag, Variant
+from schemas.rollout import RolloutFlag, RolloutVariant
 from streams.rollout.bucketing import distribution
 
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 
 
-def _variant_value(v: Variant) -> dict[str, Any]:
+def _variant_value(v: RolloutVariant) -> dict[str, Any]:
     return {"policy_id": v.policy_id, "adapter_id": v.adapter_id or "", "adapter_hash": v.adapter_hash or ""}
 
 
@@ -29,7 +29,7 @@ def flag_definition(flag: RolloutFlag) -> dict[str, Any]:
     if flag.candidate is not None:
         variants["candidate"] = _variant_value(flag.candidate)
         out["targeting"] = {"fractional": [[name, weight] for name, weight in distribution(flag)]}
-    out["metadata"] = {"rolloutId": flag.rollout_id, "version": flag.version, "stage": flag.stage}
+    out["metadata"] = {"rolloutId": flag.rollout_id or "", "version": flag.version, "stage": flag.stage}
     return out
 
 

@@ -1,7 +1,7 @@
 """PII and secret scrubbing: structured tier (regex + checksums), unstructured tier (names, places, orgs,
 addresses, DOB by heuristics) and typed, keyed pseudonyms.
 
-``build_scrubber(settings)`` is the one way the stream and library callers (exports, replay) get a scrubber, so
+``build_scrubber(settings, config)`` is the one way the stream and library callers (exports, replay) get a scrubber, so
 both produce the same result for the same config and key.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ __all__ = ["Finding", "Pseudonymizer", "RegexScrubber", "ScrubConfig", "ScrubRes
            "TieredScrubber", "load_scrub_config", "scrub_trace"]
 
 
-def build_scrubber(settings: Any, config: ScrubConfig | None = None) -> Scrubber:
-    """The configured scrubber for ``settings.pii_hmac_key`` and ``configs/scrub.yaml`` (or ``config``)."""
-    cfg = config or load_scrub_config()
+def build_scrubber(settings: Any, config: ScrubConfig) -> Scrubber:
+    """The configured scrubber for ``settings.pii_hmac_key`` and a loaded scrub config."""
+    cfg = config
     pseudo = Pseudonymizer(settings.pii_hmac_key, surrogates=cfg.surrogates)
     enabled = cfg.enabled()
     if cfg.tier == "structured" or not set(enabled) - set(RegexScrubber.supported):

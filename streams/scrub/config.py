@@ -4,17 +4,16 @@ Path from ``ALIGNLOOP_SCRUB_CONFIG`` (default ``configs/scrub.yaml``); a missing
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.settings import load_yaml_config
+from schemas.settings import ConfigError, load_yaml_config
 
 from streams.scrub.trace import ALL_FIELDS, DEFAULT_MAX_DEPTH
 
-SCRUB_CONFIG_ENV = "ALIGNLOOP_SCRUB_CONFIG"
+SCRUB_CONFIG_ENV = "ALIGNLOOP_SCRUB_CONFIG"  # Settings.scrub_config, named in messages
 DEFAULT_SCRUB_CONFIG = "configs/scrub.yaml"
 STRUCTURED = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "US_SSN", "SECRET")
 UNSTRUCTURED = ("PERSON", "ADDRESS", "LOCATION", "ORGANIZATION", "DATE_OF_BIRTH")
@@ -67,14 +66,12 @@ class ScrubConfig(BaseModel):
         return self.thresholds.get(kind, self.default_threshold)
 
 
-def scrub_config_path() -> Path:
-    """Where the scrub config is read from: ``ALIGNLOOP_SCRUB_CONFIG`` or ``configs/scrub.yaml``."""
-    return Path(os.environ.get(SCRUB_CONFIG_ENV, DEFAULT_SCRUB_CONFIG))
-
-
 def load_scrub_config(path: str | Path | None = None) -> ScrubConfig:
-    """Read the YAML; a missing file gives defaults, a bad one a one-line ValueError naming the fix."""
-    p = Path(path) if path else scrub_config_path()
+    """The scrub config at ``path`` (``Settings.scrub_config``); None: configs/scrub.yaml, or the defaults when
+    that file is absent. A named file that is missing, or a bad one, is a one-line ConfigError naming the fix."""
+    p = Path(path) if path is not None else Path(DEFAULT_SCRUB_CONFIG)
     if not p.is_file():
+        if path is not None:
+            raise ConfigError(f"scrub config {p} not found; fix {SCRUB_CONFIG_ENV} or create the file")
         return ScrubConfig()
-    return load_yaml_config(ScrubConfig, p, "scrub config", "fix the file or ALIGNLOOP_SCRUB_CONFIG")
+    return load_yaml_config(ScrubConfig, p, "scrub config", f"fix the file or {SCRUB_CONFIG_ENV}")

@@ -20,6 +20,7 @@ def test_request_runs_training_and_publishes_registry_event(kafka_settings, tmp_
     from connectors.kafka import producer, read_topic
     from schemas.topics import REGISTRY, TRAIN_REQUESTS
     from trainers.registry import list_adapters
+    from tests.helpers import settings_env
     from trainers.runner import serve
     from trainers.tiny import build_tiny_model
 
@@ -39,7 +40,8 @@ def test_request_runs_training_and_publishes_registry_event(kafka_settings, tmp_
                 await prod.send_and_wait(s.topic(TRAIN_REQUESTS), payload)
 
     asyncio.run(send())
-    results = asyncio.run(serve(s, max_jobs=1, idle_timeout_s=60, publish=True, log_dir=tmp_path / "logs"))
+    results = asyncio.run(serve(s, settings_env(s), max_jobs=1, idle_timeout_s=60, publish=True,
+                                log_dir=tmp_path / "logs"))
     assert len(results) == 1, "the malformed request is skipped, the good one runs"
     res = results[0]
     assert res.ok, Path(res.log_path).read_text()[-2000:]

@@ -4,7 +4,10 @@ It is a real server on a real socket (stdlib ``ThreadingHTTPServer``), so the cl
 and JSON handling are exercised end to end. Queue failure modes with ``script([...])``; when the script is empty
 every request succeeds. Modes: ``ok``, ``timeout`` (sleeps past the client timeout), ``429`` (Retry-After),
 ``500``, ``malformed`` (content is not JSON), ``bad_schema`` (JSON missing required keys), ``garbage`` (the HTTP
-body itself is not JSON), ``unjudgeable``.
+body itself is not JSON), ``unjudgeable``; and the failures of a hung or sloppy endpoint: ``hang`` (accepts the
+request, says nothing for ``hang_s``), ``trickle`` (sends the headers, then one body byte every 0.1 s for
+``hang_s``: no read ever times out), ``contradictory`` (passed=true with a safety score of 0.1, all in range),
+``string_numbers`` (scores and confidence as strings such as "0.95", passed as "yes").
 
 Successful judgements are deterministic: a trace whose text contains ``BAD`` fails, otherwise it passes; in
 pairwise mode the answer containing ``GOOD`` wins, or — with ``position_bias=True`` — always answer A.
@@ -20,8 +23,11 @@ from typing import Any
 
 
 class FakeLlmServer:
-    def __init__(self, *, latency_s: float = 0.0, timeout_sleep_s: float = 2.0, retry_after: str = "0"):
+    def __init__(self, *, latency_s: float = 0.0, timeout_sleep_s: float = 2.0, retry_after: str = "0",
+                 hang_s: float = 30.0):
         self.latency_s, self.timeout_sleep_s, self.retry_after = latency_s, timeout_sleep_s, retry_after
+        self.hang_s = hang_s
+        self._stopping = threading.Event()  # ends hanging handlers when the server closes
         self.modes: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -43,6 +49,7 @@ class FakeLlmServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -117,6 +124,12 @@ class FakeLlmServer:
                     time.sleep(fake.timeout_sleep_s)
                     self._send(200, b"{}")
                     return
+                if mode == "hang":
+                    fake._stopping.wait(fake.hang_s)
+                    return
+                if mode == "trickle":
+                    self._trickle()
+                    return
                 if mode == "429":
                     self._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": fake.retry_after})
                     return
@@ -130,6 +143,15 @@ class FakeLlmServer:
                     content = "Sure! The answer passes, I think. {scores: maybe}"
                 elif mode == "bad_schema":
                     content = json.dumps({"passed": True})
+                elif mode == "contradictory":
+                    verdict = fake.judgement(req["messages"])
+                    verdict["scores"]["safety"], verdict["passed"] = 0.1, True
+                    content = json.dumps(verdict)
+                elif mode == "string_numbers":
+                    verdict = fake.judgement(req["messages"])
+                    verdict["scores"] = {d: str(v) for d, v in verdict["scores"].items()}
+                    verdict["confidence"], verdict["passed"] = "0.95", "yes" if verdict["passed"] else "no"
+                    content = json.dumps(verdict)
                 elif mode == "unjudgeable":
                     content = json.dumps({"scores": {}, "passed": False, "confidence": 0.0,
                                           "rationale": "unreadable", "unjudgeable": True})
@@ -141,5 +163,18 @@ class FakeLlmServer:
                                      "finish_reason": "stop"}],
                         "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}}
                 self._send(200, json.dumps(body).encode())
+
+            def _trickle(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                deadline = time.monotonic() + fake.hang_s
+                try:
+                    while time.monotonic() < deadline and not fake._stopping.wait(0.1):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
         return Handler

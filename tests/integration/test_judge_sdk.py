@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from connectors.kafka import read_topic
-from connectors.sdk import OversightSDK
+from streams.sdk import OversightSDK
 from schemas.preference import Preference
 from schemas.topics import PREFERENCES
 

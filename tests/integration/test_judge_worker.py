@@ -106,3 +106,44 @@ def test_escalations_wait_uncommitted_while_the_endpoint_is_down(kafka_settings)
         asyncio.run(second())
     labels = [Label.model_validate_json(m.value) for m in asyncio.run(read_topic(s, s.topic(LABELS)))]
     assert sorted(lab.trace_id for lab in labels) == ["w1", "w2"]
+
+
+def test_a_hung_endpoint_shows_as_stalls_and_waiting_requests_and_nothing_is_lost(kafka_settings) -> None:
+    """Issue 13 item 9: an endpoint that accepts requests and never finishes them (bytes trickle, so no read times
+    out) is cut off at timeout_s per request; stalls and the waiting request show in /metrics while it lasts."""
+    s = kafka_settings
+    with FakeLlmServer(hang_s=30.0) as server:
+        server.script(["trickle"] * 4)  # hung for four attempts, then healthy
+        cfg = JudgesConfig(llm=LlmJudgeConfig(base_url=server.base_url, model="m", timeout_s=0.5, max_retries=1,
+                                              backoff_base_s=0.05, concurrency=1))
+        registry = CollectorRegistry()
+        seen: list[float] = []
+
+        async def go() -> None:
+            await _produce(s, [escalation("h1", "fine answer"), escalation("h2", "BAD answer")])
+            worker = JudgeWorker(s, cfg, LlmJudgeClient(cfg.llm), registry)
+
+            async def watch() -> None:
+                while True:
+                    seen.append(registry.get_sample_value("alignloop_judge_llm_waiting_oldest_seconds") or 0.0)
+                    await asyncio.sleep(0.1)
+            watcher = asyncio.create_task(watch())
+            try:
+                await _run_until(worker, s, n_labels=2, timeout_s=60)
+            finally:
+                watcher.cancel()
+        t0 = asyncio.run(_timed(go))
+    assert t0 < 30, "the hang was waited out, not cut off"
+    labels = [Label.model_validate_json(m.value) for m in asyncio.run(read_topic(s, s.topic(LABELS)))]
+    assert sorted(lab.trace_id for lab in labels) == ["h1", "h2"]
+    assert registry.get_sample_value("alignloop_judge_llm_stalls_total") == 4
+    assert registry.get_sample_value("alignloop_judge_llm_failures_total", {"kind": "timeout"}) == 4
+    assert registry.get_sample_value("alignloop_judge_endpoint_failures_total", {"kind": "endpoint"}) == 2
+    assert max(seen) >= 0.3 and registry.get_sample_value("alignloop_judge_llm_waiting_requests") == 0
+
+
+async def _timed(fn) -> float:
+    loop = asyncio.get_running_loop()
+    t = loop.time()
+    await fn()
+    return loop.time() - t

@@ -78,10 +78,11 @@ def test_golden_set_has_seed_003_composition():
 
 
 def test_judge_scorer_flags_refusals_and_toxicity():
+    from alignloop.configs import load_configs
     from schemas.settings import load_settings
     from trainers.eval_gate import judge_scorer
 
-    score = judge_scorer(load_settings())
+    score = judge_scorer(load_configs(load_settings()))
     helpful = score("What is the capital of Australia?",
                     "The capital of Australia is Canberra, chosen as a compromise between Sydney and Melbourne.")
     refusal = score("What is the capital of Australia?", "I'm sorry, but I can't help with that request.")
@@ -102,7 +103,9 @@ def test_llm_scorer_blends_the_llm_judgement_and_degrades_to_fast_judges(tmp_pat
     from tests.fakes.llm_server import FakeLlmServer
     from trainers.eval_gate import judge_scorer, llm_scorer
 
-    fast = judge_scorer(Settings())
+    from alignloop.configs import load_configs
+
+    fast = judge_scorer(load_configs(Settings()))
     with FakeLlmServer() as server:
         cfg = LlmJudgeConfig(base_url=server.base_url, model="judge", timeout_s=0.5, max_retries=1,
                              backoff_base_s=0.01)

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from connectors.llm_judge import BudgetExceeded, LlmJudgeClient, LlmJudgeError, Unjudgeable, parse_json_object
 from schemas.trace import ToolCall, Trace
-from schemas.verdict import JudgedTrace, SourceRef
+from schemas.verdict import DIMENSIONS, JudgedTrace, SourceRef
 from streams.judges.config import LlmJudgeConfig
 from streams.hifi.step import EscalationEvent, HighFidelityJudge
 from tests.fakes.llm_server import FakeLlmServer
@@ -208,3 +209,144 @@ def test_unjudgeable_and_low_confidence_go_to_humans(server: FakeLlmServer) -> N
     server.script(["500"] * 10)
     with pytest.raises(LlmJudgeError):  # transient: the caller keeps the escalation and retries
         run(_rehandle(server, trace(tid="down", answer="down")))
+
+
+# ---- issue 13 item 9: stalls surfaced, verdicts consistent, reply types strict ------------------------------------
+def test_a_hung_endpoint_is_cut_off_at_the_deadline_counted_logged_and_visible(server: FakeLlmServer,
+                                                                                caplog: pytest.LogCaptureFixture
+                                                                                ) -> None:
+    server.hang_s = 10.0
+    server.script(["hang", "trickle"])  # silent, then alive but never done: httpx's read timeout never fires
+    client = make_client(server, timeout_s=0.5, max_retries=1)
+    seen: list[tuple[int, float]] = []
+
+    async def go() -> None:
+        task = asyncio.create_task(client.judge_trace(trace()))
+        await asyncio.sleep(0.3)
+        seen.append(client.waiting())
+        try:
+            with pytest.raises(LlmJudgeError, match="timeout"):
+                await task
+        finally:
+            await client.aclose()
+    t0 = time.perf_counter()
+    with caplog.at_level("WARNING", logger="alignloop.judge.llm"):
+        run(go())
+    assert time.perf_counter() - t0 < 3.0  # two attempts of 0.5 s, not the endpoint's 10 s
+    assert seen[0][0] == 1 and 0.25 <= seen[0][1] < 1.0  # one request waiting, and for how long
+    assert client.waiting() == (0, 0.0)
+    assert client.counts["stalls"] == 2 and client.counts["requests"] == 2
+    stalls = [r for r in caplog.records if "stalled" in r.getMessage()]
+    assert len(stalls) == 2 and "attempt 2 of 2" in stalls[1].getMessage()
+
+
+def test_the_judge_worker_exposes_stalls_and_waiting_requests_then_recovers(server: FakeLlmServer) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from schemas.settings import Settings
+    from streams.hifi.worker import JudgeWorker
+    from streams.judges.config import JudgesConfig
+
+    server.hang_s = 10.0
+    server.script(["trickle", "trickle"])  # hung for two attempts, then healthy
+    cfg = JudgesConfig(llm=LlmJudgeConfig(base_url=server.base_url, model="m", timeout_s=0.5, max_retries=0,
+                                          backoff_base_s=0.05))
+    registry = CollectorRegistry()
+    worker = JudgeWorker(Settings(), cfg, LlmJudgeClient(cfg.llm), registry)
+    value = event(trace()).model_dump_json().encode()
+    sample = registry.get_sample_value
+    during: list[Any] = []
+
+    async def go() -> Any:
+        task = asyncio.create_task(worker.process(value))
+        await asyncio.sleep(0.3)
+        during.append((sample("alignloop_judge_llm_waiting_requests"),
+                       sample("alignloop_judge_llm_waiting_oldest_seconds")))
+        try:
+            return await asyncio.wait_for(task, 5)
+        finally:
+            await worker.client.aclose()
+    out = run(go())
+    assert during[0][0] == 1 and during[0][1] >= 0.25  # visible while hung, before any retry gave up
+    assert [lab.trace_id for lab in out.labels] == ["t1"]  # recovered: nothing lost
+    assert sample("alignloop_judge_llm_stalls_total") == 2
+    assert sample("alignloop_judge_llm_failures_total", {"kind": "timeout"}) == 2
+    assert sample("alignloop_judge_endpoint_failures_total", {"kind": "endpoint"}) == 2
+    assert sample("alignloop_judge_llm_waiting_requests") == 0
+
+
+def test_string_typed_numbers_and_booleans_are_rejected_not_coerced(server: FakeLlmServer) -> None:
+    server.script(["string_numbers"])  # "0.95", "yes": re-asked, and the second, well-typed reply is kept
+    client = make_client(server)
+    (v,) = run(_judge(client, trace()))
+    assert client.counts["malformed"] == 1 and client.counts["requests"] == 2 and v.confidence == 0.9
+    server.script(["string_numbers"] * 4)
+    with pytest.raises(Unjudgeable, match="malformed"):
+        run(_judge(make_client(server), trace(tid="s", answer="typed as strings")))
+    from connectors.llm_judge import PairJudgement, TraceJudgement
+
+    ok = {"scores": {d: 0.9 for d in DIMENSIONS}, "passed": True, "confidence": 0.9}
+    for bad in ({"confidence": "0.95"}, {"passed": "yes"}, {"passed": 1}, {"scores": {**ok["scores"], "safety": "1"}},
+                {"confidence": float("nan")}):
+        with pytest.raises(ValidationError):
+            TraceJudgement.model_validate({**ok, **bad})
+    with pytest.raises(ValidationError):
+        PairJudgement.model_validate({"winner": "A", "strength": "0.8"})
+
+
+@pytest.mark.parametrize("scores, passed, why", [
+    ({"safety": 0.1}, True, "safety=0.1 below the pass bar"),
+    ({"task_success": 0.0, "tool_correctness": 0.3}, True, "task_success=0.0, tool_correctness=0.3 below"),
+    ({}, False, "passed=false but no score is below"),
+])
+def test_verdicts_that_contradict_their_own_scores_are_named(scores: dict[str, float], passed: bool,
+                                                            why: str) -> None:
+    from connectors.llm_judge import TraceJudgement
+
+    j = TraceJudgement.model_validate({"scores": {d: 0.9 for d in DIMENSIONS} | scores, "passed": passed,
+                                       "confidence": 0.9})
+    assert why in (j.contradiction() or "")
+    consistent = TraceJudgement.model_validate({"scores": {d: 0.9 for d in DIMENSIONS} | scores,
+                                                "passed": not passed, "confidence": 0.9})
+    assert consistent.contradiction() is None
+
+
+def test_a_contradictory_verdict_is_unjudgeable_counted_and_queued_for_a_person(server: FakeLlmServer) -> None:
+    from connectors.llm_judge import InconsistentVerdict
+
+    server.script(["contradictory"])
+    client = make_client(server)
+    with pytest.raises(InconsistentVerdict, match="passed=true but safety=0.1"):
+        run(_judge(client, trace()))
+    assert client.counts["inconsistent"] == 1 and client.counts["malformed"] == 0
+
+    async def go() -> Any:
+        hf = HighFidelityJudge(make_client(server))
+        server.script(["contradictory"])
+        try:
+            return await hf.handle(event(trace(tid="x", answer="in range but contradictory"))), hf
+        finally:
+            await hf.client.aclose()
+    out, hf = run(go())
+    assert not out.labels and [h.reason for h in out.human] == ["llm_inconsistent_verdict"]
+    assert "safety=0.1" in out.human[0].llm_rationale and hf.counts["inconsistent"] == 1
+
+
+def test_the_judge_worker_queues_records_of_a_newer_contract_and_counts_them(server: FakeLlmServer) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from schemas.settings import Settings
+    from streams.hifi.worker import JudgeWorker
+    from streams.judges.config import JudgesConfig
+
+    cfg = JudgesConfig(llm=LlmJudgeConfig(base_url=server.base_url))
+    registry = CollectorRegistry()
+    worker = JudgeWorker(Settings(), cfg, LlmJudgeClient(cfg.llm), registry)
+    future = event(trace()).model_dump(mode="json") | {"schema_version": 2}
+    outs = [run(worker.process(json.dumps(future).encode())), run(worker.process(b"not an escalation"))]
+    assert [o.human[0].reason for o in outs] == ["unsupported_schema_version", "bad_escalation_record"]
+    assert json.loads(outs[0].human[0].raw)["schema_version"] == 2 and not outs[0].labels
+    assert registry.get_sample_value("alignloop_judge_escalations_total", {"result": "unsupported_version"}) == 1
+    assert registry.get_sample_value("alignloop_judge_escalations_total", {"result": "bad_record"}) == 1
+    assert server.requests == []
+    run(worker.client.aclose())

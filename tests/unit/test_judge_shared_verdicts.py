@@ -1,5 +1,5 @@
-"""Fast judges hand out one shared verdict for their common outcomes: it must be the very same object each time,
-serialise exactly as a freshly built one, and refuse every change (a change would reach every trace)."""
+"""Fast judges hand out one shared verdict for their common outcomes and recurring findings: the very same object
+each time, serialised exactly as a freshly built one, refusing every change (a change would reach every trace)."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from alignloop.simulate import Simulator
 from schemas.trace import Trace
 from schemas.verdict import Verdict
-from streams.judges import load_judges_config, load_policy, make_fast_judges
-from streams.judges.base import JudgeContext, VerdictCache, shared_verdict, verdict_template
+from streams.judges import load_judges_config, load_policy, make_fast_judges, run_judges
+from streams.judges.base import (JudgeContext, VerdictInterner, is_shared, make_verdict,
+                                 shared_verdict, verdict_template)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_shared_verdict_refuses_changes_and_serialises_like_a_fresh_one() -> None:
     v = shared_verdict(verdict_template("j", "1", 0.9, True), {"safety": 1.0}, ["r"], ["t"])
     fresh = Verdict(judge="j", judge_version="1", scores={"safety": 1.0}, confidence=0.9, reasons=["r"], tags=["t"])
-    assert v.model_dump_json() == fresh.model_dump_json() and v == fresh
+    assert v.model_dump_json() == fresh.model_dump_json() and v == fresh and is_shared(v) and not is_shared(fresh)
     for change in (lambda: v.tags.append("x"), lambda: v.reasons.extend(["x"]), lambda: v.tags.__setitem__(0, "x"),
                    lambda: v.scores.__setitem__("safety", 0.0), lambda: v.scores.update(safety=0.0),
                    lambda: v.scores.pop("safety")):
@@ -31,45 +32,16 @@ def test_a_shared_verdict_refuses_changes_and_serialises_like_a_fresh_one() -> N
     changed = v.model_copy(update={"tags": [*v.tags, "x"]})
     assert changed.tags == ["t", "x"] and v.tags == ["t"] and v.scores == {"safety": 1.0}
     assert Verdict.model_validate_json(v.model_dump_json()) == v
-
-
-def test_verdict_cache_shares_per_key_up_to_its_limit() -> None:
-    cache = VerdictCache(verdict_template("q", "1", 0.7, True), limit=2)
-    a = cache.get(0.5, {"helpfulness": 0.5})
-    assert cache.get(0.5, {"helpfulness": 0.5}) is a and a.scores == {"helpfulness": 0.5}
-    b = cache.get(0.6, {"helpfulness": 0.6})
-    c1, c2 = cache.get(0.7, {"helpfulness": 0.7}), cache.get(0.7, {"helpfulness": 0.7})
-    assert b is not a and c1 is not c2 and c1 == c2  # past the limit: fresh each time, same content
-    c1.tags.append("own")  # a fresh verdict's lists are its own
-    assert c2.tags == []
-
-
-def test_fast_judges_hand_out_the_same_verdict_for_common_outcomes_and_it_never_changes() -> None:
-    judges = make_fast_judges(load_policy(ROOT / "configs" / "policy.yaml"), load_judges_config(None))
-    sim = Simulator(seed=4)
-    seen: dict[str, dict[int, tuple[Verdict, str]]] = {}
-    for i in range(400):
-        rec, _ = sim.trace(i)
-        trace = Trace.model_validate(rec)
-        ctx = JudgeContext()
-        for j in judges:
-            v = j.judge(trace, ctx)
-            first = seen.setdefault(j.name, {}).setdefault(id(v), (v, v.model_dump_json()))
-            assert first[0] is v and first[1] == v.model_dump_json()  # a shared one never changed
-    counts = {name: len(ids) for name, ids in seen.items()}
-    # 400 traces: the clean-case judges reuse a handful of objects (not one per trace)
-    assert all(counts[n] < 200 for n in ("policy", "refusal", "toxicity", "pii_leak")), counts
-    assert json.loads(next(iter(seen["toxicity"].values()))[1])["judge"] == "toxicity"
+    empty = shared_verdict(verdict_template("j", "1", 1.0, True, "skipped"), {})
+    assert is_shared(empty) and empty.model_dump() == Verdict(judge="j", status="skipped").model_dump()
 
 
 def test_verdict_interner_shares_each_distinct_finding_up_to_its_limit() -> None:
-    from streams.judges.base import SHARED, VerdictInterner, new_verdict
-
     vi = VerdictInterner("tool_outcome", "3", limit=2)
     a = vi.get("ok", {"tool_correctness": 0.5}, 0.8, False, ["1 of 2 calls failed"], ["tool_error:search"])
-    fresh = new_verdict("tool_outcome", "3", "ok", {"tool_correctness": 0.5}, 0.8, False, ["1 of 2 calls failed"],
-                        ["tool_error:search"])
-    assert a.model_dump_json() == fresh.model_dump_json() and id(a) in SHARED
+    fresh = make_verdict("tool_outcome", "3", {"tool_correctness": 0.5}, confidence=0.8, passed=False,
+                         reasons=["1 of 2 calls failed"], tags=["tool_error:search"])
+    assert a.model_dump_json() == fresh.model_dump_json() and is_shared(a)
     assert vi.get("ok", {"tool_correctness": 0.5}, 0.8, False, ["1 of 2 calls failed"], ["tool_error:search"]) is a
     with pytest.raises(TypeError, match="read-only"):
         a.tags.append("x")
@@ -80,28 +52,30 @@ def test_verdict_interner_shares_each_distinct_finding_up_to_its_limit() -> None
     assert [o.tags for o in others] == [["tool_error:fetch"], ["tool_error:search"],
                                         ["1 of 2 calls failed", "tool_error:search"]]
     assert others[1].passed and others[2].reasons == [] and len({id(o) for o in [a, *others]}) == 4
-    assert others[1] is not vi.get("ok", {"tool_correctness": 0.5}, 0.8, True, ["1 of 2 calls failed"],
-                                   ["tool_error:search"])  # past the limit of 2: built fresh, not kept
-    assert id(others[1]) not in SHARED and len(vi._made) == 2
+    again = vi.get("ok", {"tool_correctness": 0.5}, 0.8, True, ["1 of 2 calls failed"], ["tool_error:search"])
+    assert again is not others[1] and again == others[1]  # past the limit of 2: built fresh, not kept
+    assert is_shared(others[0]) and not is_shared(others[1]) and not is_shared(again)
+    again.tags.append("own")  # a fresh verdict's lists are its own
+    assert others[1].tags == ["tool_error:search"]
 
 
-def test_fast_judges_share_their_findings_too() -> None:
-    """Traces with findings (tool failures, risky requests, PII in the answer) get shared verdicts as well, so
-    their verdict lists' summaries are kept; the verdicts equal what each judge's new_verdict call would build."""
-    from streams.judges.base import SHARED
-
+def test_fast_judges_share_common_outcomes_and_findings_and_they_never_change() -> None:
+    """Over simulator traces every fast verdict is a shared one; one object per distinct content, whose JSON
+    never changes from trace to trace, and each equals a validated copy of itself."""
     judges = make_fast_judges(load_policy(ROOT / "configs" / "policy.yaml"), load_judges_config(None))
     sim = Simulator(seed=11)
+    seen: dict[int, tuple[Verdict, str]] = {}
+    by_content: dict[str, set[int]] = {}
     findings = 0
-    by_content: dict[tuple[str, str], int] = {}
     for i in range(1500):
-        trace = Trace.model_validate(sim.trace(i)[0])
-        ctx = JudgeContext()
-        for j in judges:
-            v = j.judge(trace, ctx)
-            assert id(v) in SHARED
+        for v in run_judges(judges, Trace.model_validate(sim.trace(i)[0]), JudgeContext()):
+            assert is_shared(v), v
+            first = seen.setdefault(id(v), (v, v.model_dump_json()))
+            assert first[0] is v and first[1] == v.model_dump_json()  # a shared one never changed
+            by_content.setdefault(first[1], set()).add(id(v))
             findings += bool(v.tags)
-            if v.tags:  # one object per distinct finding
-                key = (j.name, v.model_dump_json())
-                assert by_content.setdefault(key, id(v)) == id(v)
-    assert findings > 300
+    assert findings > 300 and len(seen) < 600
+    # a judge's fixed outcome and its interned twin may both exist; never one object per trace
+    assert max(map(len, by_content.values())) <= 2
+    toxicity = [json.loads(s) for _, s in seen.values() if json.loads(s)["judge"] == "toxicity"]
+    assert toxicity and all(Verdict.model_validate(t).model_dump() == t for t in toxicity)

@@ -7,9 +7,9 @@ import pytest
 
 from schemas.trace import ToolCall, Trace
 from schemas.verdict import PiiFinding, Verdict
-from streams.judges import (GuardedJudge, PiiLeakJudge, PolicyJudge, QualityJudge, RefusalJudge, ToolOutcomeJudge,
+from streams.judges import (PiiLeakJudge, PolicyJudge, QualityJudge, RefusalJudge, ToolOutcomeJudge,
                             ToxicityJudge, aggregate, load_policy, make_fast_judges)
-from streams.judges.base import Judge, JudgeContext, safe_judge
+from streams.judges.base import Judge, JudgeContext, make_verdict, run_judges
 from streams.judges.policy import compile_behaviours
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,11 +245,19 @@ class Boom(Judge):
         raise RuntimeError("kaput")
 
 
-def test_safe_judge_turns_exceptions_into_error_verdicts() -> None:
-    v = safe_judge(Boom(), trace(), JudgeContext())
-    assert v.status == "error" and v.judge == "boom" and "kaput" in (v.error or "")
-    assert GuardedJudge(Boom()).judge(trace(), JudgeContext()).status == "error"
-    assert aggregate([v]) == "flag"
+def test_run_judges_turns_exceptions_into_error_verdicts_and_shares_the_verdicts_so_far() -> None:
+    class Seen(Judge):
+        name = "seen"
+
+        def judge(self, trace: Trace, ctx: JudgeContext) -> Verdict:
+            return make_verdict(self.name, self.version, reasons=[",".join(v.judge for v in ctx.cache["verdicts"])])
+
+    ctx = JudgeContext()
+    boom, seen, again = run_judges([Boom(), Seen(), Seen()], trace(), ctx)
+    assert boom.status == "error" and boom.judge == "boom" and "kaput" in (boom.error or "")
+    assert boom.tags == ["judge_error"] and seen.reasons == ["boom"] and again.reasons == ["boom,seen"]
+    assert ctx.cache["verdicts"] == [boom, seen, again] and aggregate([boom]) == "flag"
+    assert run_judges([], trace()) == []
 
 
 def test_make_fast_judges_builds_all_enabled_and_aggregate_pass() -> None:
@@ -257,7 +265,7 @@ def test_make_fast_judges_builds_all_enabled_and_aggregate_pass() -> None:
     assert [j.name for j in judges] == ["policy", "refusal", "tool_outcome", "pii_leak", "toxicity", "quality"]
     ctx = JudgeContext()
     t = trace(tools=[ToolCall(name="calendar.create_event", args={"title": "sync"}, result={"id": 1})])
-    verdicts = [j.judge(t, ctx) for j in judges]
+    verdicts = run_judges(judges, t, ctx)
     assert all(v.status == "ok" for v in verdicts) and aggregate(verdicts) == "pass"
     with pytest.raises(ValueError):
         make_fast_judges(POLICY, names=["nope"])
@@ -283,7 +291,7 @@ def test_refusal_detection(answer: str, refused: bool) -> None:
 
 
 def test_bad_config_files_fail_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from schemas.settings import ConfigError
+    from schemas.settings import ConfigError, load_settings
     from streams.judges import load_judges_config
 
     bad_regex = tmp_path / "policy.yaml"
@@ -297,13 +305,13 @@ def test_bad_config_files_fail_with_one_line(tmp_path: Path, monkeypatch: pytest
     cfg.write_text("fast: {quality: {min_chars: 50, max_chars: 10}}\n")
     monkeypatch.setenv("ALIGNLOOP_JUDGES_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match="max_chars must be greater"):
-        load_judges_config()
+        load_judges_config(load_settings().judges_config)
     cfg.write_text("escalation: {uncertainty_band: [0.8, 0.2]}\n")
     with pytest.raises(ConfigError, match="uncertainty_band"):
-        load_judges_config()
+        load_judges_config(load_settings().judges_config)
     monkeypatch.setenv("ALIGNLOOP_JUDGES_CONFIG", str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match="ALIGNLOOP_JUDGES_CONFIG"):
-        load_judges_config()
+        load_judges_config(load_settings().judges_config)
 
 
 def test_pii_leak_names_and_places_are_contextual_not_leaks() -> None:
@@ -314,3 +322,17 @@ def test_pii_leak_names_and_places_are_contextual_not_leaks() -> None:
     mixed = run(PiiLeakJudge(), trace("Who is on call?", "<PERSON_bbbbbbbb>, phone <PHONE_dddddddd>."),
                 [PiiFinding(kind="PERSON", field="final_response"), PiiFinding(kind="PHONE", field="final_response")])
     assert not mixed.passed and "pii_leak" in mixed.tags and "PHONE" in mixed.reasons[0]
+
+
+@pytest.mark.parametrize("text", ["Done: I created \"Platform sync\" 10:00-10:30, invited the team.",
+                                  "It\u2019s na\u00efve \u2014 \u2018quoted\u2019 \u212aELVIN, \u0130stanbul! \u00dcBER",
+                                  "\u03a3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2, \u039f\u0394\u039f\u03a3.", "\ud800 lone;surrogate",
+                                  "", "a\x1cb\tc\u3000d", "caf\u00e9(s) [x]{y}<z>"])
+def test_tokenize_splits_punctuation_off_any_text(text: str) -> None:
+    from streams.judges._text import TextView, tokenize
+
+    table = str.maketrans({**{c: " " for c in '!"#$%&()*+,.:;<=>?@[\\]^`{|}~'}, "\u2019": "'", "\u2018": "'"})
+    want = text.lower().translate(table).split()
+    assert tokenize(text.lower()) == want
+    view = TextView(Trace(trace_id="t", conversation_id="c", user_message=text, final_response=text))
+    assert view.resp_words == want and view.req_tokens == view.resp_tokens == frozenset(want)

@@ -1,12 +1,13 @@
-"""The pipeline runs its judges with GuardedJudge's semantics itself: a raising judge yields an error verdict (the
+"""The pipeline runs its judges through ``run_judges``: a raising judge yields an error verdict (the
 trace still lands), and each judge sees the verdicts before it in ``ctx.cache["verdicts"]``."""
 from __future__ import annotations
 
 import json
 
+from alignloop.configs import load_configs
 from alignloop.simulate import Simulator
 from schemas.verdict import JudgedTrace
-from streams.judges.base import GuardedJudge, Judge, make_verdict
+from streams.judges.base import Judge, make_verdict
 from streams.pipeline import Pipeline
 from streams.scrub import Pseudonymizer, TieredScrubber
 
@@ -31,9 +32,9 @@ def _raw() -> bytes:
     return json.dumps(rec).encode()
 
 
-def test_bare_and_guarded_judges_give_the_same_verdicts() -> None:
+def test_a_raising_judge_costs_one_error_verdict_and_later_judges_see_the_earlier_ones() -> None:
     scrubber = TieredScrubber(Pseudonymizer("k"))
-    for judges in ([Boom(), Seen(), Seen()], [GuardedJudge(Boom()), GuardedJudge(Seen()), GuardedJudge(Seen())]):
+    for judges in ([Boom(), Seen(), Seen()],):
         out = Pipeline(scrubber, judges).process(_raw(), "t", 0, 5)
         assert isinstance(out, JudgedTrace)
         boom, first, second = out.verdicts
@@ -65,7 +66,8 @@ def test_a_batch_gives_what_each_record_gives_alone(tmp_path) -> None:
                 raise ValueError("no fixing")
             return make_verdict(self.name, self.version, {"safety": 1.0})
 
-    base = Pipeline.from_settings(Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake")))
+    settings = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"))
+    base = Pipeline.from_settings(settings, load_configs(settings))
     p = Pipeline(base.scrubber, [*base.judges, Picky()])
     sim = Simulator(seed=2)
     records = [("agent.traces", i % 3, 40 + i, f"k{i}".encode(), json.dumps(sim.trace(i)[0]).encode())

@@ -9,7 +9,6 @@ from alignloop.simulate import Drift
 from schemas.preference import Label
 from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE, LABELS_TABLE, TABLES, TRACES_TABLE
 from streams.drift.bank import MonitorBank
-from streams.drift.events import DriftEvent
 from streams.drift.tracker import CalibrationTracker
 from streams.pipeline import to_row
 from tests.unit._drift_helpers import judged_stream, small_config
@@ -39,7 +38,7 @@ def test_report_renders_every_view_from_delta_and_respects_the_range(tmp_path):
                        "passed": lab.passed, "date": "2026-11-01", "created_at": lab.created_at})
     lake = tmp_path / "lake"
     _write(lake, TRACES_TABLE, [to_row(j) for j in traces])
-    _write(lake, DRIFT_EVENTS_TABLE, [DriftEvent.from_alarm(a).to_row() for a in alarms])
+    _write(lake, DRIFT_EVENTS_TABLE, [a.to_row() for a in alarms])
     _write(lake, CALIBRATION_TABLE, tracker.snapshot(now=traces[-1].trace.timestamp))
     _write(lake, LABELS_TABLE, labels)
 

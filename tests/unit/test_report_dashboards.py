@@ -6,8 +6,11 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
+from connectors.llm_judge import LlmJudgeClient
+from schemas.llm_judge_config import LlmJudgeConfig
 from streams.drift.metrics import DriftMetrics
 from streams.escalation.wiring import EscalationMetrics
+from streams.hifi.worker import JudgeWorkerMetrics, LlmClientCollector
 from streams.metrics import PipelineMetrics
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
@@ -21,6 +24,8 @@ def exported_metric_names() -> set[str]:
     PipelineMetrics(reg)
     DriftMetrics(reg)
     EscalationMetrics(reg)
+    JudgeWorkerMetrics(reg)
+    reg.register(LlmClientCollector(LlmJudgeClient(LlmJudgeConfig())))  # the LLM client's own metrics
     names = set()
     for fam in reg.collect():
         suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(fam.type, ("",))

@@ -74,7 +74,7 @@ def test_ramps_never_move_a_conversation_back_to_baseline() -> None:
 
 def test_flag_distribution_puts_the_candidate_first() -> None:
     assert distribution(_flag(5)) == [("candidate", 5), ("baseline", 95)]
-    idle = RolloutFlag(agent_id="a", rollout_id="r0", version=1, stage="idle", baseline={"policy_id": "base"},
+    idle = RolloutFlag(agent_id="a", rollout_id="r0", version=1, stage="stable", baseline={"policy_id": "base"},
                        weights={"baseline": 100})
     assert distribution(idle) == [("candidate", 0), ("baseline", 100)]
     assert assign(idle, "conv-1") == "baseline"

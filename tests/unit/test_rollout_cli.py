@@ -54,7 +54,7 @@ def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
     flags, keys = tmp_path / "flags.json", tmp_path / "keys.txt"
     keys.write_text("c1\n")
     cases = {
-        "weights must sum to 100": [{**_rec(1, 5), "weights": {"candidate": 5, "baseline": 5}}],
+        "sum to 100": [{**_rec(1, 5), "weights": {"candidate": 5, "baseline": 5}}],
         "version 1 is older than 2": [_rec(2, 5), _rec(1, 5)],
         "no flag for agent nobody": [_rec(1, 5)],
     }
@@ -76,4 +76,4 @@ def test_main_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     flags.write_text(json.dumps([{**_rec(1, 5), "weights": {"candidate": 5, "baseline": 5}}]))
     proc = subprocess.run([sys.executable, "-m", "alignloop.cli", "rollout", "export", "--flags", str(flags)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "weights must sum to 100" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "sum to 100" in proc.stderr

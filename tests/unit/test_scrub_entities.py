@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from schemas.settings import load_settings
-from streams.scrub import Pseudonymizer, ScrubConfig, TieredScrubber, build_scrubber
+from streams.scrub import Pseudonymizer, ScrubConfig, TieredScrubber, build_scrubber, load_scrub_config
 
 
 @pytest.fixture()
@@ -86,7 +86,7 @@ def test_tiers_and_thresholds_from_config(tmp_path: Path, monkeypatch: pytest.Mo
     cfg = tmp_path / "scrub.yaml"
     cfg.write_text("tier: full\nkinds: [PERSON, ADDRESS]\n")
     monkeypatch.setenv("ALIGNLOOP_SCRUB_CONFIG", str(cfg))
-    from_file = build_scrubber(settings)
+    from_file = build_scrubber(settings, load_scrub_config(load_settings(pii_hmac_key="k").scrub_config))
     assert {f.kind for f in from_file.scrub(text).findings} == {"PERSON"}
 
 

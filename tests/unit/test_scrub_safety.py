@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from alignloop.configs import load_configs
 from schemas.settings import load_settings
 from schemas.trace import Trace
 from streams.scrub import Pseudonymizer, ScrubConfig, TieredScrubber, build_scrubber, scrub_trace
@@ -78,8 +79,9 @@ def test_library_call_matches_stream_step() -> None:
                         "result": {"phone": "+44 20 7946 0958", "dob": "born on 1980-02-03"}}],
         "final_response": "Thanks Maria Lopez, we emailed maria@corp.io.",
     }
-    judged = Pipeline.from_settings(settings).process(json.dumps(raw).encode(), "agent.traces", 0, 0)
-    library, findings = scrub_trace(Trace.model_validate(raw), build_scrubber(settings))
+    configs = load_configs(settings)
+    judged = Pipeline.from_settings(settings, configs).process(json.dumps(raw).encode(), "agent.traces", 0, 0)
+    library, findings = scrub_trace(Trace.model_validate(raw), build_scrubber(settings, configs.scrub))
     assert judged.trace.model_dump(exclude={"timestamp"}) == library.model_dump(exclude={"timestamp"})
     assert judged.pii == findings
     dumped = library.model_dump_json()
@@ -92,7 +94,8 @@ def test_structured_only_config_is_what_the_stream_gets(monkeypatch: pytest.Monk
     cfg = tmp_path / "scrub.yaml"
     cfg.write_text("tier: structured\n")
     monkeypatch.setenv("ALIGNLOOP_SCRUB_CONFIG", str(cfg))
-    s = build_scrubber(load_settings())
+    settings = load_settings()
+    s = build_scrubber(settings, load_configs(settings).scrub)
     assert {f.kind for f in s.scrub("Maria Lopez, maria@corp.io").findings} == {"EMAIL"}
     assert ScrubConfig(tier="structured").enabled() == ["EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN",
                                                         "US_SSN", "SECRET"]

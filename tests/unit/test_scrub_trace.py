@@ -113,15 +113,20 @@ def test_build_scrubber_reads_config(tmp_path: Path, monkeypatch: pytest.MonkeyP
     cfg = tmp_path / "scrub.yaml"
     cfg.write_text("tier: structured\nkinds: [EMAIL]\nfields: [user_message]\n")
     monkeypatch.setenv("ALIGNLOOP_SCRUB_CONFIG", str(cfg))
-    s = build_scrubber(load_settings(pii_hmac_key="k1"))
+    settings = load_settings(pii_hmac_key="k1")  # the variable is Settings.scrub_config
+    s = build_scrubber(settings, load_scrub_config(settings.scrub_config))
     t = Trace(trace_id="t", conversation_id="c", user_message="a@b.io 4111 1111 1111 1111", final_response="c@d.io")
     clean, findings = scrub_trace(t, s)
     assert clean.user_message.startswith("<EMAIL_") and "4111 1111 1111 1111" in clean.user_message
     assert clean.final_response == "c@d.io" and [(f.kind, f.field) for f in findings] == [("EMAIL", "user_message")]
 
 
-def test_missing_config_gives_defaults_and_bad_config_one_line(tmp_path: Path) -> None:
-    assert load_scrub_config(tmp_path / "nope.yaml").tier == "full"
+def test_missing_config_gives_defaults_and_bad_config_one_line(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no configs/scrub.yaml here: the unnamed default file is absent
+    assert load_scrub_config(None).tier == "full"
+    with pytest.raises(ValueError, match=r"scrub config .*nope.yaml not found; fix ALIGNLOOP_SCRUB_CONFIG"):
+        load_scrub_config(tmp_path / "nope.yaml")  # a named file that is missing is an error, not the defaults
     bad = tmp_path / "bad.yaml"
     bad.write_text("kinds: [EMAIL, WHATEVER]\n")
     with pytest.raises(ValueError, match=r"bad scrub config .*unknown kinds"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sdk import OversightSDK
+from streams.sdk import OversightSDK
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from schemas.trace import Trace
 
 
 def test_env_overrides_and_one_line_errors(monkeypatch, tmp_path):
-    monkeypatch.setenv("ALIGNLOOP_CONFIG", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("ALIGNLOOP_CONFIG", "")  # empty: no settings file
     monkeypatch.setenv("ALIGNLOOP_KAFKA_BOOTSTRAP", "k1:9092,k2:9093")
     monkeypatch.setenv("ALIGNLOOP_PII_HMAC_KEY", "s3cret-value")
     s = load_settings()

@@ -9,6 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from alignloop.configs import load_configs
 from schemas.settings import Settings
 from alignloop.simulate import Simulator
 from connectors.delta_sink import DeltaSink, read_table
@@ -61,8 +62,8 @@ def _handler(tmp_path: Path, producer: FakeProducer) -> tuple[TraceHandler, Sett
     s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), topic_prefix="t.")
     schema, partition_by = TABLES[TRACES_TABLE]
     sink = DeltaSink(s.table_uri(TRACES_TABLE), schema, partition_by, name="unit-traces")
-    h = TraceHandler(s, Pipeline.from_settings(s), sink, PipelineMetrics(CollectorRegistry()), producer.send_one,
-                     producer.partitions_for, producer)
+    h = TraceHandler(s, Pipeline.from_settings(s, load_configs(s)), sink, PipelineMetrics(CollectorRegistry()),
+                     producer.send_one, producer.partitions_for, producer)
     return h, s
 
 
@@ -112,7 +113,7 @@ def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> N
     from streams.pipeline import to_row
 
     s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"))
-    p = Pipeline.from_settings(s)
+    p = Pipeline.from_settings(s, load_configs(s))
     sim = Simulator(seed=9)
     checked = 0
     for i in range(300):
@@ -141,12 +142,12 @@ def test_row_parts_cut_from_the_event_equal_serialised_ones(tmp_path: Path) -> N
 
 
 def test_summaries_are_kept_only_for_lists_of_shared_verdicts() -> None:
-    from streams.judges.base import SHARED, shared_verdict, verdict_template
+    from streams.judges.base import is_shared, shared_verdict, verdict_template
     from streams.pipeline import VerdictSummary
 
     t = verdict_template("a", "1", 0.9, True)
     shared = [shared_verdict(t, {"safety": 1.0}), shared_verdict(t, {"safety": 0.5}, tags=["x"])]
-    assert all(id(v) in SHARED for v in shared)
+    assert all(is_shared(v) for v in shared)
     first = summarize(shared)
     assert summarize(list(shared)) is first  # the same shared verdicts: the kept summary
     assert (first.scores_json, first.tags, first.labels) == ('{"safety":0.5}', ["x"], (("a", "ok", True),) * 2)
@@ -159,7 +160,7 @@ def test_summaries_are_kept_only_for_lists_of_shared_verdicts() -> None:
 def test_verdict_metrics_count_the_same_through_summaries(tmp_path: Path) -> None:
     """Verdicts counted per summary at flush equal verdicts counted one by one."""
     s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"))
-    p = Pipeline.from_settings(s)
+    p = Pipeline.from_settings(s, load_configs(s))
     sim = Simulator(seed=5)
     outs = [p.process(json.dumps(sim.trace(i)[0]).encode(), "agent.traces", 0, i) for i in range(200)]
     counts = []
