@@ -179,3 +179,8 @@ class Decision(BaseModel):
     metrics: list[MetricResult]
     steps: list[StepRecord]
     method: str
+    # What the decision was about, when the caller passes the flag in force (the controller does).
+    agent_id: str | None = None
+    rollout_id: str | None = None
+    flag_version: int | None = None
+    candidate_adapter_hash: str | None = None

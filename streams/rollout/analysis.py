@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping
 
-from schemas.rollout import (ArmCounts, CanaryConfig, CanaryMetric, Decision, MetricResult, StepRecord,
-                             VariantName)
+from schemas.rollout import (ArmCounts, CanaryConfig, CanaryMetric, Decision, MetricResult, RolloutFlag,
+                             StepRecord, VariantName)
 
 METHOD = ("mSPRT normal-mixture confidence sequences per metric; harm: Bonferroni across metrics; "
           "promotion: intersection-union non-inferiority")
@@ -150,8 +150,10 @@ class CanaryAnalyzer:
     def next_weight(self, weight: int) -> int:
         return next((s for s in self.config.steps if s > weight), 100)
 
-    def decide(self, window: CanaryWindow, weight: int, at_weight: int, now: datetime) -> Decision:
-        """``weight``: the candidate's current weight; ``at_weight``: candidate conversations since it began."""
+    def decide(self, window: CanaryWindow, weight: int, at_weight: int, now: datetime,
+               flag: RolloutFlag | None = None) -> Decision:
+        """``weight``: the candidate's current weight; ``at_weight``: candidate conversations since it began;
+        ``flag``: the flag in force, recorded in the decision (agent, rollout, version, adapter hash)."""
         cfg, b, c = self.config, window.baseline, window.candidate
         counts = {arm: ArmCounts(conversations=s.conversations, judged=s.judged,
                                  critical_breaches=s.critical_breaches) for arm, s in (("baseline", b),
@@ -163,8 +165,11 @@ class CanaryAnalyzer:
 
         def done(action: str, reason: str, next_weight: int) -> Decision:
             steps.append(StepRecord(name="decide", outcome=action, detail=reason))
+            about = {} if flag is None else dict(
+                agent_id=flag.agent_id, rollout_id=flag.rollout_id, flag_version=flag.version,
+                candidate_adapter_hash=flag.candidate.adapter_hash if flag.candidate else None)
             return Decision(action=action, reason=reason, weight=weight, next_weight=next_weight, decided_at=now,
-                            counts=counts, metrics=results, steps=steps, method=METHOD)
+                            counts=counts, metrics=results, steps=steps, method=METHOD, **about)
 
         if c.critical_breaches > cfg.critical_max:
             steps.append(StepRecord(name="circuit_breaker", outcome="tripped",

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from schemas.rollout import CanaryConfig, CanaryMetric
+from schemas.rollout import CanaryConfig, CanaryMetric, RolloutFlag
 from streams.rollout import analysis
 from streams.rollout.analysis import CanaryAnalyzer, CanaryWindow, Conversation, Moments, half_width
 
@@ -149,7 +149,13 @@ def test_decision_records_every_step_and_serialises() -> None:
     window = CanaryWindow()
     for i in range(400):
         analyzer.observe(window, "candidate" if i % 2 else "baseline", _conversation(rng, BASE))
-    d = analyzer.decide(window, 5, 200, NOW)
+    flag = RolloutFlag(agent_id="support-bot", rollout_id="r7", version=12, stage="canary",
+                       baseline={"policy_id": "base"},
+                       candidate={"policy_id": "p1", "adapter_id": "a@1", "adapter_hash": "sha256:ab"},
+                       weights={"candidate": 5, "baseline": 95})
+    d = analyzer.decide(window, 5, 200, NOW, flag=flag)
+    assert (d.agent_id, d.rollout_id, d.flag_version, d.candidate_adapter_hash) == ("support-bot", "r7", 12,
+                                                                                     "sha256:ab")
     assert [s.name for s in d.steps] == ["circuit_breaker", "metric_tests", "coverage", "sample", "decide"]
     assert d.counts["baseline"].conversations == 200 and {r.name for r in d.metrics} == {m.name for m in METRICS}
     assert all((r.alpha_harm, r.alpha_ni) == (pytest.approx(0.05 / 4), 0.05) for r in d.metrics)
