@@ -2,25 +2,32 @@
 
 One ``RolloutFlag`` per agent: a baseline and (during a rollout) a candidate variant, integer weights in percent
 as flagd's ``fractional`` operation takes them, the rollout's stage and a version that only goes up, so a client
-that sees a lower version than it holds ignores the record.
+that sees a lower version than it holds ignores the record. A conversation is assigned by flagd's bucketing
+(``streams/rollout/bucketing.py``), so an OpenFeature flagd client evaluating the exported flag definition
+(``streams/rollout/flagd.py``) picks the same variant as alignloop.
+
+Below the flag: the canary analyzer's configuration and the `Decision` it records (``streams/rollout/analysis.py``).
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 ROLLOUT_SCHEMA_VERSION = 1
 VARIANTS = ("baseline", "candidate")
 
+VariantName = Literal["baseline", "candidate"]
+# stable: no candidate on traffic; canary: ramping; paused: weights frozen by an operator; promoted: the candidate
+# serves everything; rolled_back: the candidate serves nothing (a rollback moves conversations back, by design).
 RolloutStage = Literal["stable", "canary", "paused", "promoted", "rolled_back"]
 
 
 class RolloutVariant(BaseModel):
     """What serves a conversation assigned to this variant."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     policy_id: str = Field(..., min_length=1, max_length=256, description="Stamped on every trace it serves.")
     adapter_id: str | None = Field(None, description="Registry id (<name>@<version>); None = the base model alone.")
     adapter_hash: str | None = Field(None, description="Content hash of the adapter weights that serve it.")
@@ -33,9 +40,9 @@ class RolloutVariant(BaseModel):
 
 
 class RolloutFlag(BaseModel):
-    """The current flag for one agent."""
+    """The current flag for one agent. The agent id is also the flagd flag key."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     schema_version: int = Field(ROLLOUT_SCHEMA_VERSION, ge=1, le=ROLLOUT_SCHEMA_VERSION,
                                 description="Contract version; consumers reject newer ones.")
     agent_id: str = Field(..., min_length=1, max_length=128, description="The record key.")
@@ -44,7 +51,7 @@ class RolloutFlag(BaseModel):
     stage: RolloutStage = "stable"
     baseline: RolloutVariant
     candidate: RolloutVariant | None = None
-    weights: dict[Literal["baseline", "candidate"], int] = Field(
+    weights: dict[VariantName, int] = Field(
         default_factory=lambda: {"baseline": 100},
         description="Percent of conversations per variant (flagd fractional weights); they sum to 100.")
     updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
@@ -57,8 +64,123 @@ class RolloutFlag(BaseModel):
             raise ValueError("a candidate weight needs a candidate variant")
         if self.candidate is not None and self.rollout_id is None:
             raise ValueError("a candidate variant needs a rollout_id")
+        if self.candidate is None and self.stage in ("canary", "paused", "promoted"):
+            raise ValueError(f"stage {self.stage!r} needs a candidate variant")
         return self
 
     def follows(self, previous: "RolloutFlag | None") -> bool:
         """Whether this record may replace ``previous`` (same agent, a higher version)."""
         return previous is None or (self.agent_id == previous.agent_id and self.version > previous.version)
+
+    @property
+    def flag_key(self) -> str:
+        return self.agent_id
+
+    @property
+    def candidate_weight(self) -> int:
+        return self.weights.get("candidate", 0) if self.candidate is not None else 0
+
+
+# --- canary analysis: configuration and the recorded decision ------------------------------------------------
+
+Direction = Literal["lower_is_better", "higher_is_better", "band"]
+Action = Literal["step", "promote", "rollback", "hold", "continue"]
+Verdict = Literal["harm", "non_inferior", "inconclusive", "insufficient"]
+
+
+class CanaryMetric(BaseModel):
+    """One metric compared per conversation (the unit). Values are expected on a [0, scale] range."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(..., min_length=1)
+    direction: Direction = Field(..., description="band: the candidate must stay within +-margin of the baseline.")
+    margin: float = Field(..., gt=0, description="Non-inferiority margin in metric units (band half-width).")
+    tau: float | None = Field(None, gt=0, description="Mixture scale of the test; default: twice the margin "
+                                                           "(the effect size worth rolling back for).")
+    threshold: float | None = Field(None, description="Tail metrics: the value becomes 1[x > threshold] "
+                                                      "(e.g. latency above the baseline's pre-canary p95).")
+    scale: float = Field(1.0, gt=0, description="Range of a value; floors the variance at small counts.")
+
+
+class CanaryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    metrics: tuple[CanaryMetric, ...] = Field(..., min_length=1)
+    alpha: float = Field(0.05, gt=0, lt=1, description="Error rate of a rollout's rollback (Bonferroni over "
+                         "metrics) and of its promotion (intersection-union).")
+    steps: tuple[int, ...] = Field((5, 25, 50, 100), description="Candidate weights; reaching 100 is promotion.")
+    min_conversations: int = Field(200, ge=1, description="Per arm, before any step or promotion.")
+    min_conversations_per_step: int = Field(200, ge=1, description="Candidate conversations at a weight first.")
+    burn_in: int = Field(50, ge=2, description="Per arm and metric, before its test may decide anything.")
+    min_judge_coverage: float = Field(0.5, ge=0, le=1, description="Judged share per arm; below it: hold.")
+    critical_max: int = Field(0, ge=0, description="Critical breaches the candidate may show; one more trips "
+                                                   "the circuit breaker (rollback at once).")
+
+    @model_validator(mode="after")
+    def _steps(self) -> "CanaryConfig":
+        s = self.steps
+        if not s or s[-1] != 100 or any(b <= a for a, b in zip(s, s[1:])) or s[0] <= 0:
+            raise ValueError(f"steps must increase from > 0 to 100, got {list(s)}")
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metric names must be unique, got {names}")
+        return self
+
+
+class MetricResult(BaseModel):
+    """One metric's test at one look. ``delta`` is oriented so that positive means the candidate is worse.
+
+    Two confidence sequences around it: ``harm_*`` at ``alpha_harm`` (alpha / K: any harm rolls back, so the
+    metrics share alpha) and ``ni_*`` at ``alpha_ni`` (alpha: promotion needs every metric non-inferior, an
+    intersection-union test, which needs no split).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    direction: Direction
+    margin: float
+    n_baseline: int
+    n_candidate: int
+    mean_baseline: float | None
+    mean_candidate: float | None
+    delta: float | None
+    harm_lower: float | None
+    harm_upper: float | None
+    ni_lower: float | None
+    ni_upper: float | None
+    alpha_harm: float
+    alpha_ni: float
+    verdict: Verdict
+
+
+class ArmCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversations: int
+    judged: int
+    critical_breaches: int
+
+
+class StepRecord(BaseModel):
+    """One named step of the decision pipeline and what it found (Kayenta-style: every step is recorded)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    outcome: str
+    detail: str = ""
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Action
+    reason: str
+    weight: int = Field(..., description="Candidate weight the data was collected at.")
+    next_weight: int = Field(..., description="Candidate weight after this decision.")
+    decided_at: AwareDatetime
+    counts: dict[VariantName, ArmCounts]
+    metrics: list[MetricResult]
+    steps: list[StepRecord]
+    method: str
+    # What the decision was about, when the caller passes the flag in force (the controller does).
+    agent_id: str | None = None
+    rollout_id: str | None = None
+    flag_version: int | None = None
+    candidate_adapter_hash: str | None = None

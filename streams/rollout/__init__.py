@@ -1,0 +1,1 @@
+"""Rollout: flagd-compatible bucketing, flag-definition export, and the canary analyzer (all pure)."""
