@@ -34,7 +34,7 @@ def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any) -> 
         return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{table}",
                          storage_options=settings.lake_storage_options or None)
 
-    path = cfg.state_path or str(settings.home / "worker" / f"drift-state-{settings.app_id}-{socket.gethostname()}.pkl")
+    path = cfg.state_path or str(settings.home / "worker" / f"drift-state-{settings.app_id}-{socket.gethostname()}.json")
     return DriftHook(cfg, send=send, metrics=DriftMetrics(registry), drift_topic=settings.topic(DRIFT),
                      train_topic=settings.topic(TRAIN_REQUESTS), labels_topic=settings.topic(LABELS),
                      events_sink=sink(DRIFT_EVENTS_TABLE), calibration_sink=sink(CALIBRATION_TABLE),
