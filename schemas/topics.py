@@ -48,6 +48,7 @@ TRAIN_REQUESTS = "train.requests"
 REGISTRY = "models.registry"
 ROLLOUT = "rollout.flags"
 AUDIT = "audit.log"
+FEEDBACK_DLQ = "feedback.dlq"
 
 TOPICS: dict[str, TopicSpec] = {
     s.name: s
@@ -55,6 +56,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(TRACES, Trace, "Raw agent traces (unscrubbed).", raw_zone=True, retention_ms=3 * DAY_MS),
         TopicSpec(DLQ, DeadLetter, "Records that failed validation, with reason and original bytes.",
                   raw_zone=True, retention_ms=3 * DAY_MS),
+        TopicSpec(FEEDBACK_DLQ, DeadLetter, "Labels and preferences that failed validation, with reason and original "
+                  "bytes (unvalidated input: raw zone).", raw_zone=True, retention_ms=7 * DAY_MS),
         TopicSpec(JUDGED, JudgedTrace, "Scrubbed traces with fast-judge verdicts.", retention_ms=30 * DAY_MS),
         TopicSpec(ESCALATIONS, None, "Judged traces escalated to high-fidelity judges.", retention_ms=30 * DAY_MS),
         TopicSpec(LABELS, Label, "High-fidelity labels from LLM judges and humans.", retention_ms=365 * DAY_MS),

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import ValidationError
 
-from schemas.preference import Label
+from schemas.preference import LABEL_SCHEMA_VERSION, Label
 from schemas.verdict import JudgedTrace
 from streams.drift.bank import MonitorBank
 from streams.drift.config import DriftConfig
@@ -23,6 +23,7 @@ from streams.drift.snapshot import SCHEMA_VERSION, DriftSnapshot, LabelOffset, O
 from streams.drift.state import Candidate, KafkaStateStore, StateFile
 from streams.drift.tracker import CalibrationTracker
 from streams.drift.trigger import RetrainTrigger
+from streams.feedback import parse
 
 log = logging.getLogger("alignloop.drift")
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
@@ -31,11 +32,13 @@ Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 class DriftHook:
     def __init__(self, cfg: DriftConfig, *, send: Send, metrics: DriftMetrics, drift_topic: str,
                  train_topic: str, labels_topic: str = "feedback.labels", events_sink: Any = None, calibration_sink: Any = None,
-                 state: StateFile | KafkaStateStore | None = None, worker: str = "", clock: Callable[[], float] = time.time):
+                 state: StateFile | KafkaStateStore | None = None, worker: str = "", clock: Callable[[], float] = time.time,
+                 dead_letters: Any = None):
         self.cfg, self.send, self.metrics = cfg, send, metrics
         self.drift_topic, self.train_topic, self.labels_topic = drift_topic, train_topic, labels_topic
         self.events_sink, self.calibration_sink = events_sink, calibration_sink
         self.state, self.worker, self.clock = state, worker, clock
+        self.dead_letters = dead_letters  # streams.feedback.FeedbackDeadLetters: bad labels go to feedback.dlq
         self.bank = MonitorBank(cfg)
         self.tracker = CalibrationTracker(cfg.calibration)
         self.trigger = RetrainTrigger(cfg.trigger)
@@ -150,18 +153,21 @@ class DriftHook:
         return await self.send(self.train_topic, req.policy_id.encode(), req.to_json())
 
     # --- labels ---
-    async def on_labels(self, records: list[tuple[int, int, bytes]]) -> list[Any]:
-        """records: (partition, offset, value) from feedback.labels. Bad records are counted and skipped."""
+    async def on_labels(self, records: list[tuple[Any, ...]]) -> list[Any]:
+        """records: (partition, offset, value[, key]) from feedback.labels. Bad records are counted and
+        dead-lettered (with ``dead_letters``), never dropped silently."""
         futures: list[Any] = []
         per_policy: dict[str, int] = {}
-        for partition, offset, value in records:
+        for partition, offset, value, *rest in records:
             if offset <= self.label_offsets.get(partition, -1):
                 continue
             self.label_offsets[partition] = offset
-            try:
-                label = Label.model_validate_json(value)
-            except Exception:
+            label = parse(Label, value, LABEL_SCHEMA_VERSION)
+            if isinstance(label, tuple):
                 self.metrics.labels.labels("invalid").inc()
+                if self.dead_letters is not None:
+                    futures.append(await self.dead_letters(value, rest[0] if rest else None, self.labels_topic,
+                                                           partition, offset, *label))
                 continue
             res = self.tracker.on_label(label)
             self.metrics.labels.labels(str(res.matched).lower()).inc()

@@ -20,7 +20,7 @@ log = logging.getLogger("alignloop.drift")
 
 
 async def follow_labels(settings: "Settings", topic: str, positions: dict[int, int],
-                        handle: Callable[[list[tuple[int, int, bytes]]], Awaitable[list[Any]]],
+                        handle: Callable[[list[tuple[int, int, bytes, bytes | None]]], Awaitable[list[Any]]],
                         stop: asyncio.Event, batch: int = 500) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -47,7 +47,8 @@ async def follow_labels(settings: "Settings", topic: str, positions: dict[int, i
                 await consumer.seek_to_end(tp)
         while not stop.is_set():
             got = await consumer.getmany(timeout_ms=500, max_records=batch)
-            records = [(m.partition, m.offset, m.value) for msgs in got.values() for m in msgs if m.value]
+            # (partition, offset, value, key); empty values are tombstones, not labels
+            records = [(m.partition, m.offset, m.value, m.key) for msgs in got.values() for m in msgs if m.value]
             if records:
                 futures = await handle(records)
                 if futures:

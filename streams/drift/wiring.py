@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE, TABLES
-from schemas.topics import DRIFT, LABELS, TRAIN_REQUESTS
+from schemas.topics import DRIFT, FEEDBACK_DLQ, LABELS, TRAIN_REQUESTS
 from streams.drift.config import load_drift_config
 from streams.drift.hook import DriftHook
 from streams.drift.metrics import DriftMetrics
 from streams.drift.state import KafkaStateStore, StateFile
+from streams.feedback import FeedbackDeadLetters
 
 if TYPE_CHECKING:
     import faust
@@ -38,7 +39,8 @@ def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any) -> 
     return DriftHook(cfg, send=send, metrics=DriftMetrics(registry), drift_topic=settings.topic(DRIFT),
                      train_topic=settings.topic(TRAIN_REQUESTS), labels_topic=settings.topic(LABELS),
                      events_sink=sink(DRIFT_EVENTS_TABLE), calibration_sink=sink(CALIBRATION_TABLE),
-                     state=KafkaStateStore(settings, settings.app_id, StateFile(path)), worker=worker)
+                     state=KafkaStateStore(settings, settings.app_id, StateFile(path)), worker=worker,
+                     dead_letters=FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry))
 
 
 def install(app: "faust.App", handler: Any, settings: "Settings", registry: CollectorRegistry) -> DriftHook | None:
