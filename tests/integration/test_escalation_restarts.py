@@ -39,10 +39,14 @@ escalation:
 async def _committed(settings, group: str, topic: str) -> dict[int, int]:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from aiokafka.errors import KafkaError
+
     admin = AIOKafkaAdminClient(**aiokafka_client_kwargs(settings))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:  # the group does not exist yet (no coordinator)
+        return {}
     finally:
         await admin.close()
     return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
