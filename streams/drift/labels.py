@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from connectors.kafka import aiokafka_client_kwargs
+from connectors.kafka import aiokafka_client_kwargs, end_offsets
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -28,12 +28,12 @@ async def follow_labels(settings: "Settings", topic: str, positions: dict[int, i
                                 auto_offset_reset="latest")
     await consumer.start()
     try:
-        parts: set[int] | None = None
-        for _ in range(50):
-            parts = consumer.partitions_for_topic(topic)
+        parts: set[int] = set()
+        for _ in range(50):  # the topic may not exist yet
+            # (a group-less consumer's own metadata never lists it: this used to end the task at start-up)
+            parts = set(await end_offsets(settings, topic))
             if parts:
                 break
-            await consumer.force_metadata_update()  # the topic may not exist yet
             await asyncio.sleep(0.2)
         if not parts:
             log.warning("labels topic %s not found; calibration joins no labels", topic)

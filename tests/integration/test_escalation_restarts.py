@@ -22,7 +22,7 @@ from streams.judges.config import JudgesConfig, LlmJudgeConfig
 from tests.fakes.llm_server import FakeLlmServer
 from tests.helpers import table_rows, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N = 3000
 RATE = 150.0  # traces/s: a 20 s run, so both kills land mid-run
