@@ -1,6 +1,8 @@
 """Escalator: signals -> priority, budgets per tier, fraction cap, priority order, audit sample, metrics."""
 from __future__ import annotations
 
+import json
+
 from schemas.verdict import Verdict
 from streams.escalation.escalator import Escalator, TokenBucket
 from streams.escalation.config import EscalationConfig, TierBudget
@@ -217,3 +219,27 @@ def test_hook_clock_is_the_streams_and_a_quiet_spell_refills_no_budget() -> None
     # the 5 escalated are skipped; the 15 still pending at the checkpoint are offered again (the bucket is empty)
     assert len(sent) == 5 and restarted.metrics.replayed._value.get() == 5
     assert restarted.escalator.pending == 35 and restarted.escalator.counts["seen"] == 40
+
+
+def test_newest_checkpoint_of_this_writer_wins_and_forged_headers_are_counted() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streams.escalation.wiring import STATE_HEADER, Checkpoint, EscalationMetrics, newest_checkpoint
+
+    state = Escalator(cfg()).state(5.0)
+
+    def header(writer: str, seq: int) -> list[tuple[str, bytes]]:
+        return [(STATE_HEADER, Checkpoint(writer=writer, seq=seq, state=state).model_dump_json().encode())]
+
+    good = json.loads(header("me", 3)[0][1])
+    overflow = dict(good, seq=2**64 - 1)
+    negative = json.loads(json.dumps(good))
+    negative["state"]["fraction_tokens"] = float("1e300")
+    records = [header("me", 2), header("me", 3), header("other", 9), [("unrelated", b"x")],
+               [(STATE_HEADER, b"\x80\x04pickle")], [(STATE_HEADER, json.dumps(overflow).encode())],
+               [(STATE_HEADER, json.dumps(negative).encode())]]
+    metrics = EscalationMetrics(CollectorRegistry())
+    best = newest_checkpoint(records, "me", metrics)
+    assert best is not None and best.seq == 3 and best.writer == "me"
+    assert metrics.invalid._value.get() == 3
+    assert newest_checkpoint([], "me", metrics) is None
