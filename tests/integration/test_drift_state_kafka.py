@@ -147,3 +147,66 @@ def test_hostile_changelog_records_run_nothing_and_the_restarted_monitor_keeps_w
     # the next start restores what h2 saved (counter continued from the genuine 1, no overflow)
     h3 = hook("host3", CollectorRegistry())
     assert h3.bank.seen == 11_000
+
+
+def test_monitor_process_started_over_hostile_state_runs_nothing_and_keeps_checkpointing(kafka_settings,
+                                                                                       worker_factory, tmp_path):
+    """The real monitor process (``alignloop worker --role monitor``) starting over forged drift.state records
+    published by an outside producer: nothing runs, each record is counted as refused, the process stays up,
+    reads every trace and writes new checkpoints (a counter of 2**64-1 used to crash every one)."""
+    import socket
+    import urllib.request
+
+    from alignloop.publish import publish
+    from alignloop.simulate import Simulator
+    from connectors.kafka import producer, read_topic
+    from schemas.topics import DRIFT_STATE, TRACES
+    from tests.helpers import wait_for
+
+    s = kafka_settings
+    marker = f"/tmp/pwned-{uuid.uuid4().hex}"
+    body = json.dumps({"schema_version": 2, "bank": {}}).encode()
+    forged = [(1).to_bytes(8, "big") + pickle.dumps(Pwn(marker)), b"\xff" * 8 + body,
+              (2).to_bytes(8, "big") + b"{not json", (3).to_bytes(8, "big") + body.replace(b": 2", b": 7")]
+
+    async def forge() -> None:
+        async with producer(s) as prod:
+            for value in forged:
+                await prod.send_and_wait(s.topic(DRIFT_STATE), value=value, key=s.app_id.encode())
+
+    asyncio.run(forge())
+    drift_yaml = tmp_path / "drift.yaml"
+    drift_yaml.write_text("monitor: {block: 50, warmup_blocks: 10}\ncheckpoint_interval_s: 1\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    spine = worker_factory(s, "spine").start()
+    monitor = worker_factory(s, "monitor")
+    monitor.env, monitor.metrics_port = {"ALIGNLOOP_DRIFT_CONFIG": str(drift_yaml)}, port
+    monitor.start()
+    sim = Simulator(seed=9)
+    records = [(r["conversation_id"].encode(), json.dumps(r).encode()) for r, _ in (sim.trace(i) for i in range(1500))]
+    asyncio.run(publish(s, s.topic(TRACES), records))
+
+    def metric(name: str, labels: str = "") -> float:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            return -1.0
+        for line in text.splitlines():
+            if line.startswith(name + (labels and "{" + labels + "}")) and not line.startswith("#"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    wait_for(lambda: metric("alignloop_drift_traces_total") >= 1500, 180, what="the monitor to read every trace",
+             worker=monitor)
+    wait_for(lambda: metric("alignloop_drift_state_saves_total") >= 1, 60, what="a checkpoint", worker=monitor)
+    assert spine.alive() and monitor.alive()
+    assert not Path(marker).exists(), "nothing in a snapshot may run"
+    assert metric("alignloop_drift_state_invalid_total", 'reason="bad_header"') == 1
+    assert metric("alignloop_drift_state_invalid_total", 'reason="invalid_json"') == 2
+    assert metric("alignloop_drift_state_invalid_total", 'reason="unsupported_schema_version"') == 1
+    assert metric("alignloop_drift_state_restores_total", 'result="discarded"') == 1
+    ours = [m for m in asyncio.run(read_topic(s, s.topic(DRIFT_STATE))) if m.key == s.app_id.encode()]
+    newest = ours[-1].value  # ours: a valid snapshot, its counter not continued from the forged 2**64-1
+    assert 1 <= int.from_bytes(newest[:8], "big") < 100 and json.loads(newest[8:])["bank"]["seen"] > 0
