@@ -26,6 +26,7 @@ from streams.drift.trigger import RetrainTrigger
 from streams.feedback import parse
 
 log = logging.getLogger("alignloop.drift")
+MAX_POLICY_ID = 256  # schemas.trace.Trace's limit: a longer one names no policy (and would not fit a snapshot)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 
 
@@ -163,6 +164,8 @@ class DriftHook:
                 continue
             self.label_offsets[partition] = offset
             label = parse(Label, value, LABEL_SCHEMA_VERSION)
+            if not isinstance(label, tuple) and len(label.policy_id) > MAX_POLICY_ID:
+                label = ("validation_error", f"policy_id longer than any trace's ({MAX_POLICY_ID} characters)")
             if isinstance(label, tuple):
                 self.metrics.labels.labels("invalid").inc()
                 if self.dead_letters is not None:

@@ -21,7 +21,7 @@ Offset = Annotated[int, Field(ge=-1, le=MAX_INT)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Magnitude = Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-Ident = Annotated[str, Field(max_length=512)]
+Ident = Annotated[str, Field(max_length=1024)]  # ids, names; traces cap their ids at 256
 Snippet = Annotated[str, Field(max_length=4096)]
 Ids = Annotated[list[Ident], Field(max_length=50)]
 Vector = Annotated[list[Finite], Field(max_length=4096)]
