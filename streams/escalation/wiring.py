@@ -11,9 +11,10 @@ that admitted it (header ``alignloop.escalator``: budgets, counters, how far dec
 partition). The output is the checkpoint, so the two cannot disagree: a restarted monitor reads the newest one
 back from the tail of ``judge.escalations``, skips the traces Kafka redelivers that were already decided, and
 spends the budget it had left. The clock is the stream's (``processed_at``; see ``now``), so the per-minute budget
-is per minute of traffic whatever the restarts. What was still pending at
-the last checkpoint is offered again; what was admitted after it but not acknowledged by the broker is lost
-(at most one drain's worth), never duplicated.
+is per minute of traffic whatever the restarts. What was still pending at the last checkpoint is offered again
+when Kafka redelivers it; what was admitted after it but not acknowledged by the broker is lost (at most one
+drain's worth), never duplicated. The topic must be writable by the monitor only: a forged checkpoint runs
+nothing and is validated, but could make the escalator skip traces.
 """
 from __future__ import annotations
 
