@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DRIFT_EVENT_SCHEMA_VERSION = 1
 TRAIN_REQUEST_SCHEMA_VERSION = 1
-DRIFT_STATE_SCHEMA_VERSION = 1
 
 
 def drift_event_id(policy_id: str, signal: str, detected_at: datetime, worker: str) -> str:
@@ -106,15 +105,3 @@ class TrainRequest(BaseModel):
     def to_json(self) -> bytes:
         return json.dumps(self.model_dump(mode="json"), separators=(",", ":")).encode()
 
-
-class DriftStateSnapshot(BaseModel):
-    """A record on ``drift.state`` (compacted, keyed by monitor app id): one monitor's checkpoint as data.
-
-    Deliberately minimal here: the monitor (streams/drift/state.py) owns the layout of ``state``.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    schema_version: int = Field(DRIFT_STATE_SCHEMA_VERSION, ge=1, le=DRIFT_STATE_SCHEMA_VERSION,
-                                description="Contract version; consumers reject newer ones.")
-    app_id: str = Field(..., min_length=1, description="The monitor app id the snapshot belongs to.")
-    state: dict[str, Any] = Field(default_factory=dict, description="The monitor's state, as JSON data.")

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from schemas.audit import AuditEntry
 from schemas.dlq import DeadLetter
-from schemas.drift import DriftEvent, DriftStateSnapshot, TrainRequest
+from schemas.drift import DriftEvent, TrainRequest
+from schemas.drift_state import DriftSnapshot
 from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.preference import Label, Preference
 from schemas.registry import RegistryEvent
@@ -53,6 +54,7 @@ TRAIN_REQUESTS = "train.requests"
 REGISTRY = "models.registry"
 ROLLOUT = "rollout.flags"
 AUDIT = "audit.log"
+FEEDBACK_DLQ = "feedback.dlq"
 
 TOPICS: dict[str, TopicSpec] = {
     s.name: s
@@ -60,6 +62,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(TRACES, Trace, "Raw agent traces (unscrubbed).", raw_zone=True, retention_ms=3 * DAY_MS),
         TopicSpec(DLQ, DeadLetter, "Records that failed validation, with reason and original bytes.",
                   raw_zone=True, retention_ms=3 * DAY_MS),
+        TopicSpec(FEEDBACK_DLQ, DeadLetter, "Labels and preferences that failed validation, with reason and original "
+                  "bytes (unvalidated input: raw zone).", raw_zone=True, retention_ms=7 * DAY_MS),
         TopicSpec(JUDGED, JudgedTrace, "Scrubbed traces with fast-judge verdicts.", retention_ms=30 * DAY_MS),
         TopicSpec(ESCALATIONS, EscalationEvent, "Judged traces escalated to high-fidelity judges.",
                   retention_ms=30 * DAY_MS),
@@ -67,8 +71,9 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(PREFERENCES, Preference, "Preferences logged through the SDK.", retention_ms=365 * DAY_MS),
         TopicSpec(HUMAN_QUEUE, HumanQueueItem, "Escalations only a person can judge.", retention_ms=30 * DAY_MS),
         TopicSpec(DRIFT, DriftEvent, "Drift events from the online monitors.", retention_ms=365 * DAY_MS),
-        TopicSpec(DRIFT_STATE, DriftStateSnapshot,
-                  "Drift-monitor snapshots per monitor app id (compacted changelog).", compacted=True,
+        TopicSpec(DRIFT_STATE, DriftSnapshot,
+                  "Drift-monitor snapshots per monitor app id (compacted changelog; value: an 8-byte big-endian save "
+                  "counter, then the snapshot JSON).", compacted=True,
                   configs={"max.message.bytes": "10485760"}),
         TopicSpec(TRAIN_REQUESTS, TrainRequest, "Retraining requests.", retention_ms=90 * DAY_MS),
         TopicSpec(REGISTRY, RegistryEvent, "Trained adapters with manifests and gate results.", compacted=True),

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
 
             worker = JudgeWorker(s, cfg, LlmJudgeClient(cfg.llm, llm_api_key(cfg.llm)), registry)
             # Preferences (LLM pairwise, SDK, humans) land in the Delta `preferences` table alongside.
-            lander = asyncio.create_task(land_preferences(s, worker.stop))
+            lander = asyncio.create_task(land_preferences(s, worker.stop, registry=registry))
             try:
                 await worker.run(max_idle_s=max_idle_s)
             finally:

@@ -78,11 +78,19 @@ def install(handler: Any, settings: "Settings", configs: "AreaConfigs") -> Curat
     return hook
 
 
-async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: int = 500) -> int:
-    """Consume feedback.preferences into the preferences table until ``stop``; returns rows landed."""
+async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: int = 500,
+                           registry: Any = None) -> int:
+    """Consume feedback.preferences into the preferences table until ``stop``; returns rows landed. A record
+    that is not a valid preference (or is from a newer schema) goes to feedback.dlq with its reason, counted in
+    ``alignloop_feedback_dead_letters_total`` on ``registry``; dead letters are acknowledged before the Delta
+    commit and the consumer commit, so none is lost."""
     from aiokafka import AIOKafkaConsumer
+    from prometheus_client import CollectorRegistry
 
-    from connectors.kafka import aiokafka_client_kwargs
+    from connectors.kafka import aiokafka_client_kwargs, producer
+    from schemas.preference import PREFERENCE_SCHEMA_VERSION
+    from schemas.topics import FEEDBACK_DLQ
+    from streams.feedback import FeedbackDeadLetters, parse
 
     sink = make_sink(settings, PREFERENCES_TABLE, "feedback-prefs")
     consumer = AIOKafkaConsumer(settings.topic(PREFERENCES), **aiokafka_client_kwargs(settings),
@@ -96,27 +104,33 @@ async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: 
     if existing.num_columns:  # an absent table reads as empty
         seen.update(existing.column("pref_id").to_pylist())
     try:
-        while not stop.is_set():
-            got = await consumer.getmany(timeout_ms=500, max_records=batch)
-            rows, offsets = [], {}
-            for tp, msgs in got.items():
-                for m in msgs:
-                    offsets[(tp.topic, tp.partition)] = m.offset
-                    if m.offset <= sink.committed_offset(tp.topic, tp.partition):
-                        continue
-                    try:
-                        p = Preference.model_validate_json(m.value or b"")
-                    except ValueError as exc:
-                        log.warning("skipping bad preference at %s:%d@%d: %s", tp.topic, tp.partition, m.offset,
-                                    str(exc).splitlines()[0])
-                        continue
-                    if p.pref_id in seen:
-                        continue
-                    seen.add(p.pref_id)
-                    rows.append(preference_row(p, SourceRef(topic=tp.topic, partition=tp.partition, offset=m.offset)))
-            if offsets:
-                landed += await asyncio.to_thread(sink.write, rows, offsets)
-                await consumer.commit()
+        async with producer(settings) as prod:
+            async def send(topic: str, key: bytes | None, value: bytes, headers: Any = None) -> Any:
+                return await prod.send(topic, value=value, key=key, headers=headers)
+
+            dead = FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry or CollectorRegistry())
+            while not stop.is_set():
+                got = await consumer.getmany(timeout_ms=500, max_records=batch)
+                rows, offsets, futures = [], {}, []
+                for tp, msgs in got.items():
+                    for m in msgs:
+                        offsets[(tp.topic, tp.partition)] = m.offset
+                        if m.offset <= sink.committed_offset(tp.topic, tp.partition):
+                            continue
+                        p = parse(Preference, m.value, PREFERENCE_SCHEMA_VERSION)
+                        if isinstance(p, tuple):
+                            futures.append(await dead(m.value, m.key, tp.topic, tp.partition, m.offset, *p))
+                            continue
+                        if p.pref_id in seen:
+                            continue
+                        seen.add(p.pref_id)
+                        rows.append(preference_row(p, SourceRef(topic=tp.topic, partition=tp.partition,
+                                                                offset=m.offset)))
+                if futures:
+                    await asyncio.gather(*futures)  # the broker has every dead letter before anything commits
+                if offsets:
+                    landed += await asyncio.to_thread(sink.write, rows, offsets)
+                    await consumer.commit()
     finally:
         await consumer.stop()
     return landed

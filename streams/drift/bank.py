@@ -5,10 +5,9 @@
 """
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
@@ -17,8 +16,7 @@ from streams.drift.config import DriftConfig
 from streams.drift.embedding import CentroidDistance, HashedEmbedder
 from streams.drift.monitor import DriftAlarm, DriftMonitor
 from streams.drift.signals import scalar_signals, texts
-
-STATE_VERSION = 1
+from schemas.drift_state import BankState, EmbeddingState, OtherConfig, SourceOffset
 
 
 @dataclass
@@ -99,25 +97,45 @@ class MonitorBank:
                 out.append(alarm)
         return out
 
-    # --- persistence: a versioned pickle; anything unreadable means a fresh (warming, silent) bank ---
+    # --- persistence: plain data (snapshot.py); anything that does not fit means a fresh (warming, silent) bank
+    def state(self) -> BankState:
+        return BankState(
+            config=self.cfg.model_dump(mode="json"), monitors=[m.state() for m in self.monitors.values()],
+            offsets=[SourceOffset(topic=t, partition=p, offset=o) for (t, p), o in self.offsets.items()],
+            seen=self.seen,
+            emb=[EmbeddingState(policy_id=pol, field=fld, dist=e.dist.state(), total=e.total.tolist(), n=e.n,
+                                first_ts=e.first_ts, ids=list(e.ids)) for (pol, fld), e in self._emb.items()])
+
+    @classmethod
+    def from_state(cls, state: BankState, cfg: DriftConfig) -> "MonitorBank":
+        """Restore a bank; a snapshot from another config or one that does not fit raises ValueError."""
+        if state.config != cfg.model_dump(mode="json"):
+            raise OtherConfig("drift state was written under a different drift config")
+        bank = cls(cfg)
+        for s in state.monitors:
+            key = (s.policy_id, s.signal)
+            if key in bank.monitors:
+                raise ValueError(f"monitor {key} appears twice")
+            bank.monitors[key] = DriftMonitor.from_state(s, cfg.monitor_for(s.signal))
+        bank.offsets = {(o.topic, o.partition): o.offset for o in state.offsets}
+        bank.seen = state.seen
+        ecfg = cfg.signals.embedding
+        for e in state.emb:
+            mcfg = cfg.monitor_for(f"embedding:{e.field}")
+            if bank.embedder is None or len(e.total) != ecfg.dim or e.n >= mcfg.block or len(e.ids) > mcfg.examples:
+                raise ValueError(f"embedding block ({e.policy_id}, {e.field}) does not fit the config")
+            bank._emb[(e.policy_id, e.field)] = _EmbeddingBlock(
+                CentroidDistance.from_state(e.dist, ecfg.dim, mcfg.warmup_blocks),
+                np.asarray(e.total, dtype=np.float64), e.n, e.first_ts, list(e.ids))
+        return bank
+
     def dumps(self) -> bytes:
-        state: dict[str, Any] = {"version": STATE_VERSION, "config": self.cfg.model_dump(mode="json"),
-                                 "monitors": {k: m.state() for k, m in self.monitors.items()},
-                                 "offsets": self.offsets, "seen": self.seen, "emb": self._emb}
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return self.state().model_dump_json().encode()
 
     @classmethod
     def loads(cls, blob: bytes, cfg: DriftConfig) -> "MonitorBank":
-        """Restore a bank; a snapshot from another version or config raises ValueError (caller starts fresh)."""
-        state = pickle.loads(blob)  # noqa: S301 - our own file, written by dumps()
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise ValueError("drift state has an unknown version")
-        if state.get("config") != cfg.model_dump(mode="json"):
-            raise ValueError("drift state was written under a different drift config")
-        bank = cls(cfg)
-        bank.monitors = {k: DriftMonitor.from_state(s) for k, s in state["monitors"].items()}
-        bank.offsets, bank.seen, bank._emb = state["offsets"], state["seen"], state["emb"]
-        return bank
+        """``from_state`` of a JSON document; ValueError when it is not a valid bank."""
+        return cls.from_state(BankState.model_validate_json(blob), cfg)
 
     def warming(self) -> int:
         return sum(m.warming for m in self.monitors.values())

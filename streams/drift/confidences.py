@@ -5,12 +5,16 @@ and a short text snippet of each, which the error clustering reads when a label 
 """
 from __future__ import annotations
 
+import base64
+import math
+import sys
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from schemas.verdict import JudgedTrace
 from streams.drift.calibration import p_pass
+from schemas.drift_state import StoreState
 
 SNIPPET_CHARS = 160
 
@@ -55,3 +59,35 @@ class ConfidenceStore:
 
     def get(self, trace_id: str) -> Remembered | None:
         return self._items.get(trace_id)
+
+    # --- persistence: pass probabilities as base64 float32 (little-endian), exact and a third of their text size
+    def state(self) -> StoreState:
+        sets = {names: i for i, names in enumerate(self._judge_sets.values())}
+        items = []
+        for trace_id, r in self._items.items():
+            p = array("f", r.p)
+            if sys.byteorder == "big":
+                p.byteswap()
+            items.append((trace_id, r.policy_id, sets[r.judges], base64.b64encode(p.tobytes()).decode(), r.snippet))
+        return StoreState(size=self.size, evicted=self.evicted, judge_sets=[list(n) for n in sets], items=items)
+
+    @classmethod
+    def from_state(cls, s: StoreState, size: int) -> "ConfidenceStore":
+        if len(s.items) > size:
+            raise ValueError("confidence store holds more traces than configured")
+        store = cls(size)
+        sets = [tuple(n) for n in s.judge_sets]
+        for names in sets:
+            store._judge_sets.setdefault(names, names)
+        for trace_id, policy_id, k, b64, snippet in s.items:
+            if k >= len(sets):
+                raise ValueError("confidence store names an unknown judge set")
+            p = array("f")
+            p.frombytes(base64.b64decode(b64, validate=True))  # ValueError unless whole float32s
+            if sys.byteorder == "big":
+                p.byteswap()
+            if len(p) != len(sets[k]) or not all(math.isfinite(x) and 0.0 <= x <= 1.0 for x in p):
+                raise ValueError("confidence store holds probabilities that do not fit their judges")
+            store._items[trace_id] = Remembered(policy_id, store._judge_sets[sets[k]], p, snippet)
+        store.evicted = s.evicted
+        return store

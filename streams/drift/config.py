@@ -80,7 +80,7 @@ class DriftConfig(BaseModel):
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
-    state_path: str = Field("", description="Detector state file; default <home>/worker/drift-state-<app_id>.pkl.")
+    state_path: str = Field("", description="Detector state file; default <home>/worker/drift-state-<app_id>-<host>.json.")
     checkpoint_interval_s: float = Field(10.0, gt=0, description="Seconds between two state-file writes.")
 
     def monitor_for(self, signal: str) -> MonitorConfig:

@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from schemas.drift_state import CentroidState
+
 _TOKEN = re.compile(r"[a-z][a-z0-9_'-]+")
 
 
@@ -74,3 +76,17 @@ class CentroidDistance:
             return None
         d = block_mean - self.reference
         return float(d @ d)
+
+    def state(self) -> CentroidState:
+        return CentroidState(ref_sum=self._ref_sum.tolist(), ref_n=self._ref_n,
+                             reference=None if self.reference is None else self.reference.tolist())
+
+    @classmethod
+    def from_state(cls, s: CentroidState, dim: int, ref_blocks: int) -> "CentroidDistance":
+        if len(s.ref_sum) != dim or (s.reference is not None and len(s.reference) != dim):
+            raise ValueError(f"centroid state is not {dim}-dimensional")
+        c = cls(dim, ref_blocks)
+        c._ref_sum[:] = s.ref_sum
+        c._ref_n = s.ref_n
+        c.reference = None if s.reference is None else np.asarray(s.reference, dtype=np.float64)
+        return c

@@ -8,32 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import time
 from typing import Any, Awaitable, Callable
 
-from schemas.preference import Label
+from pydantic import ValidationError
+
+from schemas.preference import LABEL_SCHEMA_VERSION, Label
 from schemas.verdict import JudgedTrace
 from streams.drift.bank import MonitorBank
 from streams.drift.config import DriftConfig
 from streams.drift.events import DriftEvent, TrainRequest
 from streams.drift.metrics import DriftMetrics
-from streams.drift.state import KafkaStateStore, StateFile
+from schemas.drift_state import SCHEMA_VERSION, DriftSnapshot, LabelOffset, OtherConfig
+from streams.drift.state import Candidate, KafkaStateStore, StateFile
 from streams.drift.tracker import CalibrationTracker
 from streams.drift.trigger import RetrainTrigger
+from streams.feedback import parse
 
 log = logging.getLogger("alignloop.drift")
+MAX_POLICY_ID = 256  # schemas.trace.Trace's limit: a longer one names no policy (and would not fit a snapshot)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 
 
 class DriftHook:
     def __init__(self, cfg: DriftConfig, *, send: Send, metrics: DriftMetrics, drift_topic: str,
                  train_topic: str, labels_topic: str = "feedback.labels", events_sink: Any = None, calibration_sink: Any = None,
-                 state: StateFile | KafkaStateStore | None = None, worker: str = "", clock: Callable[[], float] = time.time):
+                 state: StateFile | KafkaStateStore | None = None, worker: str = "", clock: Callable[[], float] = time.time,
+                 dead_letters: Any = None):
         self.cfg, self.send, self.metrics = cfg, send, metrics
         self.drift_topic, self.train_topic, self.labels_topic = drift_topic, train_topic, labels_topic
         self.events_sink, self.calibration_sink = events_sink, calibration_sink
         self.state, self.worker, self.clock = state, worker, clock
+        self.dead_letters = dead_letters  # streams.feedback.FeedbackDeadLetters: bad labels go to feedback.dlq
         self.bank = MonitorBank(cfg)
         self.tracker = CalibrationTracker(cfg.calibration)
         self.trigger = RetrainTrigger(cfg.trigger)
@@ -41,35 +47,68 @@ class DriftHook:
         self._last_save = clock()
         self.restore()
 
-    # --- persistence ---
+    # --- persistence: JSON validated by snapshot.DriftSnapshot (never pickle: the topic is writable) ---
     def dumps(self) -> bytes:
-        return pickle.dumps({"bank": self.bank.dumps(), "tracker": self.tracker, "trigger": self.trigger,
-                             "label_offsets": self.label_offsets}, protocol=pickle.HIGHEST_PROTOCOL)
+        return DriftSnapshot(
+            schema_version=SCHEMA_VERSION, bank=self.bank.state(), tracker=self.tracker.state(),
+            trigger=self.trigger.state(),
+            label_offsets=[LabelOffset(partition=p, offset=o) for p, o in self.label_offsets.items()],
+        ).model_dump_json().encode()
+
+    def _load(self, body: bytes) -> None:
+        s = DriftSnapshot.model_validate_json(body)
+        bank = MonitorBank.from_state(s.bank, self.cfg)
+        tracker = CalibrationTracker.from_state(s.tracker, self.cfg.calibration)
+        trigger = RetrainTrigger.from_state(s.trigger, self.cfg.trigger)
+        self.bank, self.tracker, self.trigger = bank, tracker, trigger
+        self.label_offsets = {lo.partition: lo.offset for lo in s.label_offsets}
 
     def restore(self) -> str:
-        """Load the state file if there is a usable one; returns 'restored', 'fresh' or 'discarded'."""
-        blob = self.state.load() if self.state else None
-        result = "fresh"
-        if blob is not None:
-            try:
-                s = pickle.loads(blob)  # noqa: S301 - our own file
-                bank = MonitorBank.loads(s["bank"], self.cfg)
-                if s["tracker"].cfg != self.cfg.calibration:
-                    raise ValueError("calibration config changed")
-                self.bank, self.tracker, self.trigger = bank, s["tracker"], s["trigger"]
-                self.trigger.cfg = self.cfg.trigger
-                self.label_offsets = s["label_offsets"]
+        """Restore the newest usable snapshot; returns 'restored', 'fresh' (none stored) or 'discarded' (none
+        usable). Every refused snapshot is logged and counted by reason; none of them can stop the worker."""
+        candidates = self.state.candidates() if self.state else []
+        result = "fresh" if not candidates else "discarded"
+        for c in candidates:
+            reason = c.error or self._try(c)
+            if not reason:
+                self.state.chose(c)  # type: ignore[union-attr]
                 result = "restored"
-            except Exception as exc:  # unreadable or from another config: start warming, say why
-                log.warning("drift state %s not restored (%s); monitors warm up again", self.state.path, exc)
-                result = "discarded"
+                break
+            self.metrics.state_invalid.labels(reason).inc()
+        if result == "discarded":
+            log.warning("no usable drift state in %s; monitors warm up again", self.state.path)  # type: ignore
         self.metrics.state_restores.labels(result).inc()
         return result
+
+    def _try(self, c: Candidate) -> str:
+        """'' when ``c`` restored, else the reason it was refused."""
+        try:
+            self._load(c.body or b"")
+            return ""
+        except ValidationError as exc:
+            errors = exc.errors()
+            if any(e["type"] == "json_invalid" for e in errors):
+                reason = "invalid_json"
+            elif any(e["loc"][:1] == ("schema_version",) for e in errors):
+                reason = "unsupported_schema_version"
+            else:
+                reason = "validation_error"
+            detail = str(errors[0].get("msg", ""))[:200]
+        except OtherConfig as exc:
+            reason, detail = "other_config", str(exc)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            reason, detail = "validation_error", str(exc)[:200]
+        log.warning("drift state from %s refused (%s: %s)", c.origin, reason, detail)
+        return reason
 
     async def save(self) -> None:
         if self.state is None:
             return
-        blob = self.dumps()
+        try:
+            blob = self.dumps()
+        except ValueError as exc:  # a value no snapshot may hold: keep running on the last good one
+            log.error("drift state not saved: %s", str(exc)[:300])
+            return
         await asyncio.to_thread(self.state.save, blob)
         self._last_save = self.clock()
         self.metrics.state_saves.inc()
@@ -87,6 +126,7 @@ class DriftHook:
                 self.metrics.signal_mean.labels(policy_id, signal).set(m.last_mean)
                 self.metrics.signal_z.labels(policy_id, signal).set(0.0 if m.warming else m.last_z)
         self.metrics.store_size.set(len(self.tracker.store))
+        self.metrics.rejected.set(sum(m.rejected for m in self.bank.monitors.values()))
         futures: list[Any] = []
         events: list[DriftEvent] = [a.for_worker(self.worker) for a in alarms]
         now = self.clock()
@@ -114,18 +154,23 @@ class DriftHook:
         return await self.send(self.train_topic, req.policy_id.encode(), req.to_json())
 
     # --- labels ---
-    async def on_labels(self, records: list[tuple[int, int, bytes]]) -> list[Any]:
-        """records: (partition, offset, value) from feedback.labels. Bad records are counted and skipped."""
+    async def on_labels(self, records: list[tuple[Any, ...]]) -> list[Any]:
+        """records: (partition, offset, value[, key]) from feedback.labels. Bad records are counted and
+        dead-lettered (with ``dead_letters``), never dropped silently."""
         futures: list[Any] = []
         per_policy: dict[str, int] = {}
-        for partition, offset, value in records:
+        for partition, offset, value, *rest in records:
             if offset <= self.label_offsets.get(partition, -1):
                 continue
             self.label_offsets[partition] = offset
-            try:
-                label = Label.model_validate_json(value)
-            except Exception:
+            label = parse(Label, value, LABEL_SCHEMA_VERSION)
+            if not isinstance(label, tuple) and len(label.policy_id) > MAX_POLICY_ID:
+                label = ("validation_error", f"policy_id longer than any trace's ({MAX_POLICY_ID} characters)")
+            if isinstance(label, tuple):
                 self.metrics.labels.labels("invalid").inc()
+                if self.dead_letters is not None:
+                    futures.append(await self.dead_letters(value, rest[0] if rest else None, self.labels_topic,
+                                                           partition, offset, *label))
                 continue
             res = self.tracker.on_label(label)
             self.metrics.labels.labels(str(res.matched).lower()).inc()

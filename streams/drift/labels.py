@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from connectors.kafka import aiokafka_client_kwargs
+from connectors.kafka import aiokafka_client_kwargs, end_offsets
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -20,7 +20,7 @@ log = logging.getLogger("alignloop.drift")
 
 
 async def follow_labels(settings: "Settings", topic: str, positions: dict[int, int],
-                        handle: Callable[[list[tuple[int, int, bytes]]], Awaitable[list[Any]]],
+                        handle: Callable[[list[tuple[int, int, bytes, bytes | None]]], Awaitable[list[Any]]],
                         stop: asyncio.Event, batch: int = 500) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -28,12 +28,12 @@ async def follow_labels(settings: "Settings", topic: str, positions: dict[int, i
                                 auto_offset_reset="latest")
     await consumer.start()
     try:
-        parts: set[int] | None = None
-        for _ in range(50):
-            parts = consumer.partitions_for_topic(topic)
+        parts: set[int] = set()
+        for _ in range(50):  # the topic may not exist yet
+            # (a group-less consumer's own metadata never lists it: this used to end the task at start-up)
+            parts = set(await end_offsets(settings, topic))
             if parts:
                 break
-            await consumer.force_metadata_update()  # the topic may not exist yet
             await asyncio.sleep(0.2)
         if not parts:
             log.warning("labels topic %s not found; calibration joins no labels", topic)
@@ -47,7 +47,8 @@ async def follow_labels(settings: "Settings", topic: str, positions: dict[int, i
                 await consumer.seek_to_end(tp)
         while not stop.is_set():
             got = await consumer.getmany(timeout_ms=500, max_records=batch)
-            records = [(m.partition, m.offset, m.value) for msgs in got.values() for m in msgs if m.value]
+            # (partition, offset, value, key); empty values are tombstones, not labels
+            records = [(m.partition, m.offset, m.value, m.key) for msgs in got.values() for m in msgs if m.value]
             if records:
                 futures = await handle(records)
                 if futures:

@@ -27,6 +27,11 @@ class DriftMetrics:
                                    registry=registry)
         self.state_restores = Counter("alignloop_drift_state_restores_total", "Worker starts, by how the detector "
                                       "state came back.", ["result"], registry=registry)
+        self.state_invalid = Counter("alignloop_drift_state_invalid_total", "Stored drift snapshots refused at "
+                                     "start-up (forged, corrupt, a future version or another config), by reason.",
+                                     ["reason"], registry=registry)
+        self.rejected = Gauge("alignloop_drift_rejected_values", "NaN, infinite or absurdly large signal values the "
+                              "monitors ignored since start.", registry=registry)
         self.train_requests = Counter("alignloop_drift_train_requests_total", "Retraining requests published.",
                                       ["policy_id", "reason"], registry=registry)
         self.labels = Counter("alignloop_calibration_labels_total", "Labels read, by whether they joined a "

@@ -11,11 +11,13 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from schemas.drift import DriftEvent
 from streams.drift.config import MonitorConfig
-from streams.drift.detectors import detector_input, make_detector
+from streams.drift.detectors import detector_input, dump_detector, load_detector, make_detector
+from schemas.drift_state import BlockState, MonitorState, StatsState
+
+MAX_ABS_VALUE = 1e12  # no signal we compute comes near; beyond it (or NaN/inf) a value is rejected and counted
 
 
 @dataclass
@@ -50,6 +52,15 @@ class BlockStats:
     def std(self) -> float:
         return math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
 
+    def state(self) -> StatsState:
+        return StatsState(n=self.n, mean=self.mean, m2=self.m2)
+
+    @classmethod
+    def from_state(cls, s: StatsState) -> "BlockStats":
+        b = cls()
+        b.n, b.mean, b.m2 = s.n, s.mean, s.m2
+        return b
+
 
 class DriftMonitor:
     """Feed per-trace values with ``update``, or whole blocks with ``update_block``; read ``drift_detected``."""
@@ -67,6 +78,8 @@ class DriftMonitor:
         self.detector = make_detector(cfg.detector, params)
         self.drift_detected = False
         self.alarms = 0
+        self.rejected = 0  # NaN, inf or absurdly large inputs, ignored
+        self.errors = 0  # detector failures (each restarts this monitor's warm-up)
         self._sum, self._n, self._ids = 0.0, 0, []  # the open block
         self._first_ts: datetime | None = None
         self._trace_stats = BlockStats()   # per-trace values in warm-up (a second std estimate)
@@ -83,6 +96,9 @@ class DriftMonitor:
         return self.ref_mean is None
 
     def update(self, x: float, trace_id: str, ts: datetime) -> DriftAlarm | None:
+        if not math.isfinite(x) or abs(x) > MAX_ABS_VALUE:
+            self.rejected += 1
+            return None
         if self._n == 0:
             self._first_ts = ts
         self._sum += x
@@ -100,6 +116,9 @@ class DriftMonitor:
     def update_block(self, mean: float, first_ts: datetime, last_ts: datetime,
                      trace_ids: list[str]) -> DriftAlarm | None:
         self.drift_detected = False
+        if not math.isfinite(mean) or abs(mean) > MAX_ABS_VALUE:
+            self.rejected += 1
+            return None
         self._blocks += 1
         self.last_mean = mean
         if self.warming:
@@ -109,8 +128,14 @@ class DriftMonitor:
             return None
         z = self.last_z = (mean - self.ref_mean) / self.ref_std  # type: ignore[operator]
         self._recent.append(Block(first_ts, last_ts, mean, z, trace_ids))
-        self.detector.update(detector_input(self.detector_kind, z))
-        if not self.detector.drift_detected:
+        try:
+            self.detector.update(detector_input(self.detector_kind, z))
+            fired = bool(self.detector.drift_detected)
+        except Exception:  # a river failure must not stop the worker: this monitor learns its reference again
+            self.errors += 1
+            self._rewarm()
+            return None
+        if not fired:
             return None
         alarm = self._alarm(last_ts)
         if self.one_sided and alarm.z <= 0:
@@ -162,12 +187,33 @@ class DriftMonitor:
                           ref_std=self.ref_std, current_mean=current, z=(current - ref) / self.ref_std,
                           n_blocks_since=len(since_blocks), example_trace_ids=ids[: self.cfg.examples])
 
-    def state(self) -> dict[str, Any]:
-        """Picklable state (river detectors pickle as they are)."""
-        return self.__dict__.copy()
+    def state(self) -> MonitorState:
+        """The monitor as data (see ``snapshot.py``)."""
+        return MonitorState(
+            signal=self.signal, policy_id=self.policy_id, one_sided=self.one_sided,
+            detector=dump_detector(self.detector), drift_detected=self.drift_detected, alarms=self.alarms,
+            rejected=self.rejected, errors=self.errors, open_sum=self._sum, open_n=self._n,
+            open_ids=list(self._ids), open_first_ts=self._first_ts, trace_stats=self._trace_stats.state(),
+            block_stats=self._block_stats.state(), ref_mean=self.ref_mean, ref_std=self.ref_std,
+            recent=[BlockState(first_ts=b.first_ts, last_ts=b.last_ts, mean=b.mean, z=b.z,
+                               trace_ids=list(b.trace_ids)) for b in self._recent],
+            blocks=self._blocks, last_mean=self.last_mean, last_z=self.last_z)
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "DriftMonitor":
-        m = cls.__new__(cls)
-        m.__dict__.update(state)
+    def from_state(cls, s: MonitorState, cfg: MonitorConfig) -> "DriftMonitor":
+        """A monitor restored under ``cfg``; ValueError when the snapshot does not fit it."""
+        if s.one_sided != s.signal.startswith("embedding:"):
+            raise ValueError(f"{s.signal}: only embedding distances are one-sided")
+        m = cls(s.signal, s.policy_id, cfg, one_sided=s.one_sided)
+        if len(s.open_ids) > cfg.examples or any(len(b.trace_ids) > cfg.examples for b in s.recent):
+            raise ValueError(f"{s.signal}: more example ids than configured")
+        if s.open_n >= cfg.block:
+            raise ValueError(f"{s.signal}: open block longer than the configured block")
+        m.detector = load_detector(m.detector_kind, m._params, s.detector)
+        m.drift_detected, m.alarms, m.rejected, m.errors = s.drift_detected, s.alarms, s.rejected, s.errors
+        m._sum, m._n, m._ids, m._first_ts = s.open_sum, s.open_n, list(s.open_ids), s.open_first_ts
+        m._trace_stats, m._block_stats = BlockStats.from_state(s.trace_stats), BlockStats.from_state(s.block_stats)
+        m.ref_mean, m.ref_std = s.ref_mean, s.ref_std
+        m._recent.extend(Block(b.first_ts, b.last_ts, b.mean, b.z, list(b.trace_ids)) for b in s.recent)
+        m._blocks, m.last_mean, m.last_z = s.blocks, s.last_mean, s.last_z
         return m

@@ -12,12 +12,21 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
 
 log = logging.getLogger("alignloop.drift")
+
+
+class Candidate(NamedTuple):
+    """One stored snapshot, newest first in ``candidates()``: ``body`` is None when even its frame was bad."""
+
+    origin: str
+    body: bytes | None
+    error: str = ""
+    seq: int = 0  # the save counter of its frame (Kafka store only)
 
 
 class StateFile:
@@ -43,6 +52,13 @@ class StateFile:
         except FileNotFoundError:
             return None
 
+    def candidates(self) -> list[Candidate]:
+        blob = self.load()
+        return [] if blob is None else [Candidate(f"file {self.path}", blob)]
+
+    def chose(self, c: Candidate) -> None:
+        pass
+
 
 class KafkaStateStore:
     """Detector snapshots in a compacted Kafka topic (a changelog), keyed by the monitor's app id, so a worker
@@ -55,6 +71,8 @@ class KafkaStateStore:
     """
 
     HEADER = 8  # big-endian save counter in front of each snapshot: the newer of Kafka and file wins
+    MAX_SEQ = 2**62  # a larger counter is a forged frame (it would overflow the header at the next save)
+    KEEP = 8  # snapshots of this key kept while reading the topic: forged ones must not crowd out ours
 
     def __init__(self, settings: "Settings", key: str, fallback: StateFile, timeout_s: float = 15.0):
         from schemas.topics import DRIFT_STATE
@@ -75,7 +93,7 @@ class KafkaStateStore:
             return pool.submit(asyncio.run, asyncio.wait_for(coro_fn(), self.timeout_s)).result()
 
     def save(self, blob: bytes) -> None:
-        self._seq += 1
+        self._seq = min(self._seq + 1, self.MAX_SEQ)
         framed = self._seq.to_bytes(self.HEADER, "big") + blob
         self.fallback.save(framed)
 
@@ -90,25 +108,47 @@ class KafkaStateStore:
         except Exception as exc:  # the file has it; the next save retries the changelog
             log.warning("drift state not written to %s (%s); kept in %s", self.topic, exc, self.fallback.path)
 
-    def load(self) -> bytes | None:
-        async def latest() -> bytes | None:
+    def _remote(self) -> list[bytes]:
+        async def latest() -> list[bytes]:
             from connectors.kafka import read_topic
 
-            value = None
+            values: list[bytes] = []
             for m in await read_topic(self.settings, self.topic, timeout_s=5.0):
-                if m.key == self.key:
-                    value = m.value  # compaction keeps the latest; before it runs, the last one read wins
-            return value
+                if m.key == self.key and m.value is not None:
+                    values = [*values[-(self.KEEP - 1):], m.value]  # the last few: one may be forged
+            return values
 
         try:
-            remote = self._call(latest)
+            return self._call(latest)
         except Exception as exc:
             log.warning("drift state not read from %s (%s); trying %s", self.topic, exc, self.fallback.path)
-            remote = None
+            return []
+
+    def candidates(self) -> list[Candidate]:
+        """Every stored snapshot of this key, newest (highest counter) first; bad frames first of all, so the
+        caller counts them. Call ``chose`` with the one that restored, so later saves continue its counter."""
         local = self.fallback.load()
-        candidates = [b for b in (remote, local) if b is not None and len(b) > self.HEADER]
-        if not candidates:
-            return None
-        best = max(candidates, key=lambda b: int.from_bytes(b[:self.HEADER], "big"))
-        self._seq = int.from_bytes(best[:self.HEADER], "big")
-        return best[self.HEADER:]
+        framed = [(f"kafka {self.topic}@{i}", b) for i, b in enumerate(self._remote())]
+        if local is not None:
+            framed.append((f"file {self.fallback.path}", local))
+        bad, good = [], []
+        for origin, b in framed:
+            seq = int.from_bytes(b[:self.HEADER], "big") if len(b) > self.HEADER else -1
+            if not 0 < seq <= self.MAX_SEQ:
+                bad.append(Candidate(origin, None, "bad_header"))
+            else:
+                good.append(Candidate(origin, b[self.HEADER:], seq=seq))
+        good.reverse()  # on equal counters the later record wins (the sort below is stable)
+        good.sort(key=lambda c: -c.seq)
+        return bad + good
+
+    def chose(self, c: Candidate) -> None:
+        if c.seq:
+            self._seq = c.seq
+
+    def load(self) -> bytes | None:
+        """The newest well-framed snapshot (unvalidated), for tools and tests."""
+        good = [c for c in self.candidates() if c.body is not None]
+        if good:
+            self.chose(good[0])
+        return good[0].body if good else None

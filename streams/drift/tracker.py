@@ -12,6 +12,7 @@ from streams.drift.calibration import brier, ece, reliability_bins
 from streams.drift.clusters import error_clusters
 from streams.drift.config import CalibrationConfig
 from streams.drift.confidences import ConfidenceStore
+from schemas.drift_state import OtherConfig, TrackerState, WindowState
 
 
 @dataclass
@@ -86,3 +87,27 @@ class CalibrationTracker:
                          "labels_total": s["labels_total"], "misjudged_total": s["misjudged_total"],
                          "clusters_json": json.dumps(clusters)})
         return rows
+
+    # --- persistence (snapshot.py) ---
+    def state(self) -> TrackerState:
+        return TrackerState(
+            config=self.cfg.model_dump(mode="json"), store=self.store.state(),
+            windows=[WindowState(judge=j, policy_id=p, pairs=list(w.pairs), misjudged=list(w.misjudged),
+                                 labels=w.labels, wrong=w.wrong) for (j, p), w in self.windows.items()],
+            since_snapshot=self.since_snapshot, matched=self.matched, unmatched=self.unmatched)
+
+    @classmethod
+    def from_state(cls, s: TrackerState, cfg: CalibrationConfig) -> "CalibrationTracker":
+        if s.config != cfg.model_dump(mode="json"):
+            raise OtherConfig("calibration config changed")
+        t = cls(cfg)
+        t.store = ConfidenceStore.from_state(s.store, cfg.store_size)
+        for w in s.windows:
+            if len(w.pairs) > cfg.window or len(w.misjudged) > cfg.misjudged_buffer:
+                raise ValueError(f"calibration window ({w.judge}, {w.policy_id}) is longer than configured")
+            win = t._window(w.judge, w.policy_id)
+            win.pairs.extend(w.pairs)
+            win.misjudged.extend(w.misjudged)
+            win.labels, win.wrong = w.labels, w.wrong
+        t.since_snapshot, t.matched, t.unmatched = s.since_snapshot, s.matched, s.unmatched
+        return t

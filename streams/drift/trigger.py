@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from streams.drift.config import TriggerConfig
 from streams.drift.events import DriftEvent, TrainRequest
+from schemas.drift_state import TriggerEvents, TriggerState
 
 
 class RetrainTrigger:
@@ -47,3 +48,18 @@ class RetrainTrigger:
         if self._labels[policy_id] >= self.cfg.labels and not self._cooling(policy_id, now):
             return self._request(policy_id, "labels", now, [])
         return None
+
+    # --- persistence (snapshot.py) ---
+    def state(self) -> TriggerState:
+        return TriggerState(
+            events=[TriggerEvents(policy_id=p, events=[(t, e.model_dump(mode="json")) for t, e in q])
+                    for p, q in self._events.items()],
+            labels=dict(self._labels), last_request=dict(self._last_request))
+
+    @classmethod
+    def from_state(cls, s: TriggerState, cfg: TriggerConfig) -> "RetrainTrigger":
+        t = cls(cfg)
+        for pe in s.events:
+            t._events[pe.policy_id] = deque((ts, DriftEvent.model_validate(e)) for ts, e in pe.events)
+        t._labels, t._last_request = dict(s.labels), dict(s.last_request)
+        return t

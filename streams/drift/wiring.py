@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE, TABLES
-from schemas.topics import DRIFT, LABELS, TRAIN_REQUESTS
+from schemas.topics import DRIFT, FEEDBACK_DLQ, LABELS, TRAIN_REQUESTS
 from streams.drift.config import DriftConfig
 from streams.drift.hook import DriftHook
 from streams.drift.metrics import DriftMetrics
 from streams.drift.state import KafkaStateStore, StateFile
+from streams.feedback import FeedbackDeadLetters
 
 if TYPE_CHECKING:
     import faust
@@ -33,11 +34,12 @@ def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any, cfg
         return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{table}",
                          storage_options=settings.lake_storage_options or None)
 
-    path = cfg.state_path or str(settings.home / "worker" / f"drift-state-{settings.app_id}-{socket.gethostname()}.pkl")
+    path = cfg.state_path or str(settings.home / "worker" / f"drift-state-{settings.app_id}-{socket.gethostname()}.json")
     return DriftHook(cfg, send=send, metrics=DriftMetrics(registry), drift_topic=settings.topic(DRIFT),
                      train_topic=settings.topic(TRAIN_REQUESTS), labels_topic=settings.topic(LABELS),
                      events_sink=sink(DRIFT_EVENTS_TABLE), calibration_sink=sink(CALIBRATION_TABLE),
-                     state=KafkaStateStore(settings, settings.app_id, StateFile(path)), worker=worker)
+                     state=KafkaStateStore(settings, settings.app_id, StateFile(path)), worker=worker,
+                     dead_letters=FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry))
 
 
 def install(app: "faust.App", handler: Any, settings: "Settings", registry: CollectorRegistry,

@@ -7,6 +7,11 @@ and disagreement between judges; a pass the learning judge is sure about is damp
 an unbiased random audit sample. ``offer`` queues candidates; ``drain`` admits the most informative first
 within per-tier budgets (per minute, per hour) and a cap on the fraction of traffic, and drops what waited longer
 than ``window_s`` (counted). Escalation rate and budget use are in ``stats()``.
+
+Restarts: ``state()`` is the escalator as data (budgets, counters, and per source partition how far decisions
+reach), published with every escalation it admits; ``restore`` continues from it, and ``replay`` says what to do
+with a trace read again after a crash (skip it, or offer it once more without counting it twice). Time is the
+stream's (passed in), so a restarted escalator spends the same budget per minute of traffic as one that ran on.
 """
 from __future__ import annotations
 
@@ -14,10 +19,44 @@ import heapq
 import itertools
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Annotated, Any, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.verdict import Verdict
 from streams.escalation.config import EscalationConfig
+
+MAX_INT = 2**63 - 1
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+Offset = Annotated[int, Field(ge=-1, le=MAX_INT)]
+Tokens = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
+Time = Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e12)]
+Source = tuple[str, int, int]  # (topic, partition, offset) of the trace in its source topic
+
+
+class PartitionState(BaseModel):
+    """How far the escalator's decisions reach in one source partition."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    topic: Annotated[str, Field(max_length=512)]
+    partition: Count
+    decided: Offset  # every trace up to here is decided for good (escalated or not)
+    seen: Offset  # offered up to here; (decided, seen] were still pending: re-offered, not counted again
+    admitted: Annotated[list[Offset], Field(max_length=100_000)]  # escalated ones in (decided, seen]
+
+
+class EscalatorState(BaseModel):
+    """The escalator as data: travels in a header of each record it publishes (see wiring.py)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    schema_version: Literal[1] = 1
+    clock: Time
+    fraction_tokens: Tokens
+    buckets: dict[str, tuple[Tokens, Time, Tokens, Time]]  # tier -> minute (tokens, t), hour (tokens, t)
+    partitions: list[PartitionState]
+    counts: dict[str, Count]
+    by_tier: dict[str, Count]
+    by_reason: dict[str, Count]
 
 
 @dataclass(slots=True)
@@ -36,6 +75,7 @@ class _Pending:
     tier: str = field(compare=False)
     assessment: Assessment = field(compare=False)
     payload: Any = field(compare=False)
+    source: Source | None = field(compare=False, default=None)
 
 
 @dataclass(slots=True)
@@ -90,6 +130,10 @@ class Escalator:
                                        "dropped_low_priority": 0, "dropped_over_budget": 0, "dropped_overflow": 0}
         self.by_tier: dict[str, int] = {t: 0 for t in cfg.tiers}
         self.by_reason: dict[str, int] = {}
+        self._seen: dict[tuple[str, int], int] = {}  # highest source offset offered, per partition
+        self._admitted: dict[tuple[str, int], list[int]] = {}  # source offsets escalated, pruned in state()
+        self._decided: dict[tuple[str, int], int] = {}  # from a restored state: decided for good up to here
+        self._done: set[Source] = set()  # from a restored state: escalated beyond ``_decided``
 
     # -- scoring -------------------------------------------------------------------------------------------
     def is_audit(self, trace_id: str) -> bool:
@@ -160,9 +204,27 @@ class Escalator:
         return Assessment(min(1.0, round(priority, 6)), reasons, tier, audit)
 
     # -- queueing under budget -----------------------------------------------------------------------------
-    def offer(self, payload: Any, assessment: Assessment, now: float) -> None:
-        self.counts["seen"] += 1
-        self._fraction_tokens = min(self._fraction_cap, self._fraction_tokens + self.cfg.max_fraction)
+    def replay(self, source: Source) -> Literal["new", "skip", "again"]:
+        """What to do with a trace from ``source``: 'new'; 'skip' (decided before a restart, or a duplicate);
+        'again' (it was pending at the checkpoint: offer it with ``again=True``, its share is counted)."""
+        key = (source[0], source[1])
+        if source[2] <= self._decided.get(key, -1) or source in self._done:
+            return "skip"
+        if source[2] > self._seen.get(key, -1):
+            return "new"
+        if key not in self._decided:
+            return "skip"  # no restore: the same offset read twice (a redelivered batch)
+        self._done.add(source)  # re-offered once; a second copy is skipped
+        return "again"
+
+    def offer(self, payload: Any, assessment: Assessment, now: float, *, source: Source | None = None,
+              again: bool = False) -> None:
+        if source is not None:
+            key = (source[0], source[1])
+            self._seen[key] = max(source[2], self._seen.get(key, -1))
+        if not again:  # a re-offered trace already earned its share of the budget
+            self.counts["seen"] += 1
+            self._fraction_tokens = min(self._fraction_cap, self._fraction_tokens + self.cfg.max_fraction)
         if assessment.priority < self.cfg.min_priority and not assessment.audit:
             if assessment.priority > 0:
                 self.counts["dropped_low_priority"] += 1
@@ -170,7 +232,8 @@ class Escalator:
         self.counts["candidates"] += 1
         # Audit samples jump the queue: their value is in being unbiased, not informative.
         prio = 2.0 if assessment.audit else assessment.priority
-        heapq.heappush(self._pending, _Pending(-prio, next(self._seq), now, assessment.tier, assessment, payload))
+        heapq.heappush(self._pending, _Pending(-prio, next(self._seq), now, assessment.tier, assessment, payload,
+                                               source))
         if len(self._pending) > self.cfg.max_pending:
             worst = max(self._pending)  # the least informative (largest neg_priority), oldest on ties
             self._pending.remove(worst)
@@ -204,6 +267,8 @@ class Escalator:
                 for r in item.assessment.reasons:
                     key = r.split(":", 1)[0]
                     self.by_reason[key] = self.by_reason.get(key, 0) + 1
+                if item.source is not None:
+                    self._admitted.setdefault((item.source[0], item.source[1]), []).append(item.source[2])
                 out.append(Escalation(item.payload, item.assessment, now - item.seen_at))
             elif flush or now - item.seen_at >= self.cfg.window_s:
                 self.counts["dropped_over_budget"] += 1
@@ -229,3 +294,40 @@ class Escalator:
         seen = self.counts["seen"]
         return {**self.counts, "by_tier": dict(self.by_tier), "by_reason": dict(self.by_reason),
                 "escalation_rate": self.counts["escalated"] / seen if seen else 0.0}
+
+    # -- restarts ------------------------------------------------------------------------------------------
+    def state(self, clock: float) -> EscalatorState:
+        """The escalator as data. Per partition, decisions are final up to just before the oldest candidate
+        still pending; escalated offsets after that point are listed, so a replay skips exactly those."""
+        oldest: dict[tuple[str, int], int] = {}
+        for item in self._pending:
+            if item.source is not None:
+                k = (item.source[0], item.source[1])
+                oldest[k] = min(item.source[2], oldest.get(k, item.source[2]))
+        parts = []
+        for k, seen in sorted(self._seen.items()):
+            decided = max(oldest.get(k, seen + 1) - 1, self._decided.get(k, -1))
+            admitted = self._admitted[k] = [o for o in self._admitted.get(k, []) if o > decided]
+            parts.append(PartitionState(topic=k[0], partition=k[1], decided=decided, seen=seen,
+                                        admitted=admitted))
+        buckets = {t: (m.tokens, m.t, h.tokens, h.t) for t, (m, h) in self._buckets.items()}
+        return EscalatorState(clock=clock, fraction_tokens=self._fraction_tokens, buckets=buckets, partitions=parts,
+                              counts=dict(self.counts), by_tier=dict(self.by_tier), by_reason=dict(self.by_reason))
+
+    def restore(self, s: EscalatorState) -> None:
+        """Continue from ``s`` (its budgets clamped to this config's capacities)."""
+        self._fraction_tokens = min(self._fraction_cap, s.fraction_tokens)
+        for tier, (mt, mtime, ht, htime) in s.buckets.items():
+            if tier in self._buckets:
+                minute, hour = self._buckets[tier]
+                minute.tokens, minute.t = min(minute.capacity, mt), mtime
+                hour.tokens, hour.t = min(hour.capacity, ht), htime
+        for p in s.partitions:
+            k = (p.topic, p.partition)
+            self._decided[k], self._seen[k] = p.decided, max(p.seen, p.decided)
+            self._done.update((p.topic, p.partition, o) for o in p.admitted)
+            self._admitted[k] = list(p.admitted)
+        for name in self.counts:
+            self.counts[name] = s.counts.get(name, 0)
+        self.by_tier.update({t: n for t, n in s.by_tier.items() if t in self.by_tier})
+        self.by_reason = dict(s.by_reason)

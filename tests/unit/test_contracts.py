@@ -92,7 +92,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "judge.human_queue": {"trace_id": "t1", "reason": "routed_to_human"},
     "drift.events": {"policy_id": "base", "signal": "refusal", "detector": "page_hinkley", "since": T0,
                      "detected_at": T0, "ref_mean": 0.1, "current_mean": 0.3, "z": 4.0},
-    "drift.state": {"app_id": "alignloop-monitor", "state": {"monitors": []}},
+    "drift.state": None,  # built from fresh monitors below: the snapshot's layout is the monitor's
     "train.requests": {"kind": "dpo", "reason": "drift"},
     "models.registry": {"adapter_id": "a@1", "name": "a", "version": "1", "kind": "sft", "event": "trained",
                         "status": "trained", "base_model": "b", "path": "/x", "seed": 0, "date": "2026-11-01",
@@ -104,6 +104,25 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "audit.log": {"seq": 0, "actor": "rollout-controller", "action": "rollout.start", "subject": "agent-1",
                   "prev_hash": "0" * 64, "hash": _H},
 }
+
+EXAMPLES["feedback.dlq"] = {**EXAMPLES["agent.traces.dlq"], "topic": "feedback.labels"}
+
+
+def _fresh_drift_snapshot() -> dict[str, Any]:
+    """A monitor's snapshot before it has seen anything: the layout is the monitor's (schemas/drift_state.py)."""
+    from schemas.drift_state import SCHEMA_VERSION, DriftSnapshot
+    from streams.drift.bank import MonitorBank
+    from streams.drift.config import DriftConfig
+    from streams.drift.tracker import CalibrationTracker
+    from streams.drift.trigger import RetrainTrigger
+
+    cfg = DriftConfig()
+    return DriftSnapshot(schema_version=SCHEMA_VERSION, bank=MonitorBank(cfg).state(),
+                         tracker=CalibrationTracker(cfg.calibration).state(), trigger=RetrainTrigger(cfg.trigger).state(),
+                         label_offsets=[]).model_dump(mode="json")
+
+
+EXAMPLES["drift.state"] = _fresh_drift_snapshot()
 
 
 def test_every_topic_has_an_example():
