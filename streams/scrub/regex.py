@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from bisect import bisect_right
 from operator import itemgetter
 from collections.abc import Callable, Iterable
@@ -17,17 +18,22 @@ from typing import Final
 
 from streams.scrub.base import Finding, Scrubber, ScrubResult
 from streams.scrub.checks import iban_ok, is_secret_key, is_weak_secret_key, luhn_ok, shannon_bits, ssn_ok
+from streams.scrub.emails import find_obfuscated_emails, find_reversed_email
+from streams.scrub.ids import find_ids
 from streams.scrub.memo import ScrubMemo
 from streams.scrub.pseudonym import Pseudonymizer
 
-STRUCTURED_KINDS: Final = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "US_SSN", "SECRET")
+STRUCTURED_KINDS: Final = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "US_SSN", "SECRET", "NATIONAL_ID",
+                           "PASSPORT")
 # Higher wins when spans overlap (then longer wins): a Luhn-valid card beats the phone shape it also fits.
-PRIORITY: Final = {"SECRET": 90, "IBAN": 80, "CREDIT_CARD": 70, "EMAIL": 65, "US_SSN": 60, "IP_ADDRESS": 55,
+PRIORITY: Final = {"SECRET": 90, "IBAN": 80, "CREDIT_CARD": 70, "EMAIL": 65, "US_SSN": 60, "NATIONAL_ID": 58,
+                   "PASSPORT": 57, "IP_ADDRESS": 55,
                    "PHONE": 50, "DATE_OF_BIRTH": 45, "ADDRESS": 40, "ORGANIZATION": 30, "PERSON": 25, "LOCATION": 20}
 Span = tuple[str, int, int, float]
 _START = itemgetter(1)
 
-_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# zero-width characters and bidi controls (embeddings, overrides, isolates, marks): removed before detection
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _MASK: Final = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
 # on the mask: a digit group of 7+ chars of digits/separators; every numeric kind contains one
 _NUM_WINDOW = re.compile(rb"0[0 \-.()/]{5,200}0")
@@ -123,7 +129,10 @@ def find_emails(text: str) -> Iterable[Span]:
             yield "EMAIL", start, m.end(), 1.0
             at = text.find("@", m.end())
         else:
-            at = text.find("@", at + 1)
+            rev = find_reversed_email(text, at, _EMAIL_LOCAL, _EMAIL_DOMAIN)  # "moc.elpmaxe@nhoj" (RTL-reversed)
+            if rev:
+                yield rev
+            at = text.find("@", rev[2] if rev else at + 1)
 
 
 # "number"/"no."/"#" alone would make order and ticket numbers phones; only phone words count as cues
@@ -346,14 +355,43 @@ def apply(text: str, spans: list[Span], pseudo: Pseudonymizer) -> ScrubResult:
     return ScrubResult("".join(parts), findings)
 
 
-def without_invisible(text: str, scrub: Callable[[str], ScrubResult]) -> ScrubResult:
-    """Scrub ``text`` with invisible characters removed (zero-width spaces can split an email so that no pattern
-    sees it); findings keep offsets into the original ``text``."""
-    keep = [i for i, c in enumerate(text) if not _INVISIBLE.match(c)]
-    res = scrub("".join(text[i] for i in keep))
-    keep.append(len(text))
-    return ScrubResult(res.text, [Finding(f.kind, keep[f.start], keep[f.end - 1] + 1 if f.end else 0, f.score,
-                                          f.replacement) for f in res.findings])
+def needs_view(text: str) -> bool:
+    """Whether ``text`` must be scrubbed through ``normalised_view``: it has invisible characters (a zero-width
+    space can split an email so that no pattern sees it) or compatibility forms NFKC folds (full-width
+    "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ", ligatures). ASCII text never does."""
+    return not text.isascii() and (_INVISIBLE.search(text) is not None or not unicodedata.is_normalized("NFKC", text))
+
+
+def normalised_view(text: str, detect: Callable[[str], list[Span]], pseudo: Pseudonymizer) -> ScrubResult:
+    """Detect on ``text`` with invisible characters removed and each character NFKC-folded; replace the spans
+    found in ``text`` itself (invisible characters dropped, everything else kept as written). Findings keep
+    offsets into ``text``; pseudonyms are of the folded value, so a full-width email joins its ASCII twin."""
+    parts: list[str] = []
+    src: list[int] = []  # view index -> text index
+    for i, c in enumerate(text):
+        if c.isascii():
+            parts.append(c)
+            src.append(i)
+        elif not _INVISIBLE.match(c):
+            n = unicodedata.normalize("NFKC", c)
+            parts.append(n)
+            src.extend([i] * len(n))
+    view = "".join(parts)
+    src.append(len(text))
+    out: list[str] = []
+    findings: list[Finding] = []
+    pos = 0
+    for kind, s, e, score in resolve(detect(view)):
+        a, b = src[s], src[e - 1] + 1 if e else 0
+        if a < pos:  # two spans inside one folded character: the first one has it
+            continue
+        rep = pseudo.token(kind, view[s:e])
+        out.append(_INVISIBLE.sub("", text[pos:a]))
+        out.append(rep)
+        findings.append(Finding(kind, a, b, score, rep))
+        pos = b
+    out.append(_INVISIBLE.sub("", text[pos:]))
+    return ScrubResult("".join(out), findings)
 
 
 class DetectingScrubber(Scrubber):
@@ -363,10 +401,16 @@ class DetectingScrubber(Scrubber):
     min_len = 6
     pseudo: Pseudonymizer
     memo: ScrubMemo
+    ident_memo: dict[str, tuple[str, tuple[str, ...]]]  # scrub_trace's memo of scrubbed identifiers (tool names)
 
     @property
     def key_id(self) -> str:
         return self.pseudo.key_id
+
+    @property
+    def enabled_kinds(self) -> frozenset[str]:
+        """The kinds this scrubber replaces (scrub_trace replaces values under tell-tale keys only as these)."""
+        return frozenset(self.kinds)
 
     def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:
         raise NotImplementedError
@@ -377,14 +421,14 @@ class DetectingScrubber(Scrubber):
         return self.memo.get(text, self._scrub)
 
     def _scrub(self, text: str) -> ScrubResult:
-        if not text.isascii() and _INVISIBLE.search(text):
-            return without_invisible(text, self._scrub)
+        if needs_view(text):
+            return normalised_view(text, self.detect, self.pseudo)
         return apply(text, resolve(self.detect(text)), self.pseudo)
 
     def replacements(self, text: str) -> list[tuple[str, int, int, str]]:
         """``(kind, start, end, replacement)`` of each finding ``scrub(text)`` makes, in order, without building
         the scrubbed text or Finding objects: ``scrub_trace`` splices the replacements into its strings itself."""
-        if len(text) < self.min_len or self.memo.holds(text) or (not text.isascii() and _INVISIBLE.search(text)):
+        if len(text) < self.min_len or self.memo.holds(text) or needs_view(text):
             return [(f.kind, f.start, f.end, f.replacement) for f in self.scrub(text).findings]  # the memo's path
         token, out = self.pseudo.token, []
         seen: dict[tuple[str, str], str] = {}  # a value often recurs within one text (a name in several fields)
@@ -408,6 +452,7 @@ class RegexScrubber(DetectingScrubber):
                  thresholds: dict[str, float] | None = None, default_threshold: float = 0.5) -> None:
         self.pseudo = pseudonymizer
         self.memo = ScrubMemo()
+        self.ident_memo = {}
         self.kinds = frozenset(kinds if kinds is not None else STRUCTURED_KINDS)
         unknown = self.kinds - set(STRUCTURED_KINDS)
         if unknown:
@@ -417,17 +462,23 @@ class RegexScrubber(DetectingScrubber):
         self._email, self._iban, self._secret = "EMAIL" in k, "IBAN" in k, "SECRET" in k
         self._ipv6 = "IP_ADDRESS" in k
         self._numeric = bool(k & {"PHONE", "CREDIT_CARD", "US_SSN", "IP_ADDRESS"})
+        self._ids = bool(k & {"NATIONAL_ID", "PASSPORT"})
 
     def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:
         """Candidate spans ``(kind, start, end, score)`` of enabled kinds above threshold, overlaps unresolved.
         ``mask`` and ``low`` (``text.lower()``): when the caller already has them."""
         out: list[Span] = []
-        if self._email and "@" in text:
-            out.extend(find_emails(text))
-        if self._numeric or self._iban:
+        if self._email:
+            if "@" in text:
+                out.extend(find_emails(text))
+            low = lower_same_length(text, low)
+            out.extend(find_obfuscated_emails(text, low))
+        if self._numeric or self._iban or self._ids:
             mask = mask if mask is not None else make_mask(text)
             if self._numeric and b"0" in mask:
                 out.extend(find_numbers(text, mask))
+            if self._ids and b"0" in mask:
+                out.extend(find_ids(text, mask, lower_same_length(text, low)))
             if self._iban and b"AA00" in mask:
                 out.extend(find_iban(text, mask))
         if self._ipv6 and text.count(":") > 1:  # an IPv6 address has at least two colons

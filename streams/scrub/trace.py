@@ -24,10 +24,11 @@ from typing import Any, Final
 from schemas.trace import Trace
 from schemas.verdict import PiiFinding
 from streams.scrub.base import Scrubber
-from streams.scrub.checks import is_secret_key
+from streams.scrub.checks import is_secret_key, key_kind
 
 ALL_FIELDS: Final = ("user_message", "context", "tool_calls.args", "tool_calls.result", "tool_calls.error",
-                     "final_response", "candidates", "metadata", "flags")
+                     "final_response", "candidates", "metadata", "flags", "agent_id", "policy_id", "tool_calls.name")
+IDENTIFIER_MAX: Final = 128  # Trace.agent_id's limit: a scrubbed identifier must still fit
 DEPTH_MARKER: Final = "[scrubbed: nesting too deep]"
 DEFAULT_MAX_DEPTH: Final = 64
 SEPARATOR: Final = "\n\x1f\n"  # no detector's span crosses a line break plus a control character
@@ -36,6 +37,7 @@ MIN_PIECE: Final = 6  # shorter strings are too short for any kind and are kept 
 _EMPTY: Final = (None, "", [], {})  # values under a secret key that are left alone (nothing to hide)
 _SCALAR: Final = (bool, int, float)
 _setattr = object.__setattr__
+_ID_SEPARATORS: Final = str.maketrans("_.-/:", "     ")
 _PLAIN: dict[type, bool] = {}  # model class -> no extra/private attributes (see _copy_with)
 
 
@@ -70,18 +72,58 @@ def _copy_with(model: Any, update: dict[str, Any]) -> Any:
 class _Walker:
     """Copies containers, collecting each string with the (container, key) slot it goes back into."""
 
-    __slots__ = ("scrubber", "max_depth", "tally", "pieces", "slots")
+    __slots__ = ("scrubber", "max_depth", "tally", "pieces", "slots", "key_kinds")
 
     def __init__(self, scrubber: Scrubber, max_depth: int) -> None:
         self.scrubber = scrubber
+        # kinds a value under a tell-tale key (dob, passport, ni_number, full_name, ...) may be replaced as
+        self.key_kinds: frozenset[str] = getattr(scrubber, "enabled_kinds", frozenset())
         self.max_depth = max_depth
         self.tally: dict[tuple[str, str], int] = {}
         self.pieces: list[str] = []
         self.slots: list[tuple[Any, Any, str]] = []  # (container, key, field) per piece
 
-    def _secret(self, v: str) -> str:
+    def _secret(self, v: str, kind: str = "SECRET") -> str:
         pseudo = getattr(self.scrubber, "pseudo", None)
-        return pseudo.token("SECRET", v) if pseudo is not None else "<SECRET>"
+        return pseudo.token(kind, v) if pseudo is not None else f"<{kind}>"
+
+    def ident(self, s: str, field: str) -> str:
+        """An identifier (agent id, policy id, tool name) with the PII in it replaced: scrubbed as written and with
+        its separators read as spaces ("crm_lookup_jane_doe", "bot-for-AB123456C"), same length, so offsets hold."""
+        if len(s) < MIN_PIECE:
+            return s
+        # Identifiers recur on nearly every trace (a handful of agents, policies, tools): their results are kept
+        # per scrubber (bounded), which saves two scrub calls per identifier (~10 us per trace).
+        memo = getattr(self.scrubber, "ident_memo", None)
+        hit = memo.get(s) if memo is not None else None
+        if hit is None:
+            hit = self._ident(s)
+            if memo is not None:
+                if len(memo) >= 10_000:
+                    memo.clear()
+                memo[s] = hit
+        out, kinds = hit
+        for kind in kinds:
+            self.count(kind, field)
+        return out
+
+    def _ident(self, s: str) -> tuple[str, tuple[str, ...]]:
+        res = self.scrubber.scrub(s)
+        if res.findings:
+            out = res.text
+        else:
+            spaced = s.translate(_ID_SEPARATORS)
+            res = self.scrubber.scrub(spaced) if spaced != s else res
+            if not res.findings:
+                return s, ()
+            parts, pos = [], 0
+            for f in res.findings:
+                parts += [s[pos:f.start], f.replacement]
+                pos = f.end
+            out = "".join(parts) + s[pos:]
+        if len(out) > IDENTIFIER_MAX:  # replacements made it too long for the contract: the whole id goes
+            out = self._secret(s, res.findings[0].kind)
+        return out, tuple(f.kind for f in res.findings)
 
     def count(self, kind: str, field: str, n: int = 1) -> None:
         self.tally[(kind, field)] = self.tally.get((kind, field), 0) + n
@@ -141,6 +183,11 @@ class _Walker:
                 if is_secret_key(k) and item not in _EMPTY:
                     self.count("SECRET", field)
                     out[key] = self._secret(item if isinstance(item, str) else json.dumps(item, default=str))
+                    continue
+                kind = key_kind(k) if isinstance(item, (str, int)) and not isinstance(item, bool) else None
+                if kind is not None and kind in self.key_kinds and item not in _EMPTY:
+                    self.count(kind, field)
+                    out[key] = self._secret(str(item), kind)
                     continue
                 yield key, item
             else:
@@ -261,6 +308,17 @@ def scrub_trace(trace: Trace, scrubber: Scrubber, *, fields: tuple[str, ...] | N
             if do_error and tc.error:
                 add(tu, "error", tc.error, "tool_calls.error")
             calls.append(tu)
+    if tool_calls and "tool_calls.name" in fields:
+        calls = calls or [{} for _ in tool_calls]
+        for tc, tu in zip(tool_calls, calls):
+            name = w.ident(tc.name, "tool_calls.name")
+            if name != tc.name:
+                tu["name"] = name
+    for f in ("agent_id", "policy_id"):
+        if f in fields:
+            v = w.ident(getattr(trace, f), f)
+            if v != getattr(trace, f):
+                top[f] = v
     meta = w.value(trace.metadata, "metadata") if "metadata" in fields else dict(trace.metadata)
     w.run()
     if ctx:
