@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 from streams.scrub import lexicon as L
+from streams.scrub.places import find_postcodes, find_vn_addresses
 from streams.scrub.regex import lower_same_length
 
 Span = tuple[str, int, int, float]
@@ -123,6 +124,10 @@ _HOUSE_NUMBER = re.compile(rb"0(?<![0Aa?.\-/:+$#]0)0{0,5}(?!0)")
 _HOUSE_NUMBER_CANDIDATE = re.compile(rb"0(?<![0Aa?.\-/:+$#]0)(?:(?<=[\x00-\xff]{2} 0)(?P<after>)|)0{0,5}(?!0)"
                                      rb"(?:(?=[ -])|(?(after)(?![A-Za-z0-9]| [a-z])|(?!)))")
 _MEMO_MAX = 50_000
+_LOWER_WORD = re.compile(r"[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)?")
+_LOWER_CUES: Final = frozenset("tell ask cc dear hi hello hey thanks regards is was for with from to by contact and "
+                               "meet call email message ping loop manager named called".split())
+_CAPS_AFTER_COMMA = re.compile(r", [A-Z0-9]{2,}(?![a-z])")
 _TOKEN_IN_RUN = re.compile(r"[^ ,]+")
 # after a building number on the mask: (another number,) then a capitalised/non-ASCII word or a short street word
 _NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
@@ -158,6 +163,7 @@ class EntityDetector:
         self._address, self._dob = "ADDRESS" in k, "DATE_OF_BIRTH" in k
         self._names = bool(k & _RUN_KINDS)
         self._all_names = _RUN_KINDS <= k  # then nothing _runs finds needs filtering by kind
+        self.strict_names = False  # the strict tier's lower-case name rule (see lowercase_pairs)
 
     def detect(self, text: str, mask: bytes, low: str | None = None) -> list[Span]:
         """``low``: ``text.lower()`` when the caller already has it (the structured tier needs it too)."""
@@ -165,6 +171,8 @@ class EntityDetector:
         digits = b"0" in mask
         if self._address and digits:
             out.extend(self._addresses(text, mask))
+            out.extend(find_postcodes(text, mask))
+            out.extend(find_vn_addresses(text))
         if self._dob and digits:
             if low is None:
                 low = text.lower()
@@ -269,6 +277,11 @@ class EntityDetector:
             chunk = text[s:e]
             if " " not in chunk and chunk.lower() in not_name:  # "I", "The", "Monday": most runs, decided at once
                 continue
+            if ", " in chunk:  # "Arjun Mehta, PAN": a run stops before an upper-case word after a comma (a cue)
+                cut = _CAPS_AFTER_COMMA.search(chunk)
+                if cut:
+                    chunk = chunk[:cut.start()]
+                    e = s + len(chunk)
             if chunk[-1] in ".,'-&":
                 chunk = self._trim(chunk)
                 if not chunk:
@@ -291,6 +304,32 @@ class EntityDetector:
                     out.append((k, s + a, s + b, sc))
         if _intro_cue(text, low):  # checked here: most texts have none, and then no generator is made
             out.extend(self._lowercase_names(text, low))
+        if not self.strict_names:
+            pos = 0
+            for piece in text.split("\x1f") if "\x1f" in text else (text,):  # scrub_trace's joined fields
+                if piece.islower():  # typed all in lower case: "tell john smith that ..."
+                    out.extend(self.lowercase_pairs(piece, pos))
+                pos += len(piece) + 1
+        else:
+            out.extend(self.lowercase_pairs(text, 0))
+        return out
+
+    def lowercase_pairs(self, text: str, base: int = 0) -> list[Span]:
+        """Lower-case "first last" names: a census first name then a census surname, or a first name and a word
+        that is not a common one after a cue ("tell", "ask", "cc", "is", "for", ...). ``strict_names`` also takes
+        first names that are surnames too ("john smith") without a cue."""
+        out: list[Span] = []
+        words = [(m.start(), m.end(), m.group()) for m in _LOWER_WORD.finditer(text)]
+        first, last, not_name = self.first, self.last, L.NOT_NAME
+        prev = ""
+        for (s1, _, w1), (_, e2, w2) in zip(words, words[1:]):
+            cue, prev = prev in _LOWER_CUES, w1
+            if w1 not in first or w1 in not_name or w2 in not_name or len(w2) < 2:
+                continue
+            if w2 in last and (cue or self.strict_names or w1 not in last):
+                out.append(("PERSON", base + s1, base + e2, 0.7))
+            elif cue and len(w2) >= 3 and w2 not in first:
+                out.append(("PERSON", base + s1, base + e2, 0.6))
         return out
 
     @staticmethod
@@ -423,6 +462,8 @@ def _run_facts(chunk: str, first: frozenset[str], last: frozenset[str]) -> _Run:
     # drop leading words that are not names ("The", "Please", "Monday")
     k = 0
     while k < len(lows) and lows[k] in L.NOT_NAME:
+        if lows[k] in L.TITLES and k + 1 < len(lows) and lows[k + 1] not in L.NOT_NAME:
+            return _decided(("PERSON", spans[k + 1][0], n, 0.9))  # "Dear Mr. Okonjo": a title after a dropped word
         k += 1
     if k == len(lows) or n - spans[k][0] < 2:
         return _Run(None, place_prefix, -1, False, 0, False, False, False, False, False)

@@ -18,7 +18,7 @@ ID_KINDS: Final = ("NATIONAL_ID", "PASSPORT")
 
 # A run of alphanumeric groups with digits: an optional letter prefix ("QQ ", "Y-"), groups that contain a digit
 # joined by one separator, an optional 1-2 letter suffix (" C", "-R", "TA").
-_ID_SEQ = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]{1,3}[ -]?)?[A-Za-z]{0,8}\d[A-Za-z0-9]{0,24}"
+_ID_SEQ = re.compile(r"(?<![A-Za-z0-9])(?P<pre>[A-Z]{1,3}[ -]?)?[A-Za-z]{0,8}\d[A-Za-z0-9]{0,24}"
                      r"(?:[ ./-]\d[A-Za-z0-9]{0,12}){0,6}(?:-?[A-Za-z]{1,2}|[ -][A-Z]{1,2})?(?![A-Za-z0-9])")
 _SEQ_MASK = re.compile(rb"0[0 \-.()/]{5,200}0|000|0A00A000A|AAAA0000A|0A0A0")
 _DATE_SHAPE = re.compile(r"\d{1,4}([-./])\d{1,2}\1\d{1,4}")  # where a sequence can be (on the mask)
@@ -131,13 +131,16 @@ def find_ids(text: str, mask: bytes, low: str) -> Iterable[Span]:
             compact = _DIGITS.sub("", seq)
             if len(compact) < 3 or sum(c.isalnum() for c in seq) < 6:
                 continue
-            before = low[s - 60 if s > 60 else 0:s]
+            pre = m.end("pre") if m.group("pre") else s  # "TFN 123 456 782": the prefix may be the cue itself
+            before = low[s - 60 if s > 60 else 0:pre]
             cut = before.rfind("\x1f")  # never read a cue from another field's piece
             if cut >= 0:
                 before = before[cut:]
-            if _PASSPORT_CUE.search(before):
+            kind = "PASSPORT" if _PASSPORT_CUE.search(before) else "NATIONAL_ID" if _ID_CUE.search(before) else None
+            if kind is None and e - s <= 24 and _shape(seq):
+                kind = "NATIONAL_ID"
+            elif kind is not None and pre > s and (_ID_CUE.search(low, s, pre) or _PASSPORT_CUE.search(low, s, pre)):
+                s = pre  # the cue word stays
+            if kind is not None:
                 done = e
-                yield "PASSPORT", s, e, 0.85
-            elif _ID_CUE.search(before) or (e - s <= 24 and _shape(seq)):
-                done = e
-                yield "NATIONAL_ID", s, e, 0.85
+                yield kind, s, e, 0.85

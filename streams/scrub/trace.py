@@ -37,7 +37,7 @@ MIN_PIECE: Final = 6  # shorter strings are too short for any kind and are kept 
 _EMPTY: Final = (None, "", [], {})  # values under a secret key that are left alone (nothing to hide)
 _SCALAR: Final = (bool, int, float)
 _setattr = object.__setattr__
-_ID_SEPARATORS: Final = str.maketrans("_.-/:", "     ")
+_ID_SEPARATORS: Final = (str.maketrans("_-/:", "    "), str.maketrans("_.-/:", "     "))
 _PLAIN: dict[type, bool] = {}  # model class -> no extra/private attributes (see _copy_with)
 
 
@@ -67,6 +67,19 @@ def _copy_with(model: Any, update: dict[str, Any]) -> Any:
     if not _plain(cls):
         return model.model_copy(update=update)
     return _build(cls, {**model.__dict__, **update}, model.__pydantic_fields_set__.union(update))
+
+
+_PAIR_NAMES: Final = ("k", "key", "name", "field", "type", "label")
+_PAIR_VALUES: Final = frozenset(("v", "value", "val"))
+
+
+def _pair_kind(d: dict[Any, Any]) -> str | None:
+    """The kind of ``d``'s value when ``d`` is a name/value pair whose name is a tell-tale key."""
+    for n in _PAIR_NAMES:
+        name = d.get(n)
+        if isinstance(name, str) and len(name) <= 40:
+            return key_kind(name) or ("SECRET" if is_secret_key(name) else None)
+    return None
 
 
 class _Walker:
@@ -112,9 +125,12 @@ class _Walker:
         if res.findings:
             out = res.text
         else:
-            spaced = s.translate(_ID_SEPARATORS)
-            res = self.scrubber.scrub(spaced) if spaced != s else res
-            if not res.findings:
+            for seps in _ID_SEPARATORS:  # "by-priya.raman@corp.in-v3", then "crm_lookup_jane.doe"
+                spaced = s.translate(seps)
+                res = self.scrubber.scrub(spaced) if spaced != s else res
+                if res.findings:
+                    break
+            else:
                 return s, ()
             parts, pos = [], 0
             for f in res.findings:
@@ -176,7 +192,12 @@ class _Walker:
     def _dict_items(self, v: dict[Any, Any], out: dict[Any, Any], field: str) -> Iterator[tuple[Any, Any]]:
         """A dict's (output key, item) pairs; a value under a secret-looking key is written to ``out`` here,
         whole, and not yielded."""
+        pair = _pair_kind(v) if len(v) == 2 else None  # {"k": "tfn", "v": "459182737"}: a key written as a value
         for k, item in v.items():
+            if pair is not None and k in _PAIR_VALUES and isinstance(item, (str, int)) and item not in _EMPTY:
+                self.count(pair, field)
+                out[k] = self._secret(str(item), pair)
+                continue
             if isinstance(k, str):
                 # identifiers ("email", "order_id") can't hold PII; anything else may ("jane@x.com": ...)
                 key = k if len(k) <= 40 and k.isidentifier() else self.now(k, field)
