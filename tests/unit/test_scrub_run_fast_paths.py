@@ -77,6 +77,12 @@ def _reference_classify(det: EntityDetector, text: str, s: int, chunk: str) -> I
     if _is_title(toks[0]) and len(toks) >= 2:
         yield "PERSON", s + spans[1][0], e, 0.9
         return
+    for k in range(len(lows) - 1):  # "Dear Mr. Okonjo": a title among the leading words that are not names
+        if lows[k] not in L.NOT_NAME:
+            break
+        if lows[k] in L.TITLES and lows[k + 1] not in L.NOT_NAME:
+            yield "PERSON", s + spans[k + 1][0], e, 0.9
+            return
     if _is_title(before.rstrip().rsplit(" ", 1)[-1]):
         yield "PERSON", s, e, 0.9
         return
@@ -138,6 +144,9 @@ def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int,
         chunk = text[s:e]
         if " " not in chunk and chunk.lower() in L.NOT_NAME:
             continue
+        cut = re.search(r", [A-Z0-9]{2,}(?![a-z])", chunk)  # a run stops before an upper-case word after a comma
+        if cut:
+            chunk = chunk[:cut.start()]
         if chunk[-1] in ".,'-&":
             chunk = EntityDetector._trim(chunk)
             if not chunk:
@@ -145,6 +154,11 @@ def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int,
         out.extend(_reference_classify(det, text, s, chunk))
     if _intro_cue(text, None):
         out.extend(det._lowercase_names(text))
+    pos = 0
+    for piece in text.split("\x1f"):
+        if piece.islower():
+            out.extend(det.lowercase_pairs(piece, pos))
+        pos += len(piece) + 1
     return out
 
 
