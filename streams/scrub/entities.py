@@ -277,6 +277,8 @@ class EntityDetector:
             chunk = text[s:e]
             if " " not in chunk and chunk.lower() in not_name:  # "I", "The", "Monday": most runs, decided at once
                 continue
+            if s and text[s - 1] == "<" and text[e:e + 1] == "_":  # a pseudonym already ("<PASSPORT_2e322456>")
+                continue
             if ", " in chunk:  # "Arjun Mehta, PAN": a run stops before an upper-case word after a comma (a cue)
                 cut = _CAPS_AFTER_COMMA.search(chunk)
                 if cut:

@@ -21,6 +21,7 @@ ID_KINDS: Final = ("NATIONAL_ID", "PASSPORT")
 _ID_SEQ = re.compile(r"(?<![A-Za-z0-9])(?P<pre>[A-Z]{1,3}[ -]?)?[A-Za-z]{0,8}\d[A-Za-z0-9]{0,24}"
                      r"(?:[ ./-]\d[A-Za-z0-9]{0,12}){0,6}(?:-?[A-Za-z]{1,2}|[ -][A-Z]{1,2})?(?![A-Za-z0-9])")
 _SEQ_MASK = re.compile(rb"0[0 \-.()/]{5,200}0|000|0A00A000A|AAAA0000A|0A0A0")
+_TAG_HEAD = re.compile(r"<[A-Z][A-Z_]{1,30}_$")
 _DATE_SHAPE = re.compile(r"\d{1,4}([-./])\d{1,2}\1\d{1,4}")  # where a sequence can be (on the mask)
 _PASSPORT_CUE = re.compile(r"(?:passports?|passeport|pasaporte|passaporto|reisepass|pass-?nr|h\u1ed9 chi\u1ebfu|"
                            r"travel document|document (?:no|number|#))(?![a-z])")
@@ -126,6 +127,8 @@ def find_ids(text: str, mask: bytes, low: str) -> Iterable[Span]:
             if s < done:
                 continue
             seq = m.group()
+            if s and text[s - 1] == "_" and _TAG_HEAD.search(text, max(0, s - 32), s):
+                continue  # the digest of a pseudonym ("<PASSPORT_2e322456>"): scrubbed already
             if _DATE_SHAPE.fullmatch(seq):  # dates are the DOB detector's
                 continue
             compact = _DIGITS.sub("", seq)
