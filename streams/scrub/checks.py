@@ -104,7 +104,8 @@ _KEY_KINDS: Final = {
 }
 
 
-@lru_cache(maxsize=4096)  # keys repeat across traces
-def key_kind(key: str) -> str | None:
-    """The kind a value under ``key`` is replaced as, whole (``_KEY_KINDS``); None for other keys."""
-    return _KEY_KINDS.get(norm_key(key))
+@lru_cache(maxsize=4096)  # keys repeat across traces: one cached lookup per dict key in the JSON walk
+def key_rule(key: str) -> str | None:
+    """What a value under ``key`` is replaced as, whole: ``SECRET`` for secret-looking keys, the kind of a
+    tell-tale key (``_KEY_KINDS``: dob, passport, ni_number, full_name, ...), or None (most keys)."""
+    return "SECRET" if is_secret_key(key) else _KEY_KINDS.get(norm_key(key))

@@ -22,6 +22,7 @@ _OBFUSCATED = re.compile(rf"(?<![a-z0-9_%+'.-])({_WORD}(?:{_DOT}{_WORD}){{0,4}})
 _BRACKETED = re.compile(rf"{_OPEN}\s*(?:at|dot)\s*{_CLOSE}")
 _WORD_DOT = re.compile(r"\s(?:dot)\s")
 _MAIL_CUE = re.compile(r"(?:e-?mail|mail|contact|write|reach|send|address|alias|ping|sender|from|to)\b[^\n]{0,30}$")
+_DOMAIN_AFTER_AT = re.compile(r"[a-z0-9-]{1,40}\.[a-z]")
 _GTLD: Final = frozenset("com org net edu gov mil int info biz io co me app dev ai name pro mobi tech online site "
                          "email xyz cloud".split())
 
@@ -30,27 +31,56 @@ def _tld_ok(tld: str) -> bool:
     return tld in _GTLD or (len(tld) == 2 and tld.isalpha())
 
 
+def _anchors(text: str, low: str) -> list[int]:
+    """Where an obfuscated email can be: "[at]"-like and "dot" markers, " AT ", and a plain " at " before a
+    dotted name. Substring finds only (a regex scan of the whole text would cost more than every detector here)."""
+    out: list[int] = []
+    if "dot" in low or "at]" in low or "at)" in low or "at}" in low or "at>" in low or " AT " in text:
+        for marker, hay in (("at]", low), ("at)", low), ("at}", low), ("at>", low), ("dot", low), (" AT ", text)):
+            i = hay.find(marker)
+            while i != -1:
+                out.append(i)
+                i = hay.find(marker, i + 3)
+    i = low.find(" at ")
+    while i != -1:
+        m = _DOMAIN_AFTER_AT.match(low, i + 4)  # "x at host.com"; not "Ann at ann.lee@host.com" (a plain email)
+        if m and low[m.end():m.end() + 40].split(None, 1)[:1] != [] and "@" not in low[i + 4:m.end() + 40].split(
+                None, 1)[0]:
+            out.append(i)
+        i = low.find(" at ", i + 4)
+    return out
+
+
 def find_obfuscated_emails(text: str, low: str) -> Iterable[Span]:
     """Spans of obfuscated emails (plain ones are ``find_emails``'): one obfuscation at least, a real TLD."""
-    if not ("dot" in low or "at]" in low or "at)" in low or "at}" in low or "at>" in low
-            or (" at " in low and "mail" in low) or " AT " in text):
+    anchors = _anchors(text, low)
+    if not anchors:
         return
-    for m in _OBFUSCATED.finditer(low):
-        local, at, domain = m.group(1), m.group(2), m.group(3)
-        tld = re.split(_DOT, domain)[-1]
-        if not _tld_ok(tld):
+    done = -1
+    for a in sorted(anchors):
+        if a < done:
             continue
-        whole = m.group()
-        if at == "@" and not (_BRACKETED.search(whole) or _WORD_DOT.search(whole)):
-            continue  # a plain email: find_emails has it
-        plain_at = at.strip() == "at" and not _BRACKETED.search(at)
-        if plain_at and not (_WORD_DOT.search(whole) or _BRACKETED.search(whole)):
-            # "liam.oconnor AT eircom.net": a plain " at " needs an address-like side or a mail word before it
-            cased_at = text[m.start(2):m.end(2)].strip() == "AT"
-            if not ((cased_at or any(c in local for c in "._0123456789")) and "." in domain
-                    or _MAIL_CUE.search(low, max(0, m.start() - 40), m.start())):
-                continue
-        yield "EMAIL", m.start(), m.end(), 0.9
+        for m in _OBFUSCATED.finditer(low, a - 130 if a > 130 else 0, a + 130):
+            if m.start() >= done and m.start() <= a < m.end() and _accept(text, low, m):
+                done = m.end()
+                yield "EMAIL", m.start(), m.end(), 0.9
+                break
+
+
+def _accept(text: str, low: str, m: re.Match[str]) -> bool:
+    local, at, domain = m.group(1), m.group(2), m.group(3)
+    if not _tld_ok(re.split(_DOT, domain)[-1]):
+        return False
+    whole = m.group()
+    if at == "@" and not (_BRACKETED.search(whole) or _WORD_DOT.search(whole)):
+        return False  # a plain email: find_emails has it
+    plain_at = at.strip() == "at" and not _BRACKETED.search(at)
+    if plain_at and not (_WORD_DOT.search(whole) or _BRACKETED.search(whole)):
+        # "liam.oconnor AT eircom.net": a plain " at " needs an address-like side or a mail word before it
+        cased_at = text[m.start(2):m.end(2)].strip() == "AT"
+        return ((cased_at or any(c in local for c in "._0123456789")) and "." in domain) or bool(
+            _MAIL_CUE.search(low, max(0, m.start() - 40), m.start()))
+    return True
 
 
 def find_reversed_email(text: str, at: int, local_chars: frozenset[str], domain: Pattern[str]) -> Span | None:

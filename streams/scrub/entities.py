@@ -125,6 +125,8 @@ _HOUSE_NUMBER_CANDIDATE = re.compile(rb"0(?<![0Aa?.\-/:+$#]0)(?:(?<=[\x00-\xff]{
                                      rb"(?:(?=[ -])|(?(after)(?![A-Za-z0-9]| [a-z])|(?!)))")
 _MEMO_MAX = 50_000
 _LOWER_WORD = re.compile(r"[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)?")
+# ASCII characters that end a _LOWER_WORD word, as spaces: split() then gives every word it can start with
+_ASCII_NON_WORD: Final = {c: " " for c in range(128) if not chr(c).isalpha() and chr(c) not in "'-"}
 _LOWER_CUES: Final = frozenset("tell ask cc dear hi hello hey thanks regards is was for with from to by contact and "
                                "meet call email message ping loop manager named called".split())
 _CAPS_AFTER_COMMA = re.compile(r", [A-Z0-9]{2,}(?![a-z])")
@@ -309,7 +311,10 @@ class EntityDetector:
         if not self.strict_names:
             pos = 0
             for piece in text.split("\x1f") if "\x1f" in text else (text,):  # scrub_trace's joined fields
-                if piece.islower():  # typed all in lower case: "tell john smith that ..."
+                # typed all in lower case ("tell john smith that ..."), with a first name in it (set operations in C
+                # rule out the code, URLs and log lines most lower-case pieces are)
+                if piece.islower() and (not piece.isascii() or not self.first.isdisjoint(
+                        piece.translate(_ASCII_NON_WORD).split())):
                     out.extend(self.lowercase_pairs(piece, pos))
                 pos += len(piece) + 1
         else:

@@ -8,6 +8,7 @@ search), never by scanning for cue words: only the 60 characters before a candid
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final
 
@@ -20,7 +21,9 @@ ID_KINDS: Final = ("NATIONAL_ID", "PASSPORT")
 # joined by one separator, an optional 1-2 letter suffix (" C", "-R", "TA").
 _ID_SEQ = re.compile(r"(?<![A-Za-z0-9])(?P<pre>[A-Z]{1,3}[ -]?)?[A-Za-z]{0,8}\d[A-Za-z0-9]{0,24}"
                      r"(?:[ ./-]\d[A-Za-z0-9]{0,12}){0,6}(?:-?[A-Za-z]{1,2}|[ -][A-Z]{1,2})?(?![A-Za-z0-9])")
-_SEQ_MASK = re.compile(rb"0[0 \-.()/]{5,200}0|000|0A00A000A|AAAA0000A|0A0A0")
+# where a sequence can be, on the mask: a digit group of 7+ characters, three digits in a row (every PAN, codice
+# fiscale, DNI has them), or digits and capitals alternating ("C4J8K2L9M"). Literal-led ("0"), so re skips ahead.
+_SEQ_MASK = re.compile(rb"0(?:[0 \-.()/]{5,200}0|00|A0A0)")
 _TAG_HEAD = re.compile(r"<[A-Z][A-Z_]{1,30}_$")
 _DATE_SHAPE = re.compile(r"\d{1,4}([-./])\d{1,2}\1\d{1,4}")  # where a sequence can be (on the mask)
 _PASSPORT_CUE = re.compile(r"(?:passports?|passeport|pasaporte|passaporto|reisepass|pass-?nr|h\u1ed9 chi\u1ebfu|"
@@ -114,17 +117,44 @@ def _shape(seq: str) -> bool:
     return n == 9 and len(seq) == 11 and seq[3] == seq[7] and seq[3] in " -" and (luhn_ok(compact) or tfn_ok(compact))
 
 
-def find_ids(text: str, mask: bytes, low: str) -> Iterable[Span]:
-    """``(kind, start, end, score)`` of national ids and passport numbers; ``low`` is ``text.lower()``, 1:1."""
-    done = -1
+class _Covered:
+    """Whether ``[a, b)`` lies inside one of ``spans``: a bisect over their starts and the running maximum of
+    their ends (log time per question, so many candidates in a long text stay linear-ish)."""
+
+    def __init__(self, spans: list[Span]) -> None:
+        ordered = sorted((s[1], s[2]) for s in spans)
+        self.starts = [a for a, _ in ordered]
+        self.max_end: list[int] = []
+        top = -1
+        for _, b in ordered:
+            top = b if b > top else top
+            self.max_end.append(top)
+
+    def __call__(self, a: int, b: int) -> bool:
+        i = bisect_right(self.starts, a) - 1
+        return i >= 0 and self.max_end[i] >= b
+
+
+def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterable[Span]:  # type: ignore[assignment]
+    """``(kind, start, end, score)`` of national ids and passport numbers; ``low`` is ``text.lower()``, 1:1.
+    ``taken``: spans other structured detectors found; a sequence inside one is theirs (a phone, a card, an IP)."""
+    done = scanned = -1
+    covered = _Covered(taken)
     for w in _SEQ_MASK.finditer(mask):
+        if text[w.end():w.end() + 1] == "@" or covered(w.start(), w.end()):
+            continue  # digits of an email's local part, or of a phone, card or IP already found
         ws = w.start() - 16 if w.start() > 16 else 0
-        stop = w.end()
-        for m in _ID_SEQ.finditer(text, ws):  # no end bound: a bound would cut a match short
-            s, e = m.span()
-            if s > stop:
+        stop, pos = w.end(), max(ws, scanned)  # windows overlap: a sequence is looked at once
+        while True:
+            found = _ID_SEQ.search(text, pos, stop + 40)  # bounded: where a sequence starts ...
+            if not found or found.start() > stop:
                 break
-            if s < done:
+            m = _ID_SEQ.match(text, found.start()) or found  # ... and unbounded: where it ends
+            s, e = m.span()
+            pos = e if e > pos else pos + 1
+            if text[e:e + 1] == "@":  # an email's local part ("patel235@..."): the email detector's
+                continue
+            if covered(s + 1, e - 1):
                 continue
             seq = m.group()
             if s and text[s - 1] == "_" and _TAG_HEAD.search(text, max(0, s - 32), s):
@@ -147,3 +177,4 @@ def find_ids(text: str, mask: bytes, low: str) -> Iterable[Span]:
             if kind is not None:
                 done = e
                 yield kind, s, e, 0.85
+        scanned = pos

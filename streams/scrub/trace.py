@@ -24,7 +24,7 @@ from typing import Any, Final
 from schemas.trace import Trace
 from schemas.verdict import PiiFinding
 from streams.scrub.base import Scrubber
-from streams.scrub.checks import is_secret_key, key_kind
+from streams.scrub.checks import key_rule
 
 ALL_FIELDS: Final = ("user_message", "context", "tool_calls.args", "tool_calls.result", "tool_calls.error",
                      "final_response", "candidates", "metadata", "flags", "agent_id", "policy_id", "tool_calls.name")
@@ -75,10 +75,12 @@ _PAIR_VALUES: Final = frozenset(("v", "value", "val"))
 
 def _pair_kind(d: dict[Any, Any]) -> str | None:
     """The kind of ``d``'s value when ``d`` is a name/value pair whose name is a tell-tale key."""
+    if _PAIR_VALUES.isdisjoint(d.keys()):  # most two-key dicts: one set operation
+        return None
     for n in _PAIR_NAMES:
         name = d.get(n)
         if isinstance(name, str) and len(name) <= 40:
-            return key_kind(name) or ("SECRET" if is_secret_key(name) else None)
+            return key_rule(name)
     return None
 
 
@@ -201,15 +203,16 @@ class _Walker:
             if isinstance(k, str):
                 # identifiers ("email", "order_id") can't hold PII; anything else may ("jane@x.com": ...)
                 key = k if len(k) <= 40 and k.isidentifier() else self.now(k, field)
-                if is_secret_key(k) and item not in _EMPTY:
-                    self.count("SECRET", field)
-                    out[key] = self._secret(item if isinstance(item, str) else json.dumps(item, default=str))
-                    continue
-                kind = key_kind(k) if isinstance(item, (str, int)) and not isinstance(item, bool) else None
-                if kind is not None and kind in self.key_kinds and item not in _EMPTY:
-                    self.count(kind, field)
-                    out[key] = self._secret(str(item), kind)
-                    continue
+                rule = key_rule(k)  # None for nearly every key
+                if rule is not None and item not in _EMPTY:
+                    if rule == "SECRET":
+                        self.count("SECRET", field)
+                        out[key] = self._secret(item if isinstance(item, str) else json.dumps(item, default=str))
+                        continue
+                    if rule in self.key_kinds and isinstance(item, (str, int)) and not isinstance(item, bool):
+                        self.count(rule, field)
+                        out[key] = self._secret(str(item), rule)
+                        continue
                 yield key, item
             else:
                 yield k, item

@@ -156,7 +156,7 @@ def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int,
         out.extend(det._lowercase_names(text))
     pos = 0
     for piece in text.split("\x1f"):
-        if piece.islower():
+        if piece.islower():  # the plain rule: every lower-case piece (the detector skips those without a first name)
             out.extend(det.lowercase_pairs(piece, pos))
         pos += len(piece) + 1
     return out
