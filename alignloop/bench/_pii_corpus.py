@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from alignloop.bench._pii_eval import EVAL_TYPES
 from schemas.trace import Trace
 
 # kind groups for the report; the goal is 0% for STRUCTURED_IDS and ≤ 5% overall
-NAMES_PLACES: Final = frozenset({"PERSON", "PERSON_LOWER", "LOCATION", "ADDRESS"})
+NAMES_PLACES: Final = frozenset({"PERSON", "PERSON_LOWER", "LOCATION", "ADDRESS",  # corpus kinds
+                                 "GPE", "STREET_ADDRESS", "ORGANIZATION"})  # presidio-evaluator's
 _INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _SPACES = re.compile(r"\s+")
 _NON_ALNUM = re.compile(r"[\W_]+")
@@ -90,3 +92,82 @@ def tally(results: list[tuple[str, bool]]) -> dict[str, dict[str, float | int]]:
             t[k][0] += 1
             t[k][1] += leaked
     return {k: {"planted": n, "survived": s, "rate": round(s / n, 4) if n else 0.0} for k, (n, s) in sorted(t.items())}
+
+
+def trace_texts(trace: Trace) -> list[str]:
+    """Every string of a trace that the scrubber sees (ids and tool names included), for a text-only system."""
+    d = trace.model_dump(mode="json", include={"agent_id", "policy_id", "user_message", "context", "tool_calls",
+                                               "final_response", "candidates", "metadata", "flags"})
+    return strings(d)
+
+
+def redact(text: str, spans: list[tuple[int, int]], tag: str = "<PII>") -> str:
+    """``text`` with ``spans`` (possibly overlapping) replaced by ``tag``."""
+    out, pos = [], 0
+    for s, e in sorted(spans):
+        if e <= pos:
+            continue
+        out.append(text[pos:max(s, pos)])
+        out.append(tag)
+        pos = e
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def run_corpus(cases: list[Case], scrubber: Any, analyzer: Any | None = None) -> dict[str, Any]:
+    """Leak figures per kind for the stream's scrub step, the strict pass on what would be training data, and
+    (with ``analyzer``, a Presidio AnalyzerEngine) Presidio on every string of the same traces; seconds each."""
+    import time
+
+    from streams.curation.rules import render_prompt
+    from streams.scrub import scrub_trace
+    from streams.scrub.strict import strict_text
+
+    ours, strict, theirs = [], [], []
+    t_ours = t_theirs = 0.0
+    for case in cases:
+        t0 = time.perf_counter()
+        clean, _ = scrub_trace(case.trace, scrubber)
+        t_ours += time.perf_counter() - t0
+        out = Output(clean.model_dump(mode="json"))
+        train = Output(strict_text(render_prompt(clean)), strict_text(clean.final_response),
+                       [strict_text(c) for c in clean.candidates])
+        ours += [(k, out.survives(k, v)) for k, v in case.planted]
+        # training data is built from the prompt, context, response and candidates: values planted there
+        seen = fold("\n".join([render_prompt(case.trace), case.trace.final_response, *case.trace.candidates]))
+        strict += [(k, train.survives(k, v)) for k, v in case.planted if fold(v) in seen]
+        if analyzer is not None:
+            texts = trace_texts(case.trace)
+            t0 = time.perf_counter()
+            red = [redact(t, [(r.start, r.end) for r in analyzer.analyze(t, language="en")]) for t in texts]
+            t_theirs += time.perf_counter() - t0
+            pout = Output(red)
+            theirs += [(k, pout.survives(k, v)) for k, v in case.planted]
+    res: dict[str, Any] = {"traces": len(cases), "alignloop": tally(ours), "alignloop_training": tally(strict),
+                           "alignloop_s": round(t_ours, 4)}
+    if analyzer is not None:
+        res.update({"presidio": tally(theirs), "presidio_s": round(t_theirs, 4),
+                    "speedup": round(t_theirs / t_ours, 1) if t_ours else None})
+    return res
+
+
+def sentences_through_stream(data: list[tuple[str, list[tuple[str, int, int]]]], scrubber: Any,
+                             analyzer: Any | None = None) -> dict[str, Any]:
+    """presidio-evaluator sentences published as traces (user message) through the stream's scrub step: how many
+    gold values survive verbatim, per evaluator type, for alignloop and (with ``analyzer``) Presidio."""
+    from streams.scrub import scrub_trace
+
+    ours, theirs = [], []
+    for i, (text, gold) in enumerate(data):
+        trace = Trace(trace_id=f"s{i}", conversation_id=f"s{i}", user_message=text, final_response="ok")
+        clean, _ = scrub_trace(trace, scrubber)
+        out = Output(clean.user_message)
+        values = [(t, text[s:e]) for t, s, e in gold if t in EVAL_TYPES and text[s:e].strip()]
+        ours += [(t, out.survives(t, v)) for t, v in values]
+        if analyzer is not None:
+            red = Output(redact(text, [(r.start, r.end) for r in analyzer.analyze(text, language="en")]))
+            theirs += [(t, red.survives(t, v)) for t, v in values]
+    res: dict[str, Any] = {"sentences": len(data), "alignloop": tally(ours)}
+    if analyzer is not None:
+        res["presidio"] = tally(theirs)
+    return res
