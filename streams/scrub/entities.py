@@ -42,7 +42,8 @@ _NOT_NAME_ENDINGS: Final = ("tion", "sion", "ment", "ness", "ship", "ity", "ence
 _PERSON_CUES: Final = frozenset("""my name is|name is|name's|i am|i'm|this is|call me|named|called|dear|hi|hello|hey|
 thanks|thank you|regards|sincerely|signed|by|with|contact|ask|tell|meet|met|and|commenter|assistant to|married|
 son of|daughter of|wife|husband|friend|colleague|patient|client|customer|user|employee|author|producer|director|
-manager|ceo|founder|cc|attn|from:|to:|spoke to|talked to|speak to|speak with|according to""".replace("\n", "").split("|"))
+manager|ceo|founder|cc|attn|from:|to:|spoke to|talked to|speak to|speak with|according to|name|name?|kid|child|boss|
+neighbour|neighbor|partner|says|said|starring|featuring|actor|actress|singer""".replace("\n", "").split("|"))
 _LOC_CUES: Final = frozenset("""in|from|to|near|visit|visiting|visited|across|around|toward|towards|left|entered|of|
 flew to|moved to|born in|live in|lives in|lived in|living in|based in|city of|town of|travel to|trip to|located in|
 returned to""".replace("\n", "").split("|"))
@@ -129,6 +130,7 @@ _LOWER_WORD = re.compile(r"[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)?")
 _ASCII_NON_WORD: Final = {c: " " for c in range(128) if not chr(c).isalpha() and chr(c) not in "'-"}
 _LOWER_CUES: Final = frozenset("tell ask cc dear hi hello hey thanks regards is was for with from to by contact and "
                                "meet call email message ping loop manager named called".split())
+_PART_BREAK = re.compile(r", |\. ")
 _CAPS_AFTER_COMMA = re.compile(r", [A-Z0-9]{2,}(?![a-z])")
 _TOKEN_IN_RUN = re.compile(r"[^ ,]+")
 # after a building number on the mask: (another number,) then a capitalised/non-ASCII word or a short street word
@@ -300,6 +302,8 @@ class EntityDetector:
             hit = get(raw_key)
             if hit is None:
                 hit = self._classify(text, s, chunk)
+                if not hit and (", " in chunk or ". " in chunk):  # a list of names, or two sentences
+                    hit = self._classify_parts(text, s, chunk)
                 if len(memo) >= _MEMO_MAX:
                     memo.clear()
                 memo[raw_key] = hit
@@ -338,6 +342,14 @@ class EntityDetector:
             elif cue and len(w2) >= 3 and w2 not in first:
                 out.append(("PERSON", base + s1, base + e2, 0.6))
         return out
+
+    def _classify_parts(self, text: str, s: int, chunk: str) -> tuple[Span, ...]:
+        out: list[Span] = []
+        for a, part in run_parts(chunk):
+            part = self._trim(part) if part[-1] in ".,'-&" else part
+            if part and not (" " not in part and part.lower() in L.NOT_NAME):
+                out.extend((k, a + x, a + y, sc) for k, x, y, sc in self._classify(text, s + a, part))
+        return tuple(out)
 
     @staticmethod
     def _trim(chunk: str) -> str:
@@ -416,6 +428,8 @@ class EntityDetector:
             return (("PERSON", kept, n, 0.55 if not sent_start else 0.5),)
         if words == 1 and nameish and (first_hit or sent_start and text[s + n:s + n + 1] in (",", ":")):
             return (("PERSON", kept, n, 0.6),)  # "Lukas, can I ...", "Agoti: What a ..." (addressing, dialogue turn)
+        if words == 1 and nameish and not text[s + kept:s + n].isascii():
+            return (("PERSON", kept, n, 0.55),)  # "Šebková", "Heiðarsson": a capitalised word with Latin diacritics
         return ()
 
 
@@ -434,6 +448,27 @@ class _Run(NamedTuple):
     upper: bool  # the whole run is upper case
 
 
+def word_key(tok: str) -> str:
+    """A run's word as the word lists hold it: lower case, no "." or ",", no possessive ("Richard's")."""
+    w = tok.lower().strip(".,")
+    return w[:-2] if w.endswith(("'s", "’s")) and len(w) > 3 else w
+
+
+def run_parts(chunk: str) -> list[tuple[int, str]]:
+    """A run cut at ", " and at a sentence end ("Cyprus. Producer Aili"; not "Mr. X" or an initial "L. Kluge"):
+    ``(offset, part)`` pairs, for runs that as a whole are no entity ("Bruno, Stacey, Laurie, Paul")."""
+    out, start = [], 0
+    for m in _PART_BREAK.finditer(chunk):
+        head = chunk[start:m.start()]
+        last = head.rsplit(" ", 1)[-1]
+        if m.group() == ". " and (len(last) < 3 or last.lower() + "." in L.TITLES or last.lower() in L.TITLES):
+            continue
+        out.append((start, head))
+        start = m.end()
+    out.append((start, chunk[start:]))
+    return [(a, p) for a, p in out if p]
+
+
 def _decided(*verdict: Span) -> _Run:
     """A run whose verdict needs no context."""
     return _Run(verdict, False, -1, False, 0, False, False, False, False, False)
@@ -444,9 +479,9 @@ def _run_facts(chunk: str, first: frozenset[str], last: frozenset[str]) -> _Run:
     if " " in chunk or "," in chunk:
         spans = [(m.start(), m.group()) for m in _TOKEN_IN_RUN.finditer(chunk)]  # offsets survive ", " joins
         toks = [t for _, t in spans]
-        lows = [t.lower().strip(".,") for t in toks]
+        lows = [word_key(t) for t in toks]
     else:  # one word (most runs): what the tokenising regex would give
-        spans, toks, lows = [(0, chunk)], [chunk], [chunk.lower().strip(".,")]
+        spans, toks, lows = [(0, chunk)], [chunk], [word_key(chunk)]
     n = len(chunk)
     if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):  # "I", "The", "Monday": most runs
         return _decided()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from schemas.trace import ToolCall, Trace
 from streams.scrub import Pseudonymizer, TieredScrubber, scrub_trace
 from streams.scrub import lexicon as L
-from streams.scrub.entities import (_CUE_ENDS, _HOUSE_NUMBER, _HOUSE_NUMBER_CANDIDATE, _LOC_CUES, _NOT_NAME_ENDINGS,
+from streams.scrub.entities import (run_parts, word_key, _CUE_ENDS, _HOUSE_NUMBER, _HOUSE_NUMBER_CANDIDATE, _LOC_CUES, _NOT_NAME_ENDINGS,
                                     _NUMBER_FIRST_NEXT, _OLD_DATE_MASK, _PERSON_CUES, _RUN, _RUN_FAST, _RUN_WIDE,
                                     _TOKEN_IN_RUN, _WIDE_AS_RUN, EntityDetector, _cue_flags, _cue_phrases, _intro_cue,
                                     _is_title, _sentence_start)
@@ -54,7 +54,7 @@ def _reference_classify(det: EntityDetector, text: str, s: int, chunk: str) -> I
     s0 = s
     spans = [(m.start(), m.group()) for m in _TOKEN_IN_RUN.finditer(chunk)]
     toks = [t for _, t in spans]
-    lows = [t.lower().strip(".,") for t in toks]
+    lows = [word_key(t) for t in toks]
     if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):
         return
     e = s + len(chunk)
@@ -131,6 +131,9 @@ def _reference_classify(det: EntityDetector, text: str, s: int, chunk: str) -> I
     if len(toks) == 1 and nameish and (first_hit or (sent_start and nxt[:1] in (",", ":") and nxt != ": ")
                                        or (sent_start and nxt in (", ", ": "))):
         yield "PERSON", s, e, 0.6
+        return
+    if len(toks) == 1 and nameish and not text[s:e].isascii():
+        yield "PERSON", s, e, 0.55
 
 
 def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int, float]]:
@@ -151,7 +154,13 @@ def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int,
             chunk = EntityDetector._trim(chunk)
             if not chunk:
                 continue
-        out.extend(_reference_classify(det, text, s, chunk))
+        found = list(_reference_classify(det, text, s, chunk))
+        if not found and (", " in chunk or ". " in chunk):
+            for a, part in run_parts(chunk):
+                part = EntityDetector._trim(part) if part[-1] in ".,'-&" else part
+                if part and not (" " not in part and part.lower() in L.NOT_NAME):
+                    found.extend(_reference_classify(det, text, s + a, part))
+        out.extend(found)
     if _intro_cue(text, None):
         out.extend(det._lowercase_names(text))
     pos = 0
