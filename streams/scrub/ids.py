@@ -139,10 +139,14 @@ def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterab
     """``(kind, start, end, score)`` of national ids and passport numbers; ``low`` is ``text.lower()``, 1:1.
     ``taken``: spans other structured detectors found; a sequence inside one is theirs (a phone, a card, an IP)."""
     done = scanned = -1
-    covered = _Covered(taken)
+    covered: _Covered | None = None
     for w in _SEQ_MASK.finditer(mask):
-        if text[w.end():w.end() + 1] == "@" or covered(w.start(), w.end()):
-            continue  # digits of an email's local part, or of a phone, card or IP already found
+        if text[w.end():w.end() + 1] == "@":
+            continue  # digits of an email's local part
+        if covered is None:
+            covered = _Covered(taken)  # built on the first window only: most texts have none left by here
+        if covered(w.start(), w.end()):
+            continue  # digits of a phone, card or IP already found
         ws = w.start() - 16 if w.start() > 16 else 0
         stop, pos = w.end(), max(ws, scanned)  # windows overlap: a sequence is looked at once
         while True:

@@ -478,7 +478,7 @@ class RegexScrubber(DetectingScrubber):
             if self._numeric and b"0" in mask:
                 out.extend(find_numbers(text, mask))
             if self._ids and b"0" in mask:
-                out.extend(find_ids(text, mask, lower_same_length(text, low), out))
+                out.extend(find_ids(text, mask, lower_same_length(text, low), out))  # after numbers: skips theirs
             if self._iban and b"AA00" in mask:
                 out.extend(find_iban(text, mask))
         if self._ipv6 and text.count(":") > 1:  # an IPv6 address has at least two colons
