@@ -283,33 +283,33 @@ class EntityDetector:
                 continue
             if s and text[s - 1] == "<" and text[e:e + 1] == "_":  # a pseudonym already ("<PASSPORT_2e322456>")
                 continue
-            if ", " in chunk:  # "Arjun Mehta, PAN": a run stops before an upper-case word after a comma (a cue)
-                cut = _CAPS_AFTER_COMMA.search(chunk)
-                if cut:
-                    chunk = chunk[:cut.start()]
+            # "Arjun Mehta, PAN AFZPM", "Kulusuk, HSIL Ltd": an upper-case word after a comma starts a new run (a
+            # cue or an organisation), so the two parts are classified apart
+            cuts = [c.start() for c in _CAPS_AFTER_COMMA.finditer(chunk)] if ", " in chunk else ()
+            for s, e in zip([s] + [s + c + 2 for c in cuts], [s + c for c in cuts] + [e]) if cuts else ((s, e),):
+                chunk = text[s:e]
+                if chunk[-1] in ".,'-&":
+                    chunk = self._trim(chunk)
+                    if not chunk:
+                        continue
                     e = s + len(chunk)
-            if chunk[-1] in ".,'-&":
-                chunk = self._trim(chunk)
-                if not chunk:
-                    continue
-                e = s + len(chunk)
-            # The verdict depends only on the run and a little context, and agent traffic repeats boilerplate, so
-            # verdicts are memoised (bounded) by the raw context: one slice (context, run, next two characters) and
-            # the run's place in it, hashed once. On a miss _classify reads only a few context features: what the
-            # run itself tells is cached per run (_run), and runs recur in new contexts far more than new runs come.
-            lo = s - 24 if s > 24 else 0
-            raw_key = (text[lo:e + 2], s - lo, e - s)
-            hit = get(raw_key)
-            if hit is None:
-                hit = self._classify(text, s, chunk)
-                if not hit and (", " in chunk or ". " in chunk):  # a list of names, or two sentences
-                    hit = self._classify_parts(text, s, chunk)
-                if len(memo) >= _MEMO_MAX:
-                    memo.clear()
-                memo[raw_key] = hit
-            if hit:  # usually empty: most runs are not entities
-                for k, a, b, sc in hit:
-                    out.append((k, s + a, s + b, sc))
+                # The verdict depends only on the run and a little context, and agent traffic repeats boilerplate, so
+                # verdicts are memoised (bounded) by the raw context: one slice (context, run, next two characters) and
+                # the run's place in it, hashed once. On a miss _classify reads only a few context features: what the
+                # run itself tells is cached per run (_run), and runs recur in new contexts far more than new runs come.
+                lo = s - 24 if s > 24 else 0
+                raw_key = (text[lo:e + 2], s - lo, e - s)
+                hit = get(raw_key)
+                if hit is None:
+                    hit = self._classify(text, s, chunk)
+                    if not hit and (", " in chunk or ". " in chunk):  # a list of names, or two sentences
+                        hit = self._classify_parts(text, s, chunk)
+                    if len(memo) >= _MEMO_MAX:
+                        memo.clear()
+                    memo[raw_key] = hit
+                if hit:  # usually empty: most runs are not entities
+                    for k, a, b, sc in hit:
+                        out.append((k, s + a, s + b, sc))
         if _intro_cue(text, low):  # checked here: most texts have none, and then no generator is made
             out.extend(self._lowercase_names(text, low))
         if not self.strict_names:
@@ -448,6 +448,11 @@ class _Run(NamedTuple):
     upper: bool  # the whole run is upper case
 
 
+def org_suffix(w: str) -> bool:
+    """``w`` (a word_key) is an organisation suffix, also glued: "co.ltd", "holdings"."""
+    return w in L.ORG_SUFFIX or ("." in w[:-1] and w.rsplit(".", 1)[-1] in L.ORG_SUFFIX)
+
+
 def word_key(tok: str) -> str:
     """A run's word as the word lists hold it: lower case, no "." or ",", no possessive ("Richard's")."""
     w = tok.lower().strip(".,")
@@ -487,7 +492,7 @@ def _run_facts(chunk: str, first: frozenset[str], last: frozenset[str]) -> _Run:
         return _decided()
     whole = " ".join(lows)
     # organisations: suffix grammar, "University of X", known names
-    if len(toks) >= 2 and (lows[-1] in L.ORG_SUFFIX or not L.ORG_SUFFIX.isdisjoint(lows[1:]) and
+    if len(toks) >= 2 and (org_suffix(lows[-1]) or not L.ORG_SUFFIX.isdisjoint(lows[1:]) and
                            lows[-1] not in L.STREET_SUFFIX):
         return _decided(("ORGANIZATION", 0, n, 0.8))
     if lows[0] in ("university", "bank", "institute", "college", "museum", "hospital") and len(toks) >= 3:
