@@ -162,6 +162,7 @@ def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int,
                     if part and not (" " not in part and part.lower() in L.NOT_NAME):
                         found.extend(_reference_classify(det, text, s1 + a2, part))
             out.extend(found)
+    out.sort(key=lambda c: c[1])  # spans in text order (the detector classifies cut-off runs last)
     if _intro_cue(text, None):
         out.extend(det._lowercase_names(text))
     pos = 0
