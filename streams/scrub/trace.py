@@ -257,11 +257,18 @@ def _same(tc: Any, update: dict[str, Any]) -> bool:
 
 
 def _identical(a: Any, b: Any) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and list(a) == list(b) and all(_identical(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return isinstance(b, list) and isinstance(a, list) and len(a) == len(b) and all(map(_identical, a, b))
-    return a == b and type(a) is type(b)
+    return a == b and _same_order(a, b)  # equality in C first; key order only for equal containers
+
+
+def _same_order(a: Any, b: Any) -> bool:
+    if type(a) is dict:
+        return list(a) == list(b) and all(_same_order(x, b[k]) for k, x in a.items() if type(x) in _CONTAINERS)
+    if type(a) in _CONTAINERS:  # a list (or a tuple, which the walker made a list: then a != b already)
+        return all(_same_order(x, y) for x, y in zip(a, b) if type(x) in _CONTAINERS)
+    return True
+
+
+_CONTAINERS: Final = (dict, list)
 
 
 @lru_cache(maxsize=64)
