@@ -43,9 +43,8 @@ def _anchors(text: str, low: str) -> list[int]:
                 i = hay.find(marker, i + 3)
     i = low.find(" at ")
     while i != -1:
-        m = _DOMAIN_AFTER_AT.match(low, i + 4)  # "x at host.com"; not "Ann at ann.lee@host.com" (a plain email)
-        if m and low[m.end():m.end() + 40].split(None, 1)[:1] != [] and "@" not in low[i + 4:m.end() + 40].split(
-                None, 1)[0]:
+        # "x at host.com", not "Ann at ann.lee@host.com" (a plain email, find_emails')
+        if _DOMAIN_AFTER_AT.match(low, i + 4) and "@" not in low[i + 4:i + 68].split(None, 1)[0]:
             out.append(i)
         i = low.find(" at ", i + 4)
     return out
