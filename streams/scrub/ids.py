@@ -8,7 +8,6 @@ search), never by scanning for cue words: only the 60 characters before a candid
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final
 
@@ -117,36 +116,18 @@ def _shape(seq: str) -> bool:
     return n == 9 and len(seq) == 11 and seq[3] == seq[7] and seq[3] in " -" and (luhn_ok(compact) or tfn_ok(compact))
 
 
-class _Covered:
-    """Whether ``[a, b)`` lies inside one of ``spans``: a bisect over their starts and the running maximum of
-    their ends (log time per question, so many candidates in a long text stay linear-ish)."""
-
-    def __init__(self, spans: list[Span]) -> None:
-        ordered = sorted((s[1], s[2]) for s in spans)
-        self.starts = [a for a, _ in ordered]
-        self.max_end: list[int] = []
-        top = -1
-        for _, b in ordered:
-            top = b if b > top else top
-            self.max_end.append(top)
-
-    def __call__(self, a: int, b: int) -> bool:
-        i = bisect_right(self.starts, a) - 1
-        return i >= 0 and self.max_end[i] >= b
-
-
 def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterable[Span]:  # type: ignore[assignment]
     """``(kind, start, end, score)`` of national ids and passport numbers; ``low`` is ``text.lower()``, 1:1.
-    ``taken``: spans other structured detectors found; a sequence inside one is theirs (a phone, a card, an IP)."""
+    ``taken``: spans other structured detectors found (emails, phones, cards, IPs); their digits are not looked at."""
+    if taken:  # blank them out of the mask: most digit groups in traffic are theirs
+        blanked = bytearray(mask)
+        for t in taken:
+            blanked[t[1]:t[2]] = b" " * (t[2] - t[1])
+        mask = bytes(blanked)
     done = scanned = -1
-    covered: _Covered | None = None
     for w in _SEQ_MASK.finditer(mask):
         if text[w.end():w.end() + 1] == "@":
             continue  # digits of an email's local part
-        if covered is None:
-            covered = _Covered(taken)  # built on the first window only: most texts have none left by here
-        if covered(w.start(), w.end()):
-            continue  # digits of a phone, card or IP already found
         ws = w.start() - 16 if w.start() > 16 else 0
         stop, pos = w.end(), max(ws, scanned)  # windows overlap: a sequence is looked at once
         while True:
@@ -157,8 +138,6 @@ def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterab
             s, e = m.span()
             pos = e if e > pos else pos + 1
             if text[e:e + 1] == "@":  # an email's local part ("patel235@..."): the email detector's
-                continue
-            if covered(s + 1, e - 1):
                 continue
             seq = m.group()
             if s and text[s - 1] == "_" and _TAG_HEAD.search(text, max(0, s - 32), s):
