@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from streams.scrub.strict import strict_text
 from trainers.config import DataSettings, Kind
 from trainers.dedup import dedup_indices
 from trainers.selection import (binary_entropy, curriculum_order, information_gain, select_by_information_gain,
@@ -63,11 +64,13 @@ class DatasetBundle:
 
 def _to_example(kind: Kind, row: dict[str, Any]) -> dict[str, Any]:
     conv = row.get("conversation_id") or row.get("trace_id") or row.get("pref_id") or row.get("example_id")
+    # the strict scrub tier again at export: rows may predate it or come from elsewhere (defence in depth)
     if kind == "sft":
-        return {"id": row["example_id"], "conversation_id": conv, "prompt": row["prompt"],
-                "completion": row["response"], "ease": row.get("confidence")}
-    return {"id": row["pref_id"], "conversation_id": conv, "prompt": row["prompt"], "chosen": row["chosen"],
-            "rejected": row["rejected"], "ease": row.get("strength")}
+        return {"id": row["example_id"], "conversation_id": conv, "prompt": strict_text(row["prompt"]),
+                "completion": strict_text(row["response"]), "ease": row.get("confidence")}
+    return {"id": row["pref_id"], "conversation_id": conv, "prompt": strict_text(row["prompt"]),
+            "chosen": strict_text(row["chosen"]), "rejected": strict_text(row["rejected"]),
+            "ease": row.get("strength")}
 
 
 def _dedup_text(kind: Kind, ex: dict[str, Any]) -> str:

@@ -100,9 +100,17 @@ def register(bench_app: typer.Typer) -> None:
     def pii(samples: int = typer.Option(1500, min=10, help="Generated sentences."),
             seed: int = typer.Option(42, help="Faker seed; change it to score on unseen samples."),
             show_misses: int = typer.Option(0, help="Print this many alignloop misses/false alarms (debugging)."),
+            corpus: list[str] = typer.Option([], help="Hand-written trace corpus (tests/data/pii_corpus*.jsonl): "
+                                             "leak rates per kind, alignloop vs Presidio; repeat for several."),
+            stream_sentences: int = typer.Option(0, help="With --corpus: also publish this many generated "
+                                                 "sentences as traces and count values that survive."),
             ) -> None:
         """Per-entity precision/recall/F2 and sentences/s: alignloop scrubber vs Presidio, same sentences."""
         from alignloop.bench._results import print_table, write_result
+
+        if corpus:
+            _corpus_mode(corpus, stream_sentences, seed)
+            return
 
         data = generate(samples, seed)
         texts = [t for t, _ in data]
@@ -136,3 +144,34 @@ def _print_misses(data: list[tuple[str, list[tuple[str, int, int]]]], preds: lis
         if g != q and shown < limit:
             shown += 1
             typer.echo(f"--- {text!r}\n  gold: {sorted(g)}\n  ours: {sorted(q)}")
+
+
+def _corpus_mode(paths: list[str], stream_sentences: int, seed: int) -> None:
+    """Leak rates per kind on hand-written traces: the stream's scrub step, the strict pass on training data, and
+    Presidio on every string of the same traces; the speed ratio; optionally generated sentences as traces."""
+    from alignloop.bench._pii_corpus import load_corpus, run_corpus, sentences_through_stream
+    from alignloop.bench._results import print_table, write_result
+    from schemas.settings import load_settings
+    from streams.scrub import build_scrubber
+
+    scrubber = build_scrubber(load_settings())
+    analyzer = presidio_analyzer()
+    figures: dict[str, Any] = {"corpora": {}}
+    for path in paths:
+        res = run_corpus(load_corpus(path), scrubber, analyzer)
+        figures["corpora"][path] = res
+        rows: list[tuple[str, Any]] = []
+        for kind, v in res["alignloop"].items():
+            p, t = res["presidio"].get(kind, {}), res["alignloop_training"].get(kind)
+            rows.append((f"{kind} (n={v['planted']})", f"{v['rate']:.1%} vs {p.get('rate', 0):.1%}"
+                         + (f"   training {t['rate']:.1%}" if t else "")))
+        rows.append(("speed ratio (Presidio s / alignloop s)", res["speedup"]))
+        print_table(f"surviving planted values, alignloop vs Presidio: {path}", rows)
+    if stream_sentences:
+        data = generate(stream_sentences, seed)
+        res = sentences_through_stream(data, scrubber, analyzer)
+        figures["sentences"] = {"seed": seed, **res}
+        print_table(f"generated sentences as traces ({stream_sentences}, seed {seed}): surviving values",
+                    [(k, f"{v['rate']:.1%} vs {res['presidio'].get(k, {}).get('rate', 0):.1%}")
+                     for k, v in res["alignloop"].items()])
+    typer.echo(f"wrote {write_result('pii-corpus', figures)}")

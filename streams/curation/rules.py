@@ -4,6 +4,9 @@ Pure row builders (no Kafka, no Delta). SFT candidates are traces every fast jud
 risk, PII or tool-failure tags), with a high aggregate score and confidence. Preference pairs come from a trace's
 candidates when the fast judges separate them clearly (a judged winner), and from Preference events (LLM
 pairwise judgements, the SDK, humans). Every row carries the judge versions that made it.
+
+Defence in depth: the text of every row (prompt, response, candidates, rationale) goes through the strict scrub
+tier (``streams/scrub/strict.py``) on top of the stream's scrubbing, since this is what models are trained on.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from schemas.trace import Trace
 from schemas.verdict import JudgedTrace, SourceRef, Verdict
 from streams.judges import aggregate
 from streams.judges.base import Judge, run_judges
+from streams.scrub.strict import strict_text, strict_value
 
 # Tags that keep a passing trace out of the SFT set even though no judge failed it.
 DIRTY_TAG_PREFIXES = ("risk:", "pii", "tool_", "toxicity:", "quality:", "learned:", "refusal:borderline")
@@ -65,7 +69,7 @@ def sft_row(jt: JudgedTrace, cfg: CurationConfig | None = None, *, now: datetime
     if score < cfg.sft_min_score or conf < cfg.sft_min_confidence:
         return None
     return {"example_id": t.trace_id, "trace_id": t.trace_id, "conversation_id": t.conversation_id,
-            "policy_id": t.policy_id, "prompt": render_prompt(t), "response": t.final_response,
+            "policy_id": t.policy_id, "prompt": strict_text(render_prompt(t)), "response": strict_text(t.final_response),
             "domain": str(t.metadata.get("domain") or t.agent_id), "score": score, "confidence": conf,
             "judge_versions_json": _dump(judge_versions(vs)), "date": t.timestamp.date().isoformat(),
             "src_topic": jt.source.topic, "src_partition": jt.source.partition, "src_offset": jt.source.offset,
@@ -108,9 +112,10 @@ def preference_row(p: Preference, source: SourceRef, *, judge_versions_: dict[st
     md = dict(p.metadata)
     versions = judge_versions_ or md.get("judge_versions") or (
         {md.get("annotator") or "unknown": md["judge_version"]} if "judge_version" in md else {})
-    return {"pref_id": p.pref_id, "prompt": p.prompt, "candidates": p.candidates, "chosen_idx": p.chosen_idx,
-            "rejected_idx": p.rejected_idx, "chosen": p.candidates[p.chosen_idx],
-            "rejected": p.candidates[p.rejected_idx], "strength": p.strength, "rationale": p.rationale,
+    candidates = strict_value(list(p.candidates))
+    return {"pref_id": p.pref_id, "prompt": strict_text(p.prompt), "candidates": candidates,
+            "chosen_idx": p.chosen_idx, "rejected_idx": p.rejected_idx, "chosen": candidates[p.chosen_idx],
+            "rejected": candidates[p.rejected_idx], "strength": p.strength, "rationale": strict_text(p.rationale),
             "safety_tags": p.safety_tags, "source": str(md.get("source", "")), "annotator": str(md.get("annotator", "")),
             "trace_id": md.get("trace_id"), "conversation_id": md.get("conversation_id"),
             "policy_id": md.get("policy_id"), "judge_versions_json": _dump(versions), "metadata_json": _dump(md),
@@ -134,7 +139,7 @@ def sft_row_from_label(jt: JudgedTrace, label: Label, cfg: CurationConfig | None
     versions = judge_versions(jt.verdicts)
     versions[f"llm:{label.annotator or 'judge'}"] = label.judge_version
     return {"example_id": t.trace_id, "trace_id": t.trace_id, "conversation_id": t.conversation_id,
-            "policy_id": t.policy_id, "prompt": render_prompt(t), "response": t.final_response,
+            "policy_id": t.policy_id, "prompt": strict_text(render_prompt(t)), "response": strict_text(t.final_response),
             "domain": str(t.metadata.get("domain") or t.agent_id), "score": min(label.scores.values()),
             "confidence": label.confidence, "judge_versions_json": _dump(versions),
             "date": t.timestamp.date().isoformat(), "src_topic": jt.source.topic,

@@ -6,17 +6,27 @@ both produce the same result for the same config and key.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from streams.scrub.base import Finding, Scrubber, ScrubResult
 from streams.scrub.config import ScrubConfig, load_scrub_config
 from streams.scrub.pseudonym import Pseudonymizer
 from streams.scrub.regex import RegexScrubber
+from streams.scrub.strict import StrictScrubber
 from streams.scrub.tiered import TieredScrubber
 from streams.scrub.trace import scrub_trace
 
-__all__ = ["Finding", "Pseudonymizer", "RegexScrubber", "ScrubConfig", "ScrubResult", "Scrubber", "build_scrubber",
-           "TieredScrubber", "load_scrub_config", "scrub_trace"]
+__all__ = ["Finding", "Pseudonymizer", "RegexScrubber", "SCRUBBERS", "ScrubConfig", "ScrubResult", "Scrubber",
+           "StrictScrubber", "TieredScrubber", "build_scrubber", "load_scrub_config", "scrub_trace"]
+
+# Every scrubber kind, built from a pseudonymizer: tests/unit/test_scrubber_contract.py checks each one, so a new
+# scrubber registered here is tested without new test code.
+SCRUBBERS: dict[str, Callable[[Pseudonymizer], Scrubber]] = {
+    "regex": RegexScrubber,
+    "tiered": TieredScrubber,
+    "strict": StrictScrubber,
+}
 
 
 def build_scrubber(settings: Any, config: ScrubConfig) -> Scrubber:

@@ -77,3 +77,35 @@ def is_weak_secret_key(key: str) -> bool:
     """In free text, a value after these keys must also look random to count as a secret."""
     k = norm_key(key)
     return k.endswith(_WEAK_SUFFIX) and not k.endswith(_STRONG_SUFFIX)
+
+
+# Keys whose values are personal data whatever they look like (in tool args, results, metadata): replaced whole,
+# as the kind named here. Matched on the normalised key (lower case, letters and digits only).
+_KEY_KINDS: Final = {
+    **dict.fromkeys(("dob", "dateofbirth", "birthdate", "birthday", "geburtsdatum", "fechadenacimiento",
+                     "datadinascita", "datedenaissance", "ngaysinh"), "DATE_OF_BIRTH"),
+    **dict.fromkeys(("passport", "passportno", "passportnumber", "passportnum", "passportid", "reisepass",
+                     "passeport", "pasaporte", "passaporto", "documentnumber", "documentno", "docnumber",
+                     "traveldocument", "traveldocumentnumber"), "PASSPORT"),
+    **dict.fromkeys(("ssn", "socialsecurity", "socialsecuritynumber", "ninumber", "nino", "nationalinsurance",
+                     "nationalinsurancenumber", "ni", "nationalid", "nationalidnumber", "natid", "taxid", "tin",
+                     "sin", "socialinsurancenumber", "tfn", "taxfilenumber", "ppsn", "pps", "ppsnumber", "aadhaar",
+                     "aadhar", "aadhaarnumber", "uid", "pan", "pannumber", "dni", "nie", "nif", "insee", "nir",
+                     "steuerid", "idnr", "steuernummer", "steueridentifikationsnummer", "codicefiscale", "cf",
+                     "cccd", "cmnd", "idnumber", "idno", "idcard", "identitynumber", "identitycard",
+                     "personnummer", "bsn", "pesel", "nric", "driverlicense", "driverslicense", "licensenumber",
+                     "licencenumber", "drivinglicence", "drivinglicense"), "NATIONAL_ID"),
+    **dict.fromkeys(("fullname", "firstname", "lastname", "surname", "givenname", "familyname", "middlename",
+                     "customername", "contactname", "patientname", "holdername", "accountholder", "cardholder",
+                     "cardholdername", "passengername", "recipientname", "sendername", "mothersmaidenname",
+                     "maidenname", "patient", "beneficiary", "nextofkin"), "PERSON"),
+    **dict.fromkeys(("homeaddress", "streetaddress", "addressline1", "addressline2", "line1", "line2",
+                     "postcode", "postalcode", "zip", "zipcode", "eircode", "address"), "ADDRESS"),
+}
+
+
+@lru_cache(maxsize=4096)  # keys repeat across traces: one cached lookup per dict key in the JSON walk
+def key_rule(key: str) -> str | None:
+    """What a value under ``key`` is replaced as, whole: ``SECRET`` for secret-looking keys, the kind of a
+    tell-tale key (``_KEY_KINDS``: dob, passport, ni_number, full_name, ...), or None (most keys)."""
+    return "SECRET" if is_secret_key(key) else _KEY_KINDS.get(norm_key(key))

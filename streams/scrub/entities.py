@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final, NamedTuple
+from operator import itemgetter
+from typing import Final
 
 from streams.scrub import lexicon as L
+from streams.scrub.places import find_postcodes, find_vn_addresses
+from streams.scrub.run_facts import (_NOT_NAME_ENDINGS, _TOKEN_IN_RUN, _Run, _is_title, _run_facts, org_suffix,
+                                     run_parts, word_key)
 from streams.scrub.regex import lower_same_length
 
 Span = tuple[str, int, int, float]
@@ -33,15 +37,13 @@ _RUN_FAST = re.compile(rb"A(?=[a-zA?'.&-]|" + _GOES_ON + rb")[a-zA?'.&-]{0,40}+"
 # _RUN_WIDE treats "A" and "?" alike everywhere, so on a non-ASCII text's mask with "?" made "A" the _RUN patterns
 # find its runs, and their search is literal-led (a class-led one tests every position: slow).
 _WIDE_AS_RUN: Final = bytes.maketrans(b"?", b"A")
-_PARTICLES: Final = frozenset({"de", "van", "von", "da", "del", "bin"})  # need not look like names
-_NOT_NAME_ENDINGS: Final = ("tion", "sion", "ment", "ness", "ship", "ity", "ence", "ance", "ings", "ism", "ology",
-                            "day", "days", "ers", "ies", "ful", "less", "ive", "ical", "ics")
 # Context cues: the last one to three words before a run (set lookups; a regex anchored at the end would be tried
 # at every position of the context).
 _PERSON_CUES: Final = frozenset("""my name is|name is|name's|i am|i'm|this is|call me|named|called|dear|hi|hello|hey|
 thanks|thank you|regards|sincerely|signed|by|with|contact|ask|tell|meet|met|and|commenter|assistant to|married|
 son of|daughter of|wife|husband|friend|colleague|patient|client|customer|user|employee|author|producer|director|
-manager|ceo|founder|cc|attn|from:|to:|spoke to|talked to|speak to|speak with|according to""".replace("\n", "").split("|"))
+manager|ceo|founder|cc|attn|from:|to:|spoke to|talked to|speak to|speak with|according to|name|name?|kid|child|boss|
+neighbour|neighbor|partner|says|said|starring|featuring|actor|actress|singer""".replace("\n", "").split("|"))
 _LOC_CUES: Final = frozenset("""in|from|to|near|visit|visiting|visited|across|around|toward|towards|left|entered|of|
 flew to|moved to|born in|live in|lives in|lived in|living in|based in|city of|town of|travel to|trip to|located in|
 returned to""".replace("\n", "").split("|"))
@@ -123,7 +125,13 @@ _HOUSE_NUMBER = re.compile(rb"0(?<![0Aa?.\-/:+$#]0)0{0,5}(?!0)")
 _HOUSE_NUMBER_CANDIDATE = re.compile(rb"0(?<![0Aa?.\-/:+$#]0)(?:(?<=[\x00-\xff]{2} 0)(?P<after>)|)0{0,5}(?!0)"
                                      rb"(?:(?=[ -])|(?(after)(?![A-Za-z0-9]| [a-z])|(?!)))")
 _MEMO_MAX = 50_000
-_TOKEN_IN_RUN = re.compile(r"[^ ,]+")
+_START = itemgetter(1)
+_LOWER_WORD = re.compile(r"[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)?")
+# ASCII characters that end a _LOWER_WORD word, as spaces: split() then gives every word it can start with
+_ASCII_NON_WORD: Final = {c: " " for c in range(128) if not chr(c).isalpha() and chr(c) not in "'-"}
+_LOWER_CUES: Final = frozenset("tell ask cc dear hi hello hey thanks regards is was for with from to by contact and "
+                               "meet call email message ping loop manager named called".split())
+_CAPS_AFTER_COMMA = re.compile(r", [A-Z0-9]{2,}(?![a-z])")
 # after a building number on the mask: (another number,) then a capitalised/non-ASCII word or a short street word
 _NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
 
@@ -143,10 +151,6 @@ def _intro_cue(text: str, low: str | None) -> bool:
             or "Name" in text or "I'm" in text or "I am" in text or "This is" in text)
 
 
-def _is_title(tok: str) -> bool:
-    return tok.lower() in L.TITLES
-
-
 class EntityDetector:
     """Candidate spans of the unstructured kinds; ``detect(text, mask)`` shares the structured tier's mask."""
 
@@ -158,6 +162,7 @@ class EntityDetector:
         self._address, self._dob = "ADDRESS" in k, "DATE_OF_BIRTH" in k
         self._names = bool(k & _RUN_KINDS)
         self._all_names = _RUN_KINDS <= k  # then nothing _runs finds needs filtering by kind
+        self.strict_names = False  # the strict tier's lower-case name rule (see lowercase_pairs)
 
     def detect(self, text: str, mask: bytes, low: str | None = None) -> list[Span]:
         """``low``: ``text.lower()`` when the caller already has it (the structured tier needs it too)."""
@@ -165,6 +170,8 @@ class EntityDetector:
         digits = b"0" in mask
         if self._address and digits:
             out.extend(self._addresses(text, mask))
+            out.extend(find_postcodes(text, mask))
+            out.extend(find_vn_addresses(text))
         if self._dob and digits:
             if low is None:
                 low = text.lower()
@@ -262,6 +269,8 @@ class EntityDetector:
         wide = not text.isascii()
         memo, not_name = self._memo, L.NOT_NAME
         get = memo.get
+        tags = "<" in text  # pseudonyms (a text scrubbed before): their runs are skipped
+        rest: list[tuple[int, int]] = []
         for m in _RUN_FAST.finditer(mask.translate(_WIDE_AS_RUN) if wide else mask):  # wide: as _RUN_WIDE
             s, e = m.span()
             if wide and not text[s].isupper():
@@ -269,6 +278,17 @@ class EntityDetector:
             chunk = text[s:e]
             if " " not in chunk and chunk.lower() in not_name:  # "I", "The", "Monday": most runs, decided at once
                 continue
+            if tags and text[s - 1:s] == "<" and text[e:e + 1] == "_":  # a pseudonym already ("<PASSPORT_2e322456>")
+                continue
+            if ", " in chunk:
+                # "Arjun Mehta, PAN AFZPM", "Kulusuk, HSIL Ltd": an upper-case word after a comma starts a new run (a
+                # cue or an organisation); the rest is classified apart, after this loop
+                cut = _CAPS_AFTER_COMMA.search(chunk)
+                if cut:
+                    rest.append((s + cut.start() + 2, e))
+                    e = s + cut.start()
+                    chunk = text[s:e]
+            # the common path, inline (_emit does the same for the cut-off runs): a call per run costs ~3 us a trace
             if chunk[-1] in ".,'-&":
                 chunk = self._trim(chunk)
                 if not chunk:
@@ -282,16 +302,98 @@ class EntityDetector:
             raw_key = (text[lo:e + 2], s - lo, e - s)
             hit = get(raw_key)
             if hit is None:
-                hit = self._classify(text, s, chunk)
+                hit = self._verdict(text, s, chunk)
                 if len(memo) >= _MEMO_MAX:
                     memo.clear()
                 memo[raw_key] = hit
             if hit:  # usually empty: most runs are not entities
                 for k, a, b, sc in hit:
                     out.append((k, s + a, s + b, sc))
+        if rest:
+            self._cut_runs(text, rest, out)
+            out.sort(key=_START)  # the cut-off runs came last: keep spans in text order
         if _intro_cue(text, low):  # checked here: most texts have none, and then no generator is made
             out.extend(self._lowercase_names(text, low))
+        if not self.strict_names:
+            pos = 0
+            for piece in text.split("\x1f") if "\x1f" in text else (text,):  # scrub_trace's joined fields
+                # typed all in lower case ("tell john smith that ..."), with a first name in it (set operations in C
+                # rule out the code, URLs and log lines most lower-case pieces are)
+                if piece.islower() and (not piece.isascii() or not self.first.isdisjoint(
+                        piece.translate(_ASCII_NON_WORD).split())):
+                    out.extend(self.lowercase_pairs(piece, pos))
+                pos += len(piece) + 1
+        else:
+            out.extend(self.lowercase_pairs(text, 0))
         return out
+
+    def _emit(self, text: str, s: int, e: int, chunk: str, out: list[Span]) -> None:
+        """Classify the run ``chunk`` at ``s`` (memoised) and add its spans to ``out``."""
+        memo = self._memo
+        if chunk[-1] in ".,'-&":
+            chunk = self._trim(chunk)
+            if not chunk:
+                return
+            e = s + len(chunk)
+        # The verdict depends only on the run and a little context, and agent traffic repeats boilerplate, so
+        # verdicts are memoised (bounded) by the raw context: one slice (context, run, next two characters) and
+        # the run's place in it, hashed once. On a miss _classify reads only a few context features: what the
+        # run itself tells is cached per run (_run), and runs recur in new contexts far more than new runs come.
+        lo = s - 24 if s > 24 else 0
+        raw_key = (text[lo:e + 2], s - lo, e - s)
+        hit = memo.get(raw_key)
+        if hit is None:
+            hit = self._verdict(text, s, chunk)
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[raw_key] = hit
+        for k, a, b, sc in hit:
+            out.append((k, s + a, s + b, sc))
+
+    def _cut_runs(self, text: str, rest: list[tuple[int, int]], out: list[Span]) -> None:
+        """The runs cut off after a comma (each may be cut again)."""
+        while rest:
+            s, e = rest.pop()
+            chunk = text[s:e]
+            cut = _CAPS_AFTER_COMMA.search(chunk)
+            if cut:
+                rest.append((s + cut.start() + 2, e))
+                e = s + cut.start()
+                chunk = text[s:e]
+            self._emit(text, s, e, chunk, out)
+
+    def _verdict(self, text: str, s: int, chunk: str) -> tuple[Span, ...]:
+        """The run's spans: as a whole, or — when the whole is no entity — its parts ("Bruno, Stacey, Paul")."""
+        hit = self._classify(text, s, chunk)
+        if not hit and (", " in chunk or ". " in chunk):  # a list of names, or two sentences
+            hit = self._classify_parts(text, s, chunk)
+        return hit
+
+    def lowercase_pairs(self, text: str, base: int = 0) -> list[Span]:
+        """Lower-case "first last" names: a census first name then a census surname, or a first name and a word
+        that is not a common one after a cue ("tell", "ask", "cc", "is", "for", ...). ``strict_names`` also takes
+        first names that are surnames too ("john smith") without a cue."""
+        out: list[Span] = []
+        words = [(m.start(), m.end(), m.group()) for m in _LOWER_WORD.finditer(text)]
+        first, last, not_name = self.first, self.last, L.NOT_NAME
+        prev = ""
+        for (s1, _, w1), (_, e2, w2) in zip(words, words[1:]):
+            cue, prev = prev in _LOWER_CUES, w1
+            if w1 not in first or w1 in not_name or w2 in not_name or len(w2) < 2:
+                continue
+            if w2 in last and (cue or self.strict_names or w1 not in last):
+                out.append(("PERSON", base + s1, base + e2, 0.7))
+            elif cue and len(w2) >= 3 and w2 not in first:
+                out.append(("PERSON", base + s1, base + e2, 0.6))
+        return out
+
+    def _classify_parts(self, text: str, s: int, chunk: str) -> tuple[Span, ...]:
+        out: list[Span] = []
+        for a, part in run_parts(chunk):
+            part = self._trim(part) if part[-1] in ".,'-&" else part
+            if part and not (" " not in part and part.lower() in L.NOT_NAME):
+                out.extend((k, a + x, a + y, sc) for k, x, y, sc in self._classify(text, s + a, part))
+        return tuple(out)
 
     @staticmethod
     def _trim(chunk: str) -> str:
@@ -370,75 +472,6 @@ class EntityDetector:
             return (("PERSON", kept, n, 0.55 if not sent_start else 0.5),)
         if words == 1 and nameish and (first_hit or sent_start and text[s + n:s + n + 1] in (",", ":")):
             return (("PERSON", kept, n, 0.6),)  # "Lukas, can I ...", "Agoti: What a ..." (addressing, dialogue turn)
+        if words == 1 and nameish and not text[s + kept:s + n].isascii():
+            return (("PERSON", kept, n, 0.55),)  # "Šebková", "Heiðarsson": a capitalised word with Latin diacritics
         return ()
-
-
-class _Run(NamedTuple):
-    """What a capitalised run tells by itself (``_run_facts``); offsets are relative to the run."""
-
-    verdict: tuple[Span, ...] | None  # decided without context: a non-name word, an organisation, a place, title first
-    place_prefix: bool  # "New ...", "Port ...": a place after a place cue
-    kept: int  # offset of the first word kept once leading non-name words are dropped; -1: none is kept
-    place: bool  # the kept words are a known place
-    words: int  # number of kept words
-    first_hit: bool  # the first kept word is a census first name
-    last_hit: bool  # two or more kept words, the last a census surname
-    placey: bool  # place morphology: "Port Hope", "Springfield", "Silver Lake"
-    nameish: bool  # every kept word looks like a name
-    upper: bool  # the whole run is upper case
-
-
-def _decided(*verdict: Span) -> _Run:
-    """A run whose verdict needs no context."""
-    return _Run(verdict, False, -1, False, 0, False, False, False, False, False)
-
-
-def _run_facts(chunk: str, first: frozenset[str], last: frozenset[str]) -> _Run:
-    """The rules that need only the run (the first ones, which may decide it) and the facts the others read."""
-    if " " in chunk or "," in chunk:
-        spans = [(m.start(), m.group()) for m in _TOKEN_IN_RUN.finditer(chunk)]  # offsets survive ", " joins
-        toks = [t for _, t in spans]
-        lows = [t.lower().strip(".,") for t in toks]
-    else:  # one word (most runs): what the tokenising regex would give
-        spans, toks, lows = [(0, chunk)], [chunk], [chunk.lower().strip(".,")]
-    n = len(chunk)
-    if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):  # "I", "The", "Monday": most runs
-        return _decided()
-    whole = " ".join(lows)
-    # organisations: suffix grammar, "University of X", known names
-    if len(toks) >= 2 and (lows[-1] in L.ORG_SUFFIX or not L.ORG_SUFFIX.isdisjoint(lows[1:]) and
-                           lows[-1] not in L.STREET_SUFFIX):
-        return _decided(("ORGANIZATION", 0, n, 0.8))
-    if lows[0] in ("university", "bank", "institute", "college", "museum", "hospital") and len(toks) >= 3:
-        return _decided(("ORGANIZATION", 0, n, 0.75))
-    if whole in L.ORG_WORDS:
-        return _decided(("ORGANIZATION", 0, n, 0.7))
-    # places: gazetteer, then morphology with a cue
-    if whole in L.COUNTRIES or whole in L.US_STATES or whole in L.CITIES:
-        return _decided(("LOCATION", 0, n, 0.85))
-    # people: a title first (a title just before is read in _classify)
-    if _is_title(toks[0]) and len(toks) >= 2:
-        return _decided(("PERSON", spans[1][0], n, 0.9))
-    place_prefix = len(toks) >= 2 and lows[0] in L.PLACE_PREFIX
-    # drop leading words that are not names ("The", "Please", "Monday")
-    k = 0
-    while k < len(lows) and lows[k] in L.NOT_NAME:
-        k += 1
-    if k == len(lows) or n - spans[k][0] < 2:
-        return _Run(None, place_prefix, -1, False, 0, False, False, False, False, False)
-    kept = spans[k][0]
-    place = False  # with no word dropped, the whole run was looked up above
-    if k:
-        toks, lows = toks[k:], lows[k:]
-        whole = " ".join(lows)
-        place = whole in L.COUNTRIES or whole in L.US_STATES or whole in L.CITIES
-    placey = (lows[0] in L.PLACE_PREFIX and len(toks) >= 2) or (len(toks) == 1 and lows[0].endswith(L.PLACE_SUFFIX)) \
-        or (len(toks) >= 2 and lows[-1] in ("lake", "city", "falls", "springs", "beach", "island", "valley", "bay"))
-    nameish = True
-    for t, w in zip(toks, lows):
-        if len(w) > 1 and w not in _PARTICLES and not (t[:1].isupper() and not t.isupper() and w not in L.NOT_NAME
-                                                        and not w.endswith(_NOT_NAME_ENDINGS)):
-            nameish = False
-            break
-    return _Run(None, place_prefix, kept, place, len(toks), lows[0] in first, len(toks) >= 2 and lows[-1] in last,
-                placey, nameish, chunk.isupper())

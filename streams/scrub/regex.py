@@ -10,24 +10,31 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from bisect import bisect_right
 from operator import itemgetter
 from collections.abc import Callable, Iterable
 from typing import Final
 
 from streams.scrub.base import Finding, Scrubber, ScrubResult
-from streams.scrub.checks import iban_ok, is_secret_key, is_weak_secret_key, luhn_ok, shannon_bits, ssn_ok
+from streams.scrub.checks import iban_ok, luhn_ok, ssn_ok
+from streams.scrub.emails import find_obfuscated_emails, find_reversed_email
+from streams.scrub.ids import find_ids
 from streams.scrub.memo import ScrubMemo
 from streams.scrub.pseudonym import Pseudonymizer
+from streams.scrub.credentials import find_secrets, lower_same_length
 
-STRUCTURED_KINDS: Final = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "US_SSN", "SECRET")
+STRUCTURED_KINDS: Final = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN", "US_SSN", "SECRET", "NATIONAL_ID",
+                           "PASSPORT")
 # Higher wins when spans overlap (then longer wins): a Luhn-valid card beats the phone shape it also fits.
-PRIORITY: Final = {"SECRET": 90, "IBAN": 80, "CREDIT_CARD": 70, "EMAIL": 65, "US_SSN": 60, "IP_ADDRESS": 55,
+PRIORITY: Final = {"SECRET": 90, "IBAN": 80, "CREDIT_CARD": 70, "EMAIL": 65, "US_SSN": 60, "NATIONAL_ID": 58,
+                   "PASSPORT": 57, "IP_ADDRESS": 55,
                    "PHONE": 50, "DATE_OF_BIRTH": 45, "ADDRESS": 40, "ORGANIZATION": 30, "PERSON": 25, "LOCATION": 20}
 Span = tuple[str, int, int, float]
 _START = itemgetter(1)
 
-_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# zero-width characters and bidi controls (embeddings, overrides, isolates, marks): removed before detection
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _MASK: Final = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
 # on the mask: a digit group of 7+ chars of digits/separators; every numeric kind contains one
 _NUM_WINDOW = re.compile(rb"0[0 \-.()/]{5,200}0")
@@ -61,51 +68,11 @@ _HEXCOLON = frozenset("0123456789abcdefABCDEF:.")
 # A phone match is digits plus these (before its extension): deleting them leaves the digits to count.
 _PHONE_PUNCT = str.maketrans("", "", "+ .-()")
 _IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])")
-_URL_USERINFO = re.compile(r"([^\s:/@]{1,128}:[^\s/@]{1,256})@")
-_PEM = re.compile(
-    r"-----BEGIN [A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:[\s\S]{0,16384}?-----END [A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]{0,16384})"
-)
-# On the word mask (token characters -> ``a``): a run of 16+ is where a vendor token or a JWT can be.
-_WORDMASK: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.",
-                                   b"a" * 65)
-_LONG_RUN = b"a" * 16
-_RUN = re.compile(rb"a{16,8192}")
-# Vendor token shapes, tried only on long runs: OpenAI/Anthropic/Stripe keys, GitHub, AWS, Google, Slack, GitLab,
-# JWT. Each may start mid-run (``key=sk-...``), so each is searched within the run, not anchored to it.
-_TOKEN = re.compile(
-    r"(?<![A-Za-z0-9])(?:"
-    r"(?:sk|rk)(?:-(?:proj|ant|live|test|svcacct|admin)|_(?:live|test))?[-_][A-Za-z0-9_-]{20,256}"
-    r"|gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255}"
-    r"|(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Z0-9])"
-    r"|AIza[0-9A-Za-z_-]{35}|xox[abposr]-[A-Za-z0-9-]{10,250}|glpat-[A-Za-z0-9_-]{20,64}"
-    r"|eyJ[A-Za-z0-9_-]{5,4096}\.[A-Za-z0-9_-]{5,4096}\.[A-Za-z0-9_-]{5,4096}"
-    r")"
-)
-_SCHEME_VALUE = re.compile(r"\s{1,3}([A-Za-z0-9._~+/=-]{16,4096})")  # after "Bearer" / "Basic" / "token"
-_KEY_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"  # for str.strip: the key around a cue, in C
-_KV_CUES: Final = ("pass", "pwd", "secret", "token", "key", "auth")
-_KV_VALUE = re.compile(
-    r"[\"']?\s{0,3}(:|=>|=|\bis\b)\s{0,3}"
-    r"(?:\"([^\"\n]{1,512})\"|'([^'\n]{1,512})'|([^\s\"',;&<>]{4,512}))"
-)
-_PLACEHOLDERS: Final = frozenset({"null", "none", "true", "false", "redacted", "undefined", "required", "invalid",
-                                  "incorrect", "wrong", "missing", "expired", "empty", "changed", "correct"})
 
 
 def make_mask(text: str) -> bytes:
     """1:1 with ``text`` (one byte per code point): digits -> 0, A-Z -> A, non-ASCII -> ?."""
     return text.encode("ascii", "replace").translate(_MASK)
-
-
-def lower_same_length(text: str, low: str | None = None) -> str:
-    """``text.lower()`` with offsets kept: a few capitals ("İ") lower to two characters, which would shift spans.
-    ``low``: ``text.lower()`` when the caller already has it."""
-    if low is None:
-        low = text.lower()
-    if len(low) == len(text):
-        return low
-    return "".join(c.lower()[:1] for c in text)
 
 
 def find_emails(text: str) -> Iterable[Span]:
@@ -123,7 +90,10 @@ def find_emails(text: str) -> Iterable[Span]:
             yield "EMAIL", start, m.end(), 1.0
             at = text.find("@", m.end())
         else:
-            at = text.find("@", at + 1)
+            rev = find_reversed_email(text, at, _EMAIL_LOCAL, _EMAIL_DOMAIN)  # "moc.elpmaxe@nhoj" (RTL-reversed)
+            if rev:
+                yield rev
+            at = text.find("@", rev[2] if rev else at + 1)
 
 
 # "number"/"no."/"#" alone would make order and ticket numbers phones; only phone words count as cues
@@ -233,73 +203,6 @@ def find_iban(text: str, mask: bytes) -> Iterable[Span]:
         i = mask.find(b"AA00", i + 1)
 
 
-def _find_kv(text: str, low: str) -> Iterable[Span]:
-    """``password=...``, ``"api_key": "..."``, ``my password is ...``: the value after a secret-looking key."""
-    seen: set[int] = set()
-    for cue in _KV_CUES:
-        i = low.find(cue)
-        while i != -1:
-            # the key: key characters around the cue, at most 40 on either side
-            head = low[i - 40 if i > 40 else 0:i]
-            tail = low[i + len(cue):i + 40]
-            ks = i - (len(head) - len(head.rstrip(_KEY_CHARS)))
-            ke = i + len(cue) + len(tail) - len(tail.lstrip(_KEY_CHARS))
-            i = low.find(cue, ke)
-            if ks in seen:
-                continue
-            seen.add(ks)
-            key = low[ks:ke]
-            if not is_secret_key(key) and key not in ("auth", "authorization"):
-                continue
-            m = _KV_VALUE.match(text, ke)
-            if not m:
-                continue
-            g = 2 if m.group(2) is not None else 3 if m.group(3) is not None else 4
-            v = m.group(g)
-            if v.lower().strip(".") in _PLACEHOLDERS or set(v) <= {"*", "x", "X", "•"}:
-                continue
-            if is_weak_secret_key(key) and (len(v) < 16 or shannon_bits(v) < 3.0):
-                continue
-            if m.group(1) == "is" and v.isalpha() and v.islower():  # prose: "the password is incorrect"
-                continue
-            if low.startswith(("bearer ", "basic "), m.start(g)):  # the scheme detector handles these
-                continue
-            yield "SECRET", m.start(g), m.end(g), 0.9
-
-
-def find_secrets(text: str, low: str | None = None) -> Iterable[Span]:
-    """``low``: ``text.lower()`` when the caller already has it."""
-    # substring tests cost ~1 ns/char each, so gate on rare single characters (memchr-fast) where possible
-    if "@" in text:
-        idx = text.find("://")
-        while idx != -1:
-            m = _URL_USERINFO.match(text, idx + 3)
-            if m:
-                yield "SECRET", m.start(1), m.end(1), 1.0
-            idx = text.find("://", idx + 3)
-    if "-----BEGIN" in text:
-        for m in _PEM.finditer(text):
-            yield "SECRET", m.start(), m.end(), 1.0
-    wmask = text.encode("ascii", "replace").translate(_WORDMASK)
-    i = wmask.find(_LONG_RUN)
-    while i != -1:
-        r = _RUN.match(wmask, i)
-        end = r.end() if r else i + 16
-        for m in _TOKEN.finditer(text, i, end):
-            yield "SECRET", m.start(), m.end(), 1.0
-        i = wmask.find(_LONG_RUN, end)
-    low = lower_same_length(text, low)
-    for cue in ("bearer", "basic"):
-        i = low.find(cue)
-        while i != -1:
-            m = _SCHEME_VALUE.match(text, i + len(cue))
-            if m and (i == 0 or not low[i - 1].isalnum()):
-                yield "SECRET", m.start(1), m.end(1), 0.95
-            i = low.find(cue, i + len(cue))
-    if "=" in text or ":" in text or " is " in low:
-        yield from _find_kv(text, low)
-
-
 def resolve(cands: list[Span]) -> list[Span]:
     """Keep non-overlapping spans: highest priority first, then longest, then earliest."""
     if len(cands) < 2:
@@ -346,14 +249,43 @@ def apply(text: str, spans: list[Span], pseudo: Pseudonymizer) -> ScrubResult:
     return ScrubResult("".join(parts), findings)
 
 
-def without_invisible(text: str, scrub: Callable[[str], ScrubResult]) -> ScrubResult:
-    """Scrub ``text`` with invisible characters removed (zero-width spaces can split an email so that no pattern
-    sees it); findings keep offsets into the original ``text``."""
-    keep = [i for i, c in enumerate(text) if not _INVISIBLE.match(c)]
-    res = scrub("".join(text[i] for i in keep))
-    keep.append(len(text))
-    return ScrubResult(res.text, [Finding(f.kind, keep[f.start], keep[f.end - 1] + 1 if f.end else 0, f.score,
-                                          f.replacement) for f in res.findings])
+def needs_view(text: str) -> bool:
+    """Whether ``text`` must be scrubbed through ``normalised_view``: it has invisible characters (a zero-width
+    space can split an email so that no pattern sees it) or compatibility forms NFKC folds (full-width
+    "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ", ligatures). ASCII text never does."""
+    return not text.isascii() and (_INVISIBLE.search(text) is not None or not unicodedata.is_normalized("NFKC", text))
+
+
+def normalised_view(text: str, detect: Callable[[str], list[Span]], pseudo: Pseudonymizer) -> ScrubResult:
+    """Detect on ``text`` with invisible characters removed and each character NFKC-folded; replace the spans
+    found in ``text`` itself (invisible characters dropped, everything else kept as written). Findings keep
+    offsets into ``text``; pseudonyms are of the folded value, so a full-width email joins its ASCII twin."""
+    parts: list[str] = []
+    src: list[int] = []  # view index -> text index
+    for i, c in enumerate(text):
+        if c.isascii():
+            parts.append(c)
+            src.append(i)
+        elif not _INVISIBLE.match(c):
+            n = unicodedata.normalize("NFKC", c)
+            parts.append(n)
+            src.extend([i] * len(n))
+    view = "".join(parts)
+    src.append(len(text))
+    out: list[str] = []
+    findings: list[Finding] = []
+    pos = 0
+    for kind, s, e, score in resolve(detect(view)):
+        a, b = src[s], src[e - 1] + 1 if e else 0
+        if a < pos:  # two spans inside one folded character: the first one has it
+            continue
+        rep = pseudo.token(kind, view[s:e])
+        out.append(_INVISIBLE.sub("", text[pos:a]))
+        out.append(rep)
+        findings.append(Finding(kind, a, b, score, rep))
+        pos = b
+    out.append(_INVISIBLE.sub("", text[pos:]))
+    return ScrubResult("".join(out), findings)
 
 
 class DetectingScrubber(Scrubber):
@@ -363,10 +295,16 @@ class DetectingScrubber(Scrubber):
     min_len = 6
     pseudo: Pseudonymizer
     memo: ScrubMemo
+    ident_memo: dict[str, tuple[str, tuple[str, ...]]]  # scrub_trace's memo of scrubbed identifiers (tool names)
 
     @property
     def key_id(self) -> str:
         return self.pseudo.key_id
+
+    @property
+    def enabled_kinds(self) -> frozenset[str]:
+        """The kinds this scrubber replaces (scrub_trace replaces values under tell-tale keys only as these)."""
+        return frozenset(self.kinds)
 
     def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:
         raise NotImplementedError
@@ -377,14 +315,14 @@ class DetectingScrubber(Scrubber):
         return self.memo.get(text, self._scrub)
 
     def _scrub(self, text: str) -> ScrubResult:
-        if not text.isascii() and _INVISIBLE.search(text):
-            return without_invisible(text, self._scrub)
+        if needs_view(text):
+            return normalised_view(text, self.detect, self.pseudo)
         return apply(text, resolve(self.detect(text)), self.pseudo)
 
     def replacements(self, text: str) -> list[tuple[str, int, int, str]]:
         """``(kind, start, end, replacement)`` of each finding ``scrub(text)`` makes, in order, without building
         the scrubbed text or Finding objects: ``scrub_trace`` splices the replacements into its strings itself."""
-        if len(text) < self.min_len or self.memo.holds(text) or (not text.isascii() and _INVISIBLE.search(text)):
+        if len(text) < self.min_len or self.memo.holds(text) or needs_view(text):
             return [(f.kind, f.start, f.end, f.replacement) for f in self.scrub(text).findings]  # the memo's path
         token, out = self.pseudo.token, []
         seen: dict[tuple[str, str], str] = {}  # a value often recurs within one text (a name in several fields)
@@ -408,6 +346,7 @@ class RegexScrubber(DetectingScrubber):
                  thresholds: dict[str, float] | None = None, default_threshold: float = 0.5) -> None:
         self.pseudo = pseudonymizer
         self.memo = ScrubMemo()
+        self.ident_memo = {}
         self.kinds = frozenset(kinds if kinds is not None else STRUCTURED_KINDS)
         unknown = self.kinds - set(STRUCTURED_KINDS)
         if unknown:
@@ -417,17 +356,23 @@ class RegexScrubber(DetectingScrubber):
         self._email, self._iban, self._secret = "EMAIL" in k, "IBAN" in k, "SECRET" in k
         self._ipv6 = "IP_ADDRESS" in k
         self._numeric = bool(k & {"PHONE", "CREDIT_CARD", "US_SSN", "IP_ADDRESS"})
+        self._ids = bool(k & {"NATIONAL_ID", "PASSPORT"})
 
     def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:
         """Candidate spans ``(kind, start, end, score)`` of enabled kinds above threshold, overlaps unresolved.
         ``mask`` and ``low`` (``text.lower()``): when the caller already has them."""
         out: list[Span] = []
-        if self._email and "@" in text:
-            out.extend(find_emails(text))
-        if self._numeric or self._iban:
+        if self._email:
+            if "@" in text:
+                out.extend(find_emails(text))
+            low = lower_same_length(text, low)
+            out.extend(find_obfuscated_emails(text, low))
+        if self._numeric or self._iban or self._ids:
             mask = mask if mask is not None else make_mask(text)
             if self._numeric and b"0" in mask:
                 out.extend(find_numbers(text, mask))
+            if self._ids and b"0" in mask:
+                out.extend(find_ids(text, mask, lower_same_length(text, low), out))  # after numbers: skips theirs
             if self._iban and b"AA00" in mask:
                 out.extend(find_iban(text, mask))
         if self._ipv6 and text.count(":") > 1:  # an IPv6 address has at least two colons

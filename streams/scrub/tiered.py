@@ -33,6 +33,8 @@ class TieredScrubber(DetectingScrubber):
         self.entities = EntityDetector([k for k in kinds if k in UNSTRUCTURED_KINDS])
         self.thresholds = {k: (thresholds or {}).get(k, default_threshold) for k in UNSTRUCTURED_KINDS}
         self.memo = ScrubMemo()
+        self.ident_memo = {}
+        self.kinds = frozenset(kinds)
 
     def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:
         # both tiers read the same mask and lower-cased text: made once here

@@ -22,7 +22,7 @@ JUDGES = make_fast_judges(load_policy(ROOT / "configs" / "policy.yaml"))
 
 
 def judged(tid: str, answer: str, offset: int, candidates: list[str] | None = None, **kw) -> JudgedTrace:
-    t = Trace(trace_id=tid, conversation_id="c", user_message="Move my 1:1 with Ana to Friday morning.",
+    t = Trace(trace_id=tid, conversation_id="c", user_message="Move my 1:1 with <PERSON_1a2b3c4d> to Friday morning.",
               final_response=answer, candidates=candidates or [], context=[ContextItem(role="user", content="earlier")],
               tool_calls=[ToolCall(name="calendar.create_event", args={"d": "fri"}, result={"id": 1})], **kw)
     ctx = JudgeContext()
@@ -32,13 +32,14 @@ def judged(tid: str, answer: str, offset: int, candidates: list[str] | None = No
                        processed_at=datetime.now(timezone.utc))
 
 
-GOOD = "I moved the 1:1 with Ana to Friday 09:30 and she has been notified."
+# traces reach curation scrubbed: the name is already a pseudonym (the strict pass leaves those alone)
+GOOD = "I moved the 1:1 with <PERSON_1a2b3c4d> to Friday 09:30 and she has been notified."
 
 
 def test_sft_row_only_for_clean_high_scoring_traces() -> None:
     row = sft_row(judged("g", GOOD, 1))
     assert row is not None and row["example_id"] == "g" and row["response"] == GOOD
-    assert row["prompt"].endswith("[user] Move my 1:1 with Ana to Friday morning.") and "[user] earlier" in row["prompt"]
+    assert row["prompt"].endswith("[user] Move my 1:1 with <PERSON_1a2b3c4d> to Friday morning.") and "[user] earlier" in row["prompt"]
     assert row["score"] >= 0.8 and set(json.loads(row["judge_versions_json"])) == {
         "policy", "refusal", "tool_outcome", "pii_leak", "toxicity", "quality"}
     assert sft_row(judged("s", "ok", 2)) is None                               # low quality

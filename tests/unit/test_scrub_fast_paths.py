@@ -8,22 +8,26 @@ from schemas.trace import ContextItem, ToolCall, Trace
 from streams.scrub import Pseudonymizer, TieredScrubber
 from streams.scrub.entities import _HOUSE_NUMBER
 from streams.scrub.regex import make_mask, resolve, resolve_by_priority
-from streams.scrub.trace import SEPARATOR, _copy_with
+from streams.scrub import scrub_trace
+from streams.scrub.trace import SEPARATOR
 
 
-def test_copy_with_is_model_copy() -> None:
+def test_unchanged_items_are_shared_and_changed_ones_copied() -> None:
+    """scrub_trace's one fast path: a context item or tool call is copied only when scrubbing changed it."""
+    s = TieredScrubber(Pseudonymizer("k"))
     trace = Trace(trace_id="t", conversation_id="c", user_message="hi", final_response="ok",
-                  context=[{"role": "user", "content": "a"}], tool_calls=[{"name": "x", "args": {"q": 1}}])
-    for model, update in ((trace, {"user_message": "x", "metadata": {"k": 1}}),
-                          (trace.context[0], {"content": "b"}),
-                          (trace.tool_calls[0], {"args": {}, "result": [1], "error": "boom"})):
-        fast, slow = _copy_with(model, update), model.model_copy(update=update)
-        assert type(fast) is type(slow) and fast == slow
-        assert fast.model_dump_json() == slow.model_dump_json()
-        assert fast.__pydantic_fields_set__ == slow.__pydantic_fields_set__
-        assert fast.__dict__ is not model.__dict__ and fast.__pydantic_fields_set__ is not model.__pydantic_fields_set__
-    assert isinstance(_copy_with(trace.context[0], {}), ContextItem)
-    assert isinstance(_copy_with(trace.tool_calls[0], {}), ToolCall)
+                  context=[{"role": "user", "content": "nothing to hide here"},
+                           {"role": "user", "content": "mail maria@corp.io"}],
+                  tool_calls=[{"name": "web.search", "args": {"q": "weather"}, "result": {"n": 1}},
+                              {"name": "sms.send", "args": {"to": "+44 20 7946 0958"}, "result": "sent"}])
+    before = trace.model_dump_json()
+    out, _ = scrub_trace(trace, s)
+    assert trace.model_dump_json() == before  # the input is never mutated
+    assert out.context[0] is trace.context[0] and out.tool_calls[0] is trace.tool_calls[0]
+    assert out.context[1] is not trace.context[1] and "maria@corp.io" not in out.context[1].content
+    assert out.tool_calls[1] is not trace.tool_calls[1] and out.tool_calls[1].args["to"].startswith("<PHONE_")
+    assert Trace.model_validate_json(out.model_dump_json()) == out
+    assert out.tool_calls[1].model_fields_set == trace.tool_calls[1].model_fields_set | {"args", "result"}
 
 
 def test_replacements_match_scrub() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from schemas.trace import ToolCall, Trace
 from streams.scrub import Pseudonymizer, TieredScrubber, scrub_trace
 from streams.scrub import lexicon as L
-from streams.scrub.entities import (_CUE_ENDS, _HOUSE_NUMBER, _HOUSE_NUMBER_CANDIDATE, _LOC_CUES, _NOT_NAME_ENDINGS,
+from streams.scrub.entities import (org_suffix, run_parts, word_key, _CUE_ENDS, _HOUSE_NUMBER, _HOUSE_NUMBER_CANDIDATE, _LOC_CUES, _NOT_NAME_ENDINGS,
                                     _NUMBER_FIRST_NEXT, _OLD_DATE_MASK, _PERSON_CUES, _RUN, _RUN_FAST, _RUN_WIDE,
                                     _TOKEN_IN_RUN, _WIDE_AS_RUN, EntityDetector, _cue_flags, _cue_phrases, _intro_cue,
                                     _is_title, _sentence_start)
@@ -54,14 +54,14 @@ def _reference_classify(det: EntityDetector, text: str, s: int, chunk: str) -> I
     s0 = s
     spans = [(m.start(), m.group()) for m in _TOKEN_IN_RUN.finditer(chunk)]
     toks = [t for _, t in spans]
-    lows = [t.lower().strip(".,") for t in toks]
+    lows = [word_key(t) for t in toks]
     if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):
         return
     e = s + len(chunk)
     before = text[max(0, s - 24):s].lower()
     sent_start = _sentence_start(text, s)
     whole = " ".join(lows)
-    if len(toks) >= 2 and (lows[-1] in L.ORG_SUFFIX or any(t in L.ORG_SUFFIX for t in lows[1:]) and
+    if len(toks) >= 2 and (org_suffix(lows[-1]) or any(t in L.ORG_SUFFIX for t in lows[1:]) and
                            lows[-1] not in L.STREET_SUFFIX):
         yield "ORGANIZATION", s, e, 0.8
         return
@@ -77,6 +77,12 @@ def _reference_classify(det: EntityDetector, text: str, s: int, chunk: str) -> I
     if _is_title(toks[0]) and len(toks) >= 2:
         yield "PERSON", s + spans[1][0], e, 0.9
         return
+    for k in range(len(lows) - 1):  # "Dear Mr. Okonjo": a title among the leading words that are not names
+        if lows[k] not in L.NOT_NAME:
+            break
+        if lows[k] in L.TITLES and lows[k + 1] not in L.NOT_NAME:
+            yield "PERSON", s + spans[k + 1][0], e, 0.9
+            return
     if _is_title(before.rstrip().rsplit(" ", 1)[-1]):
         yield "PERSON", s, e, 0.9
         return
@@ -125,6 +131,9 @@ def _reference_classify(det: EntityDetector, text: str, s: int, chunk: str) -> I
     if len(toks) == 1 and nameish and (first_hit or (sent_start and nxt[:1] in (",", ":") and nxt != ": ")
                                        or (sent_start and nxt in (", ", ": "))):
         yield "PERSON", s, e, 0.6
+        return
+    if len(toks) == 1 and nameish and not text[s:e].isascii():
+        yield "PERSON", s, e, 0.55
 
 
 def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int, float]]:
@@ -135,16 +144,32 @@ def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int,
         s, e = m.span()
         if wide and not text[s].isupper():
             continue
-        chunk = text[s:e]
-        if " " not in chunk and chunk.lower() in L.NOT_NAME:
+        whole = text[s:e]
+        if " " not in whole and whole.lower() in L.NOT_NAME:
             continue
-        if chunk[-1] in ".,'-&":
-            chunk = EntityDetector._trim(chunk)
-            if not chunk:
-                continue
-        out.extend(_reference_classify(det, text, s, chunk))
+        # an upper-case word after a comma starts a new run
+        cuts = [c.start() for c in re.finditer(r", [A-Z0-9]{2,}(?![a-z])", whole)]
+        for a, b in zip([0] + [c + 2 for c in cuts], cuts + [len(whole)]):
+            chunk, s1 = whole[a:b], s + a
+            if chunk[-1] in ".,'-&":
+                chunk = EntityDetector._trim(chunk)
+                if not chunk:
+                    continue
+            found = list(_reference_classify(det, text, s1, chunk))
+            if not found and (", " in chunk or ". " in chunk):
+                for a2, part in run_parts(chunk):
+                    part = EntityDetector._trim(part) if part[-1] in ".,'-&" else part
+                    if part and not (" " not in part and part.lower() in L.NOT_NAME):
+                        found.extend(_reference_classify(det, text, s1 + a2, part))
+            out.extend(found)
+    out.sort(key=lambda c: c[1])  # spans in text order (the detector classifies cut-off runs last)
     if _intro_cue(text, None):
         out.extend(det._lowercase_names(text))
+    pos = 0
+    for piece in text.split("\x1f"):
+        if piece.islower():  # the plain rule: every lower-case piece (the detector skips those without a first name)
+            out.extend(det.lowercase_pairs(piece, pos))
+        pos += len(piece) + 1
     return out
 
 

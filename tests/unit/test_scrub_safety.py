@@ -98,7 +98,7 @@ def test_structured_only_config_is_what_the_stream_gets(monkeypatch: pytest.Monk
     s = build_scrubber(settings, load_configs(settings).scrub)
     assert {f.kind for f in s.scrub("Maria Lopez, maria@corp.io").findings} == {"EMAIL"}
     assert ScrubConfig(tier="structured").enabled() == ["EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "IBAN",
-                                                        "US_SSN", "SECRET"]
+                                                        "US_SSN", "SECRET", "NATIONAL_ID", "PASSPORT"]
 
 
 def test_offsets_stay_right_when_lowercasing_changes_length(scrubber: TieredScrubber) -> None:
