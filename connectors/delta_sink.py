@@ -8,14 +8,15 @@ Use it as quix-streams' ``BatchingSink``: ``add(row, source)`` for every consume
 makes no row, so its offset still advances), then ``flush()`` once per consumed batch. The sink keeps one batch per
 source (topic, partition) with its last offset, so callers never track offsets; unlike quix, every source's batch
 goes in the same Delta commit (one commit per consumed batch keeps the table's log short). ``write(rows, offsets)``
-is the primitive underneath.
+is the primitive underneath, used directly only for rows that summarise a whole batch rather than one record (drift
+events, calibration snapshots), with the batch's last offset per partition.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -128,16 +129,6 @@ class DeltaSink:
         written = self.write(rows, {k: b.offset for k, b in self._batches.items()})
         self._batches.clear()
         return written
-
-    def filter_new(self, records: Iterable[tuple[str, int, int, Any]]) -> list[Any]:
-        """Keep payloads whose (topic, partition, offset) is above what the table already holds."""
-        out = []
-        for topic, partition, offset, payload in records:
-            if offset > self.committed_offset(topic, partition):
-                out.append(payload)
-            else:
-                self.stats.skipped += 1
-        return out
 
     def write(self, rows: list[dict[str, Any]], offsets: dict[tuple[str, int], int]) -> int:
         """Append ``rows`` and advance the per-partition transaction versions to ``offsets`` atomically.

@@ -69,9 +69,11 @@ class Output:
     """What one trace became (scrubbed trace, judged event, curated rows), folded once for the leak checks."""
 
     def __init__(self, *values: Any) -> None:
-        raw = "\n".join(s for v in values for s in strings(v))
-        self.folded = fold(raw)
-        self.compact = _NON_ALNUM.sub("", self.folded)
+        parts = [fold(s) for v in values for s in strings(v)]
+        self.folded = "\n".join(parts)
+        # Separators removed within each string, never across two: the digits of neighbouring numbers (bin indices
+        # 0, 1, 2, … in a snapshot) must not join into a planted id.
+        self.compact = "\x00".join(_NON_ALNUM.sub("", p) for p in parts)
 
     def survives(self, kind: str, value: str) -> bool:
         v = fold(value)

@@ -27,11 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("alignloop.curate")
 
 
-def make_sink(settings: "Settings", table: str, name: str) -> DeltaSink:
-    """``connectors.delta_sink.table_sink`` (the one way a table's sink is built), under its old name."""
-    return table_sink(settings, table, name)
-
-
 class CurationHook:
     """SFT candidates and fast-judged candidate preferences of each batch, each sink deciding per source offset
     what is new (a replay curates nothing twice) and committing its rows with the offsets."""
@@ -92,7 +87,7 @@ async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: 
     from schemas.topics import FEEDBACK_DLQ
     from streams.feedback import FeedbackDeadLetters, parse
 
-    sink = make_sink(settings, PREFERENCES_TABLE, "feedback-prefs")
+    sink = table_sink(settings, PREFERENCES_TABLE, "feedback-prefs")
     consumer = AIOKafkaConsumer(settings.topic(PREFERENCES), **aiokafka_client_kwargs(settings),
                                 group_id=f"{settings.app_id}-preferences", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
@@ -111,25 +106,25 @@ async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: 
             dead = FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry or CollectorRegistry())
             while not stop.is_set():
                 got = await consumer.getmany(timeout_ms=500, max_records=batch)
-                rows, offsets, futures = [], {}, []
+                futures = []
                 for tp, msgs in got.items():
                     for m in msgs:
-                        offsets[(tp.topic, tp.partition)] = m.offset
-                        if m.offset <= sink.committed_offset(tp.topic, tp.partition):
+                        src = SourceRef(topic=tp.topic, partition=tp.partition, offset=m.offset)
+                        if not sink.is_new(src):
                             continue
                         p = parse(Preference, m.value, PREFERENCE_SCHEMA_VERSION)
                         if isinstance(p, tuple):
                             futures.append(await dead(m.value, m.key, tp.topic, tp.partition, m.offset, *p))
-                            continue
-                        if p.pref_id in seen:
-                            continue
-                        seen.add(p.pref_id)
-                        rows.append(preference_row(p, SourceRef(topic=tp.topic, partition=tp.partition,
-                                                                offset=m.offset)))
+                            sink.add(None, src)
+                        elif p.pref_id in seen:
+                            sink.add(None, src)
+                        else:
+                            seen.add(p.pref_id)
+                            sink.add(preference_row(p, src), src)
                 if futures:
                     await asyncio.gather(*futures)  # the broker has every dead letter before anything commits
-                if offsets:
-                    landed += await asyncio.to_thread(sink.write, rows, offsets)
+                if got:
+                    landed += await asyncio.to_thread(sink.flush)
                     await consumer.commit()
     finally:
         await consumer.stop()

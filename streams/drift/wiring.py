@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE, TABLES
+from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE
 from schemas.topics import DRIFT, FEEDBACK_DLQ, LABELS, TRAIN_REQUESTS
 from streams.drift.config import DriftConfig
 from streams.drift.hook import DriftHook
@@ -23,16 +23,14 @@ if TYPE_CHECKING:
 
 def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any, cfg: DriftConfig) -> DriftHook | None:
     """The hook for ``TraceHandler.hooks`` (None when drift monitoring is disabled in the drift config)."""
-    from connectors.delta_sink import DeltaSink
+    from connectors.delta_sink import DeltaSink, table_sink
 
     if not cfg.enabled:
         return None
     worker = f"{settings.app_id}@{socket.gethostname()}"
 
     def sink(table: str) -> DeltaSink:
-        schema, partition_by = TABLES[table]
-        return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{table}",
-                         storage_options=settings.lake_storage_options or None)
+        return table_sink(settings, table, table)  # writer name = table: the transaction ids it always had
 
     path = cfg.state_path or str(settings.home / "worker" / f"drift-state-{settings.app_id}-{socket.gethostname()}.json")
     return DriftHook(cfg, send=send, metrics=DriftMetrics(registry), drift_topic=settings.topic(DRIFT),

@@ -155,20 +155,18 @@ class JudgeWorker:
 
         if self._sft is None:
             from schemas.tables import SFT_EXAMPLES_TABLE
-            from streams.curation.sink import make_sink
+            from connectors.delta_sink import table_sink
 
-            self._sft = make_sink(self.settings, SFT_EXAMPLES_TABLE, "llm-sft")
-        rows, offsets = [], {}
-        for m, r in zip(msgs, results):
-            key = (m.topic, m.partition)
-            offsets[key] = max(m.offset, offsets.get(key, -1))
-            if m.offset <= self._sft.committed_offset(*key) or r.event is None:
+            self._sft = table_sink(self.settings, SFT_EXAMPLES_TABLE, "llm-sft")
+        for m, r in zip(msgs, results):  # m: the consumed escalation record (topic, partition, offset)
+            if not self._sft.is_new(m):
                 continue
-            for lab in r.labels:
-                row = sft_row_from_label(r.event.judged, lab)
+            rows = [] if r.event is None else [sft_row_from_label(r.event.judged, lab) for lab in r.labels]
+            self._sft.add(None, m)  # the offset advances even when no row comes of it
+            for row in rows:
                 if row is not None:
-                    rows.append(row)
-        return self._sft.write(rows, offsets) if offsets else 0
+                    self._sft.add(row, m)
+        return self._sft.flush()
 
     async def run(self, *, max_idle_s: float | None = None) -> None:
         from aiokafka import AIOKafkaConsumer

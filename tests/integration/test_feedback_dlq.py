@@ -91,9 +91,10 @@ def test_bad_labels_are_dead_lettered_once_and_good_ones_are_learned(kafka_setti
                 return await prod.send(topic, value=value, key=key, headers=headers, partition=partition)
 
             if follower == "drift":
+                from streams.drift.config import load_drift_config
                 from streams.drift.wiring import build_hook
 
-                hook = build_hook(s, reg, send)
+                hook = build_hook(s, reg, send, load_drift_config(s.drift_config))
             else:
                 from streams.escalation.wiring import EscalationHook, EscalationMetrics
                 from streams.feedback import FeedbackDeadLetters

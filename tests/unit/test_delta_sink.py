@@ -5,6 +5,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from connectors.delta_sink import DeltaSink, compact, read_table
+from schemas.verdict import SourceRef
 
 SCHEMA = pa.schema([("id", pa.string()), ("date", pa.string())])
 
@@ -21,8 +22,8 @@ def test_replayed_batches_are_skipped_across_sink_instances(tmp_path):
     assert s1.write(rows("c"), {("topic", 1): 0}) == 1
     s2 = DeltaSink(uri, SCHEMA, ["date"], "sink")  # a restarted worker
     assert (s2.committed_offset("topic", 0), s2.committed_offset("topic", 1)) == (1, 0)
-    batch = [("topic", 0, 0, "a"), ("topic", 0, 1, "b"), ("topic", 0, 2, "d"), ("topic", 1, 0, "c")]
-    assert s2.filter_new(batch) == ["d"]
+    batch = [SourceRef(topic="topic", partition=p, offset=o) for p, o in ((0, 0), (0, 1), (0, 2), (1, 0))]
+    assert [s2.is_new(src) for src in batch] == [False, False, True, False]
     assert s2.write(rows("d"), {("topic", 0): 2}) == 1
     assert s2.write(rows("d"), {("topic", 0): 2}) == 0  # the same batch again: nothing
     assert sorted(read_table(uri).column("id").to_pylist()) == ["a", "b", "c", "d"]
