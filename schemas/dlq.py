@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DLQ_SCHEMA_VERSION = 1
 DLQ_HEADER = "alignloop.dlq"
+MAX_ERROR_CHARS = 2000  # a dead letter's error text is cut to this
 
 DeadLetterReason = Literal[
     "too_large", "invalid_utf8", "invalid_json", "not_an_object", "unsupported_schema_version",
@@ -52,3 +53,28 @@ class DeadLetter(BaseModel):
 
     def original_bytes(self) -> bytes:
         return self.value
+
+
+def validation_reason(exc: ValidationError, raw: bytes | None = None) -> str:
+    """The dead-letter reason for a record that failed its model's validation (``raw``: its bytes, to tell
+    invalid UTF-8 apart from invalid JSON)."""
+    errors = exc.errors()
+    if any(e["type"] == "json_invalid" for e in errors):
+        if raw is not None:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return "invalid_utf8"
+        return "invalid_json"
+    if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+        return "not_an_object"
+    if any(e["loc"] == ("schema_version",) and e["type"] == "less_than_equal" for e in errors):
+        return "unsupported_schema_version"
+    return "validation_error"
+
+
+def validation_detail(exc: ValidationError) -> str:
+    """The first five validation errors as one line (``field.path: message; ...``)."""
+    parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]]
+    more = exc.error_count() - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -14,31 +14,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.dlq import DeadLetter
+from schemas.dlq import MAX_ERROR_CHARS, DeadLetter, validation_detail, validation_reason
 
 log = logging.getLogger("alignloop.feedback")
 M = TypeVar("M", bound=BaseModel)
-MAX_ERROR_CHARS = 2000
-
-
-def _reason(exc: ValidationError, raw: bytes) -> str:
-    errors = exc.errors()
-    if any(e["type"] == "json_invalid" for e in errors):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "invalid_utf8"
-        return "invalid_json"
-    if any(e["type"] == "model_type" and not e["loc"] for e in errors):
-        return "not_an_object"
-    if any(e["loc"] == ("schema_version",) and e["type"] == "less_than_equal" for e in errors):
-        return "unsupported_schema_version"
-    return "validation_error"
-
-
-def _short(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]]
-    return "; ".join(parts)
 
 
 def parse(model: type[M], raw: bytes | None, max_version: int) -> M | tuple[str, str]:
@@ -47,7 +26,7 @@ def parse(model: type[M], raw: bytes | None, max_version: int) -> M | tuple[str,
     try:
         rec = model.model_validate_json(raw or b"")
     except ValidationError as exc:
-        return _reason(exc, raw or b""), _short(exc)
+        return validation_reason(exc, raw or b""), validation_detail(exc)
     except ValueError as exc:  # pydantic-core raises a plain ValueError on some broken input
         return "invalid_json", f"{type(exc).__name__}: {exc}"
     version = getattr(rec, "schema_version", 1)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import ValidationError
 
-from schemas.dlq import DeadLetter
+from schemas.dlq import MAX_ERROR_CHARS, DeadLetter, validation_detail, validation_reason
 from schemas.record import Record
 from schemas.trace import TRACE_SCHEMA_VERSION, Trace
 from schemas.verdict import JudgedTrace, SourceRef
@@ -29,28 +29,6 @@ if TYPE_CHECKING:
     from streams.judges.base import Judge
     from streams.scrub.base import Scrubber
 
-MAX_ERROR_CHARS = 2000
-
-
-def _short_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}")
-    more = exc.error_count() - 5
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-def classify_validation_error(exc: ValidationError) -> str:
-    """Map a pydantic error to a dead-letter reason."""
-    errors = exc.errors()
-    if any(e["type"] == "json_invalid" for e in errors):
-        return "invalid_json"
-    if any(e["type"] == "model_type" and not e["loc"] for e in errors):
-        return "not_an_object"
-    if any(e["loc"] == ("schema_version",) and e["type"] == "less_than_equal" for e in errors):
-        return "unsupported_schema_version"
-    return "validation_error"
 
 
 @dataclass(frozen=True)
@@ -114,7 +92,7 @@ class Pipeline:
         try:
             trace = Trace.model_validate_json(raw)
         except ValidationError as exc:
-            reason, detail = classify_validation_error(exc), _short_validation_error(exc)
+            reason, detail = validation_reason(exc), validation_detail(exc)
         except Exception as exc:  # pydantic-core raises ValueError on some broken input
             return "invalid_json", f"{type(exc).__name__}: {exc}"
         else:
