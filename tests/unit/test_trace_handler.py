@@ -191,3 +191,58 @@ def test_an_event_over_max_event_bytes_is_the_records_dead_letter(tmp_path: Path
     assert [reg.get_sample_value("alignloop_pipeline_records_out_total", {"stage": st}) for st in STAGES] == \
         [4, 4, 4, 3]
     assert [reg.get_sample_value("alignloop_pipeline_records_in_total", {"stage": st}) for st in STAGES] == [4] * 4
+
+
+class LateAckProducer(FakeProducer):
+    """Acks arrive after ``drain`` starts waiting (as from a broker); the delivery numbered ``fail_at`` is refused."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.futures: list[asyncio.Future] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None,
+                   headers: Any = None) -> asyncio.Future:
+        self.sent.append((topic, partition, [(key, value)], headers))
+        loop = asyncio.get_running_loop()
+        f = loop.create_future()
+        if len(self.sent) - 1 == self.fail_at:
+            loop.call_later(0.05, f.set_exception, RuntimeError("NotEnoughReplicas"))
+        else:
+            loop.call_later(0.01 + 0.001 * len(self.sent), f.set_result, None)
+        self.futures.append(f)
+        return f
+
+
+def _records(n: int) -> list[Record]:
+    sim = Simulator(seed=5)
+    return [Record("t.agent.traces", i % 2, 10 + i, None, json.dumps(sim.trace(i)[0]).encode()) for i in range(n)]
+
+
+def test_rows_land_only_after_every_late_ack(tmp_path: Path) -> None:
+    producer = LateAckProducer()
+    h, s = _handler(tmp_path, producer)
+    flush, acked = h.sink.flush, []
+
+    def checked_flush() -> int:  # the table commit sees every delivery acked
+        acked.append(all(f.done() for f in producer.futures))
+        return flush()
+
+    h.sink.flush = checked_flush  # type: ignore[method-assign]
+    assert asyncio.run(h.handle(_records(6))) == 6
+    assert acked == [True] and len(producer.futures) == 6
+    assert read_table(s.table_uri(TRACES_TABLE), columns=["trace_id"]).num_rows == 6
+
+
+def test_a_refused_delivery_fails_the_batch_before_the_table_commit(tmp_path: Path) -> None:
+    batch = _records(6)
+    h, s = _handler(tmp_path, LateAckProducer(fail_at=3))
+    try:
+        asyncio.run(h.handle(batch))
+        raise AssertionError("a refused delivery must fail the batch")
+    except RuntimeError as exc:
+        assert "NotEnoughReplicas" in str(exc)
+    assert read_table(s.table_uri(TRACES_TABLE), columns=["trace_id"]).num_rows == 0  # nothing landed
+    h2, _ = _handler(tmp_path, LateAckProducer())  # the restarted worker replays the batch: each row once
+    assert asyncio.run(h2.handle(batch)) == 6
+    assert read_table(s.table_uri(TRACES_TABLE), columns=["trace_id"]).num_rows == 6
