@@ -7,10 +7,12 @@ retention and ACLs as ``agent.traces``).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.record import Record
 
 DLQ_SCHEMA_VERSION = 1
 DLQ_HEADER = "alignloop.dlq"
@@ -36,6 +38,14 @@ class DeadLetter(BaseModel):
     failed_at: datetime
     key: bytes | None = Field(None, exclude=True, description="Original key (the DLQ record's key).")
     value: bytes = Field(b"", exclude=True, description="Original bytes (the DLQ record's value).")
+
+    @classmethod
+    def of(cls, record: Record, *, stage: str, reason: str, error: str) -> "DeadLetter":
+        """The dead letter of a consumed ``record``: its original key and bytes, where it was read, why it failed
+        (``error`` cut to ``MAX_ERROR_CHARS``), now."""
+        return cls(stage=stage, reason=reason, error=error[:MAX_ERROR_CHARS], topic=record.topic,  # type: ignore[arg-type]
+                   partition=record.partition, offset=record.offset, size_bytes=len(record.value),
+                   key=record.key, value=record.value, failed_at=datetime.now(timezone.utc))
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [(DLQ_HEADER, self.model_dump_json().encode())]

@@ -9,12 +9,12 @@ so a fixed consumer can replay it. Reasons are the trace DLQ's: ``invalid_utf8``
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.dlq import MAX_ERROR_CHARS, DeadLetter, validation_detail, validation_reason
+from schemas.dlq import DeadLetter, validation_detail, validation_reason
+from schemas.record import Record
 
 log = logging.getLogger("alignloop.feedback")
 M = TypeVar("M", bound=BaseModel)
@@ -38,9 +38,8 @@ def parse(model: type[M], raw: bytes | None, max_version: int) -> M | tuple[str,
 
 def dead_letter(raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, reason: str,
                 error: str) -> DeadLetter:
-    return DeadLetter(stage="validate", reason=reason, error=error[:MAX_ERROR_CHARS], topic=topic,  # type: ignore
-                      partition=partition, offset=offset, size_bytes=len(raw or b""), key=key, value=raw or b"",
-                      failed_at=datetime.now(timezone.utc))
+    return DeadLetter.of(Record(topic, partition, offset, key, raw or b""), stage="validate", reason=reason,
+                         error=error)
 
 
 async def send_dead_letter(send: Any, dlq_topic: str, dl: DeadLetter) -> Any:

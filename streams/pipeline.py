@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from pydantic import ValidationError
 
-from schemas.dlq import MAX_ERROR_CHARS, DeadLetter, validation_detail, validation_reason
+from schemas.dlq import DeadLetter, validation_detail, validation_reason
 from schemas.record import Record
 from schemas.trace import TRACE_SCHEMA_VERSION, Trace
 from schemas.verdict import JudgedTrace, SourceRef
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from streams.configs import AreaConfigs
     from streams.judges.base import Judge
     from streams.scrub.base import Scrubber
-
 
 
 @dataclass(frozen=True)
@@ -60,12 +59,10 @@ def over_limits(t: Trace, limits: RecordLimits) -> str | None:
 
 
 class Pipeline:
-    def __init__(self, scrubber: "Scrubber", judges: list["Judge"], *, max_record_bytes: int = 1_000_000,
-                 limits: RecordLimits | None = None):
+    def __init__(self, scrubber: "Scrubber", judges: list["Judge"], *, limits: RecordLimits | None = None):
         self.scrubber = scrubber
         self.judges = judges
-        self.limits = limits or RecordLimits(max_record_bytes=max_record_bytes)
-        self.max_record_bytes = self.limits.max_record_bytes
+        self.limits = limits or RecordLimits()
 
     def _judge(self, clean: Trace, pii: list) -> list:
         """Every judge's verdict (``run_judges``: a judge that raises yields an error verdict)."""
@@ -81,14 +78,13 @@ class Pipeline:
 
     @staticmethod
     def dead_letter(record: Record, *, stage: str, reason: str, error: str) -> DeadLetter:
-        return DeadLetter(stage=stage, reason=reason, error=error[:MAX_ERROR_CHARS], topic=record.topic,
-                          partition=record.partition, offset=record.offset, size_bytes=len(record.value),
-                          key=record.key, value=record.value, failed_at=datetime.now(timezone.utc))
+        return DeadLetter.of(record, stage=stage, reason=reason, error=error)
 
     def validate(self, raw: bytes) -> Trace | tuple[str, str]:
         """The Trace, or (reason, error) for the DLQ."""
-        if len(raw) > self.max_record_bytes:
-            return "too_large", f"record is {len(raw)} bytes; the limit is {self.max_record_bytes} (max_record_bytes)"
+        limit = self.limits.max_record_bytes
+        if len(raw) > limit:
+            return "too_large", f"record is {len(raw)} bytes; the limit is {limit} (max_record_bytes)"
         try:
             trace = Trace.model_validate_json(raw)
         except ValidationError as exc:

@@ -6,7 +6,7 @@ becomes a ``status="error"`` verdict instead of a crashed worker.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 from schemas.verdict import Verdict
 from streams.judges.base import Judge, JudgeContext, run_judges
@@ -18,9 +18,6 @@ from streams.judges.quality import QualityJudge
 from streams.judges.refusal import RefusalJudge
 from streams.judges.tool_outcome import ToolOutcomeJudge
 from streams.judges.toxicity import ToxicityJudge
-
-if TYPE_CHECKING:
-    from schemas.settings import Settings
 
 __all__ = [
     "Judge", "JudgeContext", "run_judges", "Verdict",

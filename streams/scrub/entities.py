@@ -14,8 +14,7 @@ from typing import Final
 
 from streams.scrub import lexicon as L
 from streams.scrub.places import find_postcodes, find_vn_addresses
-from streams.scrub.run_facts import (_NOT_NAME_ENDINGS, _TOKEN_IN_RUN, _Run, _is_title, _run_facts, org_suffix,
-                                     run_parts, word_key)
+from streams.scrub.run_facts import _Run, _run_facts, run_parts
 from streams.scrub.regex import lower_same_length
 
 Span = tuple[str, int, int, float]

@@ -124,7 +124,7 @@ def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterab
         for t in taken:
             blanked[t[1]:t[2]] = b" " * (t[2] - t[1])
         mask = bytes(blanked)
-    done = scanned = -1
+    scanned = -1
     for w in _SEQ_MASK.finditer(mask):
         if text[w.end():w.end() + 1] == "@":
             continue  # digits of an email's local part
@@ -158,6 +158,5 @@ def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterab
             elif kind is not None and pre > s and (_ID_CUE.search(low, s, pre) or _PASSPORT_CUE.search(low, s, pre)):
                 s = pre  # the cue word stays
             if kind is not None:
-                done = e
                 yield kind, s, e, 0.85
         scanned = pos

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alignloop.bench._pii_corpus import NAMES_PLACES, Output, load_corpus, tally
 from streams.curation.rules import render_prompt
-from streams.scrub import Pseudonymizer, build_scrubber, scrub_trace
+from streams.scrub import build_scrubber, scrub_trace
 from streams.scrub.config import load_scrub_config
 from streams.scrub.strict import strict_text
 

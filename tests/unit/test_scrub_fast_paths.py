@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 import re
 
-from schemas.trace import ContextItem, ToolCall, Trace
+from schemas.trace import Trace
 from streams.scrub import Pseudonymizer, TieredScrubber
 from streams.scrub.entities import _HOUSE_NUMBER
 from streams.scrub.regex import make_mask, resolve, resolve_by_priority
