@@ -20,20 +20,16 @@ log = logging.getLogger("alignloop.feedback")
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse(model: type[M], raw: bytes | None, max_version: int) -> M | tuple[str, str]:
-    """The record, or (reason, error) for the dead-letter topic. A ``schema_version`` above ``max_version`` is
-    refused even where the model itself has no upper bound: its meaning is unknown to this worker."""
+def parse(model: type[M], raw: bytes | None) -> M | tuple[str, str]:
+    """The record, or (reason, error) for the dead-letter topic. Every feedback model bounds its
+    ``schema_version`` by the newest this code reads (``schemas.versions``), so a newer record fails validation
+    and comes back as ``unsupported_schema_version``."""
     try:
-        rec = model.model_validate_json(raw or b"")
+        return model.model_validate_json(raw or b"")
     except ValidationError as exc:
         return validation_reason(exc, raw or b""), validation_detail(exc)
     except ValueError as exc:  # pydantic-core raises a plain ValueError on some broken input
         return "invalid_json", f"{type(exc).__name__}: {exc}"
-    version = getattr(rec, "schema_version", 1)
-    if version > max_version:
-        return "unsupported_schema_version", (f"schema_version {version} is newer than this worker reads "
-                                              f"({max_version}); upgrade it, then replay feedback.dlq")
-    return rec
 
 
 def dead_letter(raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, reason: str,

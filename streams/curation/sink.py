@@ -83,7 +83,6 @@ async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: 
     from prometheus_client import CollectorRegistry
 
     from connectors.kafka import aiokafka_client_kwargs, producer
-    from schemas.preference import PREFERENCE_SCHEMA_VERSION
     from schemas.topics import FEEDBACK_DLQ
     from streams.feedback import FeedbackDeadLetters, parse
 
@@ -112,7 +111,7 @@ async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: 
                         src = SourceRef(topic=tp.topic, partition=tp.partition, offset=m.offset)
                         if not sink.is_new(src):
                             continue
-                        p = parse(Preference, m.value, PREFERENCE_SCHEMA_VERSION)
+                        p = parse(Preference, m.value)
                         if isinstance(p, tuple):
                             futures.append(await dead(m.value, m.key, tp.topic, tp.partition, m.offset, *p))
                             sink.add(None, src)

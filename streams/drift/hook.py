@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import ValidationError
 
-from schemas.preference import LABEL_SCHEMA_VERSION, Label
+from schemas.preference import Label
 from schemas.verdict import JudgedTrace
 from streams.drift.bank import MonitorBank
 from streams.drift.config import DriftConfig
@@ -163,7 +163,7 @@ class DriftHook:
             if offset <= self.label_offsets.get(partition, -1):
                 continue
             self.label_offsets[partition] = offset
-            label = parse(Label, value, LABEL_SCHEMA_VERSION)
+            label = parse(Label, value)
             if not isinstance(label, tuple) and len(label.policy_id) > MAX_POLICY_ID:
                 label = ("validation_error", f"policy_id longer than any trace's ({MAX_POLICY_ID} characters)")
             if isinstance(label, tuple):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.preference import LABEL_SCHEMA_VERSION, Label
+from schemas.preference import Label
 from schemas.topics import ESCALATIONS, FEEDBACK_DLQ, LABELS
 from streams.escalation.escalator import Escalation, Escalator, EscalatorState
 from streams.feedback import FeedbackDeadLetters, parse
@@ -176,7 +176,7 @@ class EscalationHook:
             return []
         futures = []
         for partition, offset, value, *rest in records:
-            label = parse(Label, value, LABEL_SCHEMA_VERSION)
+            label = parse(Label, value)
             if isinstance(label, tuple):
                 self.metrics.bad_labels.labels(label[0]).inc()
                 if self.dead_letters is not None:
