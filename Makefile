@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= test,pii,judge,drift,train
+EXTRAS ?= test,pii,judge,drift,train,web,integrations,persona
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 JARS := .alignloop/kafka/libs/.resolved
 
