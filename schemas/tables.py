@@ -10,6 +10,7 @@ TRACES_SCHEMA = pa.schema([
     pa.field("conversation_id", pa.string(), nullable=False),
     pa.field("agent_id", pa.string(), nullable=False),
     pa.field("policy_id", pa.string(), nullable=False),
+    pa.field("adapter_hash", pa.string()),          # the adapter that served the turn (None: base model)
     pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
     pa.field("date", pa.string(), nullable=False),  # partition column, YYYY-MM-DD of ts
     pa.field("user_message", pa.string()),

@@ -56,6 +56,9 @@ class Trace(BaseModel):
     conversation_id: str = Field(..., min_length=1, max_length=128)
     agent_id: str = Field("default", min_length=1, max_length=128)
     policy_id: str = Field("base", min_length=1, max_length=256, description="Model/adapter that served this turn.")
+    adapter_hash: str | None = Field(None, max_length=128, pattern=r"^[0-9A-Za-z:._-]+$",
+                                     description="Content hash of the LoRA adapter that served this turn (None: the "
+                                                 "base model); with policy_id it attributes the turn to a rollout arm.")
     timestamp: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     user_message: str
     context: list[ContextItem] = Field(default_factory=list)

@@ -59,7 +59,8 @@ def to_row(j: JudgedTrace, summary: VerdictSummary | None = None) -> dict[str, A
     calls = t.tool_calls
     return {
         "trace_id": t.trace_id, "conversation_id": t.conversation_id, "agent_id": t.agent_id,
-        "policy_id": t.policy_id, "ts": t.timestamp, "date": t.timestamp.date().isoformat(),
+        "policy_id": t.policy_id, "adapter_hash": t.adapter_hash, "ts": t.timestamp,
+        "date": t.timestamp.date().isoformat(),
         "user_message": t.user_message, "final_response": t.final_response,
         "context_json": _dump(t.context), "tool_calls_json": _dump(calls),
         "tool_names": [c.name for c in calls],
