@@ -165,3 +165,20 @@ CALIBRATION_SCHEMA = pa.schema([                           # streams.drift.track
 
 TABLES[DRIFT_EVENTS_TABLE] = (DRIFT_EVENTS_SCHEMA, ["date"])
 TABLES[CALIBRATION_TABLE] = (CALIBRATION_SCHEMA, ["date"])
+
+# The audit trail's Delta mirror (issues 14, 16, 17): one row per audit.log entry, written after the entry is on
+# the topic (the topic is the record; `alignloop audit verify` checks the chain in both and that they agree).
+AUDIT_TABLE = "audit"
+AUDIT_SCHEMA = pa.schema([
+    pa.field("seq", pa.int64(), nullable=False),
+    pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("actor", pa.string(), nullable=False),
+    pa.field("action", pa.string(), nullable=False),
+    pa.field("subject", pa.string(), nullable=False),
+    pa.field("details_json", pa.string(), nullable=False),
+    pa.field("prev_hash", pa.string(), nullable=False),
+    pa.field("hash", pa.string(), nullable=False),
+    pa.field("src_offset", pa.int64(), nullable=False),
+    pa.field("date", pa.string(), nullable=False),
+])
+TABLES[AUDIT_TABLE] = (AUDIT_SCHEMA, [])
