@@ -58,6 +58,11 @@ class TriggerConfig(BaseModel):
     labels: int = Field(5000, ge=1, description="New labels for one policy since its last request that ask for "
                                                 "retraining.")
     cooldown_s: float = Field(6 * 3600.0, ge=0, description="Least time between two requests for one policy.")
+    # What a request asks the trainer runner to do: without a kind the runner refuses it (it cannot pick a trainer).
+    kind: Literal["sft", "dpo", "reward"] = Field("sft", description="Trainer the request runs.")
+    config: str | None = Field(None, description="Training recipe; default configs/train/<kind>.yaml.")
+    evalset: str | None = Field("configs/eval/golden_v0.jsonl", description="Gate the new adapter on this eval set.")
+    gate: str | None = Field("configs/eval/gate.yaml", description="Gate thresholds for the eval.")
 
 
 class CalibrationConfig(BaseModel):

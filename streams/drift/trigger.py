@@ -25,7 +25,9 @@ class RetrainTrigger:
 
     def _request(self, policy_id: str, reason: str, now: float, events: list[DriftEvent]) -> TrainRequest:
         self._last_request[policy_id] = now
-        req = TrainRequest(request_id=str(uuid.uuid4()), policy_id=policy_id, reason=reason,
+        cfg = self.cfg
+        req = TrainRequest(request_id=str(uuid.uuid4()), policy_id=policy_id, reason=reason, kind=cfg.kind,
+                           config=cfg.config, evalset=cfg.evalset, gate=cfg.gate,
                            drift_signals=sorted({e.signal for e in events}),
                            drift_event_ids=[e.event_id for e in events],
                            labels_since_last=self._labels.get(policy_id, 0),

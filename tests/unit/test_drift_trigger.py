@@ -28,3 +28,19 @@ def test_label_volume_requests_retraining():
     req = tr.on_labels("base", 50, now=1)
     assert req is not None and req.reason == "labels" and req.labels_since_last == 110
     assert tr.on_labels("base", 60, now=2) is None  # the count restarted
+
+
+def test_a_drift_request_is_one_the_trainer_runner_runs_train_then_gate():
+    """The trigger names a trainer, a recipe and an eval gate: before this, its requests had no kind and the runner
+    refused every one of them ("bad train request field kind")."""
+    from trainers.runner import job_commands, parse_request
+
+    tr = RetrainTrigger(TriggerConfig(drift_events=1, kind="dpo"))
+    req = tr.on_drift(event("refusal"), now=0)
+    parsed = parse_request(req.model_dump_json().encode())
+    train, gate = job_commands(parsed, publish=True)
+    assert train[3:6] == ["train", "dpo", "--config"] and train[6] == "configs/train/dpo.yaml"
+    assert gate[3:4] == ["eval"] and "configs/eval/golden_v0.jsonl" in gate and "configs/eval/gate.yaml" in gate
+    from pathlib import Path
+    assert all(Path(p).exists() for p in ("configs/train/dpo.yaml", "configs/eval/golden_v0.jsonl",
+                                          "configs/eval/gate.yaml"))
