@@ -1,0 +1,78 @@
+"""RolloutClient on a real broker: follows the compacted topic, serves new versions, survives an outside producer's
+bad records, and serves its disk cache when the broker cannot be reached at start."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from connectors.kafka import producer
+from connectors.rollout_client import RolloutClient
+from schemas.topics import ROLLOUT
+
+pytestmark = pytest.mark.integration
+
+
+def _rec(agent: str, version: int, weight: int, **over) -> dict:
+    d = {"agent_id": agent, "rollout_id": "r1", "version": version, "stage": "canary",
+         "baseline": {"policy_id": "base"},
+         "candidate": {"policy_id": "p1", "adapter_id": "a@1", "adapter_hash": "sha256:1"},
+         "weights": {"candidate": weight, "baseline": 100 - weight}, "updated_at": "2026-12-01T00:00:00Z"}
+    d.update(over)
+    return d
+
+
+def _publish(settings, values: list[tuple[str, bytes | None]]) -> None:
+    async def go() -> None:
+        async with producer(settings) as prod:
+            for key, value in values:
+                await prod.send_and_wait(settings.topic(ROLLOUT), key=key.encode(), value=value)
+    asyncio.run(go())
+
+
+def _until(pred, timeout: float = 15.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def test_client_follows_survives_bad_records_and_serves_its_cache(kafka_settings, tmp_path) -> None:
+    s = kafka_settings
+    _publish(s, [("bot", json.dumps(_rec("bot", 1, 5)).encode()),
+                 ("bot", json.dumps(_rec("bot", 2, 25)).encode())])
+    cache = tmp_path / "flags.json"
+    client = RolloutClient(s, cache_path=cache).start(wait_s=20)
+    try:
+        assert client.ready and client.caught_up and client.flag("bot").version == 2
+        # an outside producer writes garbage between two good versions
+        _publish(s, [("bot", b"{broken"),
+                     ("bot", json.dumps(_rec("bot", 3, 30, weights={"candidate": 30, "baseline": 30})).encode()),
+                     ("bot", json.dumps(_rec("bot", 1, 99)).encode()),
+                     ("bot", json.dumps(_rec("bot", 9, 50, schema_version=2)).encode()),
+                     ("bot", None),
+                     ("bot", json.dumps(_rec("bot", 4, 50)).encode())])
+        assert _until(lambda: client.flag("bot").version == 4)
+        st = client.stats
+        assert st["applied"] == 3
+        assert st["invalid"] == {"not_json": 1, "weights": 1, "future_schema_version": 1}
+        assert st["ignored"] == {"version_not_higher": 1, "tombstone": 1}
+        served = {c: client.variant("bot", c)[0] for c in (f"conv-{i}" for i in range(400))}
+        assert 150 < list(served.values()).count("candidate") < 250  # 50%
+    finally:
+        client.stop()
+    assert json.loads(cache.read_text())["flags"][0]["version"] == 4
+
+    # broker unreachable at start (nothing listens on port 9): the cache answers, same assignment
+    down = s.model_copy(update={"kafka_bootstrap": "127.0.0.1:9"})
+    offline = RolloutClient(down, cache_path=cache).start(wait_s=5)
+    try:
+        assert offline.ready and offline.cache_loaded and not offline.caught_up
+        assert {c: offline.variant("bot", c)[0] for c in served} == served
+        assert _until(lambda: offline.last_error is not None, 20)  # still trying, and says why
+    finally:
+        offline.stop()
