@@ -27,99 +27,22 @@ import re
 import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from pydantic import ValidationError
 
-from schemas.bucketing import assign
-from schemas.rollout import ROLLOUT_SCHEMA_VERSION, RolloutFlag, RolloutVariant, VariantName
+from connectors.rollout_state import FlagBook, StickyAssignments
+from schemas.rollout import RolloutFlag, RolloutVariant, VariantName
 from schemas.topics import ROLLOUT
 from schemas.trace import Trace
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
 
+__all__ = ["FlagBook", "RolloutClient", "StickyAssignments", "stamp_served"]
 log = logging.getLogger(__name__)
 T = TypeVar("T", dict, Trace)
-
-
-class FlagBook:
-    """The flags in force (agent id -> flag) and what happened to every record offered. Pure: no Kafka.
-
-    ``flags`` is replaced, never mutated, so readers on other threads always see a whole, consistent mapping.
-    """
-
-    def __init__(self) -> None:
-        self.flags: dict[str, RolloutFlag] = {}
-        self.applied = 0
-        self.ignored: Counter[str] = Counter()
-        self.invalid: Counter[str] = Counter()
-        self.last_reason: str | None = None
-
-    def offer(self, key: bytes | None, value: bytes | None) -> RolloutFlag | None:
-        """Apply one topic record; returns the flag now in force when it changed, else None."""
-        if value is None:
-            return self._skip(self.ignored, "tombstone", key, "a tombstone does not remove a flag")
-        flag, reason = _parse(value)
-        if flag is None:
-            return self._skip(self.invalid, reason[0], key, reason[1])
-        if key is not None and key.decode("utf-8", "replace") != flag.agent_id:
-            return self._skip(self.invalid, "key_mismatch", key, f"record key names another agent than "
-                                                                  f"{flag.agent_id!r}")
-        return self.put(flag)
-
-    def put(self, flag: RolloutFlag) -> RolloutFlag | None:
-        held = self.flags.get(flag.agent_id)
-        if held is not None and flag.version <= held.version:
-            if flag == held:
-                return self._skip(self.ignored, "replay", None, "", quiet=True)
-            return self._skip(self.ignored, "version_not_higher", flag.agent_id.encode(),
-                              f"version {flag.version} is not higher than {held.version} in force")
-        self.flags = {**self.flags, flag.agent_id: flag}
-        self.applied += 1
-        return flag
-
-    def _skip(self, counter: Counter[str], reason: str, key: bytes | None, detail: str,
-              quiet: bool = False) -> None:
-        counter[reason] += 1
-        if not quiet:
-            agent = key.decode("utf-8", "replace") if key else "?"
-            self.last_reason = f"agent {agent!r}: {reason}: {detail}; kept the last good flag"
-            log.warning("rollout flag skipped: %s", self.last_reason)
-        return None
-
-    def stats(self) -> dict[str, Any]:
-        return {"applied": self.applied, "ignored": dict(self.ignored), "invalid": dict(self.invalid),
-                "agents": len(self.flags)}
-
-
-def _parse(value: bytes) -> tuple[RolloutFlag | None, tuple[str, str]]:
-    """The flag, or None with (reason, detail). Reasons: not_json, not_an_object, future_schema_version, weights,
-    invalid."""
-    try:
-        data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, ("not_json", f"not JSON ({exc.__class__.__name__})")
-    if not isinstance(data, dict):
-        return None, ("not_an_object", f"a JSON {type(data).__name__}, not an object")
-    sv = data.get("schema_version", ROLLOUT_SCHEMA_VERSION)
-    if isinstance(sv, int) and sv > ROLLOUT_SCHEMA_VERSION:
-        return None, ("future_schema_version", f"schema_version {sv} is newer than {ROLLOUT_SCHEMA_VERSION}")
-    try:
-        return RolloutFlag.model_validate(data), ("", "")
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "record"
-        reason = "weights" if "weights" in first["msg"] or where.startswith("weights") else "invalid"
-        return None, (reason, f"({where}) {first['msg']}")
-
-
-def _served(flag: RolloutFlag, conversation_id: str) -> tuple[VariantName, RolloutVariant]:
-    if flag.candidate is not None and assign(flag, conversation_id) == "candidate":
-        return "candidate", flag.candidate
-    return "baseline", flag.baseline
 
 
 def _read_cache(path: Path) -> list[RolloutFlag]:
@@ -158,13 +81,15 @@ class RolloutClient:
     comes into force (benchmarks time propagation with it)."""
 
     def __init__(self, settings: "Settings", *, cache_path: Path | None = None,
-                 on_apply: Callable[[RolloutFlag], None] | None = None) -> None:
+                 on_apply: Callable[[RolloutFlag], None] | None = None,
+                 max_pinned_conversations: int = 100_000) -> None:
         self.settings = settings
         self.topic = settings.topic(ROLLOUT)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", self.topic)
         self.cache_path = cache_path or Path(settings.home) / "rollout" / f"flags-{safe}.json"
         self.on_apply = on_apply
         self.book = FlagBook()
+        self.pins = StickyAssignments(max_pinned_conversations)
         self.caught_up = False      # reached the end offsets seen when the follower connected
         self.cache_loaded = False
         self.last_error: str | None = None
@@ -210,7 +135,7 @@ class RolloutClient:
 
     @property
     def stats(self) -> dict[str, Any]:
-        return {**self.book.stats(), "ready": self.ready, "caught_up": self.caught_up,
+        return {**self.book.stats(), "moves": dict(self.pins.moves), "pinned": len(self.pins), "ready": self.ready, "caught_up": self.caught_up,
                 "cache_loaded": self.cache_loaded, "last_error": self.last_error}
 
     # --- reads: memory only --------------------------------------------------------------------------------
@@ -221,24 +146,26 @@ class RolloutClient:
         return self.book.flags
 
     def variant(self, agent_id: str, conversation_id: str) -> tuple[VariantName, RolloutVariant] | None:
-        """The arm serving this conversation (sticky: flagd bucketing of agent id + conversation id); None when
-        the agent has no flag."""
+        """The arm serving this conversation; None when the agent has no flag. A new conversation gets flagd's
+        assignment (bucketing of agent id + conversation id); later turns keep it (``StickyAssignments``)."""
+        served = self.served(agent_id, conversation_id)
+        return None if served is None else served[:2]
+
+    def served(self, agent_id: str, conversation_id: str
+               ) -> tuple[VariantName, RolloutVariant, RolloutFlag] | None:
+        """``variant`` plus the flag it came from, read once (the follower may replace it meanwhile)."""
         flag = self.book.flags.get(agent_id)
-        return None if flag is None else _served(flag, conversation_id)
+        return None if flag is None else (*self.pins.serve(flag, conversation_id), flag)
+
+    def end_conversation(self, agent_id: str, conversation_id: str) -> None:
+        """Forget a finished conversation's pin (optional: pins are bounded anyway)."""
+        self.pins.end(agent_id, conversation_id)
 
     def stamp(self, trace: T, agent_id: str, conversation_id: str) -> T:
         """``trace`` (a dict or a Trace; a copy) with the served arm's policy_id and adapter_hash, and
         ``metadata.rollout`` (rollout id, variant, flag version); unchanged when the agent has no flag."""
-        flag = self.book.flags.get(agent_id)  # one read: the flag may change under us on the follower thread
-        if flag is None:
-            return trace
-        name, arm = _served(flag, conversation_id)
-        meta = dict((trace.get("metadata") if isinstance(trace, dict) else trace.metadata) or {})
-        meta["rollout"] = {"rollout_id": flag.rollout_id, "variant": name, "flag_version": flag.version}
-        update = {"policy_id": arm.policy_id, "adapter_hash": arm.adapter_hash, "metadata": meta}
-        if isinstance(trace, dict):
-            return {**trace, **update}
-        return trace.model_copy(update=update)
+        served = self.served(agent_id, conversation_id)
+        return trace if served is None else stamp_served(trace, served)
 
     # --- the follower --------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -325,3 +252,14 @@ class RolloutClient:
         end = time.monotonic() + seconds
         while not self._stopping.is_set() and time.monotonic() < end:
             await asyncio.sleep(0.05)
+
+
+def stamp_served(trace: T, served: tuple[VariantName, RolloutVariant, RolloutFlag]) -> T:
+    """``RolloutClient.stamp`` for an arm chosen earlier (``served``): a copy of ``trace`` carrying it."""
+    name, arm, flag = served
+    meta = dict((trace.get("metadata") if isinstance(trace, dict) else trace.metadata) or {})
+    meta["rollout"] = {"rollout_id": flag.rollout_id, "variant": name, "flag_version": flag.version}
+    update = {"policy_id": arm.policy_id, "adapter_hash": arm.adapter_hash, "metadata": meta}
+    if isinstance(trace, dict):
+        return {**trace, **update}
+    return trace.model_copy(update=update)

@@ -76,3 +76,29 @@ def test_client_follows_survives_bad_records_and_serves_its_cache(kafka_settings
         assert _until(lambda: offline.last_error is not None, 20)  # still trying, and says why
     finally:
         offline.stop()
+
+
+def test_simulate_fleet_publishes_stamped_traces(kafka_settings, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from alignloop.cli import app
+    from connectors.kafka import read_topic
+    from schemas.topics import TRACES
+    from schemas.trace import Trace
+
+    s = kafka_settings
+    _publish(s, [("bot", json.dumps(_rec("bot", 1, 50)).encode())])
+    monkeypatch.setenv("ALIGNLOOP_KAFKA_BOOTSTRAP", s.kafka_bootstrap)
+    monkeypatch.setenv("ALIGNLOOP_TOPIC_PREFIX", s.topic_prefix)
+    monkeypatch.setenv("ALIGNLOOP_HOME", str(s.home))
+    res = CliRunner().invoke(app, ["simulate", "--fleet", "--profile", "unsafe", "--agent", "bot",
+                                   "--conversations", "40", "--turns", "2-4", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    traces = [Trace.model_validate_json(m.value) for m in asyncio.run(read_topic(s, s.topic(TRACES)))]
+    assert 80 <= len(traces) <= 160 and f"fleet: {len(traces)} turns" in res.output
+    arms = {t.metadata["rollout"]["variant"] for t in traces}
+    assert arms == {"baseline", "candidate"}
+    assert all((t.policy_id, t.adapter_hash) == (("p1", "sha256:1") if t.metadata["rollout"]["variant"] ==
+                                                 "candidate" else ("base", None)) for t in traces)
+    out = " ".join(res.output.split())
+    assert "switched mid-way by a ramp: 0; moved back by a rollback: 0; flag records applied 1" in out

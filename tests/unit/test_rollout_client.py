@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.rollout_client import FlagBook, RolloutClient, _write_cache
+from connectors.rollout_client import FlagBook, RolloutClient, StickyAssignments, _write_cache
 from schemas.bucketing import assign
 from schemas.rollout import RolloutFlag
 from schemas.settings import Settings
@@ -122,3 +122,38 @@ def test_an_unreadable_cache_is_ignored(tmp_path: Path) -> None:
         assert not c.ready and c.flags() == {}
     finally:
         c.stop()
+
+
+def test_pins_keep_every_conversation_through_a_ramp_and_a_rollback_moves_them() -> None:
+    pins = StickyAssignments()
+    ids = [f"conv-{i}" for i in range(5000)]
+    ramp = [RolloutFlag.model_validate(rec(v, weight=w)) for v, w in [(1, 5), (2, 25), (3, 50), (4, 100)]]
+    first = {c: pins.serve(ramp[0], c)[0] for c in ids}
+    assert first == {c: assign(ramp[0], c) for c in ids}  # a new conversation gets flagd's assignment
+    for f in ramp[1:]:
+        assert {c: pins.serve(f, c)[0] for c in ids} == first  # in flight: nobody moves, weight 100 included
+    assert pins.serve(ramp[-1], "new-conv")[0] == "candidate" and pins.moves == {}
+    on_candidate = sum(v == "candidate" for v in first.values())
+    back = RolloutFlag.model_validate(rec(5, weight=0, stage="rolled_back"))
+    assert {pins.serve(back, c)[0] for c in ids} == {"baseline"}
+    assert pins.moves == {"rollback": on_candidate} and 150 < on_candidate < 350  # 5% of 5,000
+    other = RolloutFlag.model_validate(rec(6, weight=50, baseline={"policy_id": "base-2"}, rollout_id="r2"))
+    pins.serve(other, ids[0])
+    assert pins.moves["variant_gone"] == 1
+
+
+def test_pins_are_bounded_and_end_forgets(tmp_path: Path) -> None:
+    pins = StickyAssignments(capacity=100)
+    f = RolloutFlag.model_validate(rec(1, weight=50))
+    for i in range(250):
+        pins.serve(f, f"c{i}")
+    assert len(pins) == 100
+    pins.end("bot", "c249")
+    assert len(pins) == 99
+    c = _client(tmp_path)
+    c.book.offer(b"bot", raw(rec(1, weight=5)))
+    name = c.variant("bot", "x")[0]
+    c.book.offer(b"bot", raw(rec(2, weight=100)))
+    assert c.variant("bot", "x")[0] == name and c.stats["pinned"] == 1
+    c.end_conversation("bot", "x")
+    assert c.variant("bot", "x")[0] == "candidate"
