@@ -12,6 +12,8 @@ from schemas.rollout import RolloutFlag
 from schemas.settings import Settings
 from schemas.trace import Trace
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def rec(version: int, weight: int = 25, agent: str = "bot", **over) -> dict:
     d = {"agent_id": agent, "rollout_id": "r1", "version": version, "stage": "canary",
@@ -157,3 +159,20 @@ def test_pins_are_bounded_and_end_forgets(tmp_path: Path) -> None:
     assert c.variant("bot", "x")[0] == name and c.stats["pinned"] == 1
     c.end_conversation("bot", "x")
     assert c.variant("bot", "x")[0] == "candidate"
+
+
+def test_the_oversight_sdk_hands_out_one_started_client(tmp_path: Path) -> None:
+    from streams.sdk import OversightSDK
+
+    with pytest.raises(ValueError, match="from_settings"):
+        OversightSDK.from_paths(ROOT / "configs" / "policy.yaml").rollout()
+    s = Settings(home=tmp_path / "home", topic_prefix="u.", kafka_bootstrap="127.0.0.1:9",
+                 policy_path=ROOT / "configs" / "policy.yaml")
+    _write_cache(RolloutClient(s).cache_path, {"bot": RolloutFlag.model_validate(rec(2, weight=100))})
+    sdk = OversightSDK.from_settings(s)
+    try:
+        client = sdk.rollout()
+        assert client is sdk.rollout() and client.ready  # from the default cache under settings.home
+        assert client.stamp({"policy_id": "base"}, "bot", "c")["adapter_hash"] == "sha256:abc"
+    finally:
+        sdk.rollout().stop()
