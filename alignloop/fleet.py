@@ -81,7 +81,7 @@ class Fleet:
         return len(self.agents) * self.conversations * (self.turn_range[0] + self.turn_range[1]) // 2
 
     def schedule(self) -> Iterator[tuple[str, str, int, bool]]:
-        """(agent, conversation id, turn index, last turn?) in the order the fleet speaks; the same for the same seed."""
+        """(agent, conversation id, turn index, last turn?) in the order the fleet speaks; same seed, same order."""
         rng = random.Random(f"fleet-schedule:{self.seed}")
         started = dict.fromkeys(self.agents, 0)
         open_: list[list[Any]] = []  # [agent, conversation, next turn, turns]
@@ -115,8 +115,10 @@ class Fleet:
         for agent, conv, turn, last in self.schedule():
             arm = served(agent, conv)
             record = self.turn(agent, conv, turn, arm)
-            if last and end is not None:
-                end(agent, conv)
+            if last:
+                self.logs.pop(conv, None)  # only conversations in flight are tracked
+                if end is not None:
+                    end(agent, conv)
             yield conv.encode(), Trace.model_validate(record).model_dump_json().encode()
 
     def turn(self, agent: str, conv: str, turn: int, arm: Served | None) -> dict[str, Any]:

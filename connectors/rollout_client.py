@@ -135,15 +135,16 @@ class RolloutClient:
 
     @property
     def stats(self) -> dict[str, Any]:
-        return {**self.book.stats(), "moves": dict(self.pins.moves), "pinned": len(self.pins), "ready": self.ready, "caught_up": self.caught_up,
-                "cache_loaded": self.cache_loaded, "last_error": self.last_error}
+        return {**self.book.stats(), "moves": dict(self.pins.moves), "pinned": len(self.pins), "ready": self.ready,
+                "caught_up": self.caught_up, "cache_loaded": self.cache_loaded, "last_error": self.last_error}
 
     # --- reads: memory only --------------------------------------------------------------------------------
     def flag(self, agent_id: str) -> RolloutFlag | None:
         return self.book.flags.get(agent_id)
 
     def flags(self) -> dict[str, RolloutFlag]:
-        return self.book.flags
+        """A copy of every flag in force (agent id -> flag)."""
+        return dict(self.book.flags)
 
     def variant(self, agent_id: str, conversation_id: str) -> tuple[VariantName, RolloutVariant] | None:
         """The arm serving this conversation; None when the agent has no flag. A new conversation gets flagd's
@@ -233,7 +234,10 @@ class RolloutClient:
                 self._save()
                 if self.on_apply is not None:
                     for flag in changed:
-                        self.on_apply(flag)
+                        try:
+                            self.on_apply(flag)
+                        except Exception as exc:  # a caller's hook must not stop the follower
+                            log.warning("rollout client: on_apply raised %s", exc.__class__.__name__)
             self._mark_caught_up(pending)
 
     def _mark_caught_up(self, pending: set[Any]) -> None:

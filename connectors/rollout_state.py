@@ -20,7 +20,8 @@ log = logging.getLogger("connectors.rollout_client")
 class FlagBook:
     """The flags in force (agent id -> flag) and what happened to every record offered. Pure: no Kafka.
 
-    ``flags`` is replaced, never mutated, so readers on other threads always see a whole, consistent mapping.
+    One writer (the follower thread); readers on other threads do single-key reads, atomic under the GIL, and
+    take a copy to iterate (``RolloutClient.flags``).
     """
 
     def __init__(self) -> None:
@@ -49,7 +50,7 @@ class FlagBook:
                 return self._skip(self.ignored, "replay", None, "", quiet=True)
             return self._skip(self.ignored, "version_not_higher", flag.agent_id.encode(),
                               f"version {flag.version} is not higher than {held.version} in force")
-        self.flags = {**self.flags, flag.agent_id: flag}
+        self.flags[flag.agent_id] = flag
         self.applied += 1
         return flag
 

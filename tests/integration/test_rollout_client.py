@@ -102,3 +102,32 @@ def test_simulate_fleet_publishes_stamped_traces(kafka_settings, monkeypatch) ->
                                                  "candidate" else ("base", None)) for t in traces)
     out = " ".join(res.output.split())
     assert "switched mid-way by a ramp: 0; moved back by a rollback: 0; flag records applied 1" in out
+
+
+def test_clients_ride_out_a_broker_stop(broker, kafka_settings, tmp_path) -> None:
+    if not hasattr(broker, "stop"):
+        pytest.skip("external cluster: the test cannot restart it")  # only with ALIGNLOOP_TEST_BOOTSTRAP
+    s = kafka_settings
+    _publish(s, [("bot", json.dumps(_rec("bot", 1, 25)).encode())])
+    cache = tmp_path / "flags.json"
+    running = RolloutClient(s, cache_path=cache).start(wait_s=20)
+    late = None
+    try:
+        assert running.flag("bot").version == 1
+        served = {c: running.variant("bot", c)[0] for c in (f"k{i}" for i in range(200))}
+        broker.stop()
+        try:
+            # the running agent keeps answering; an agent started during the outage answers from the cache
+            assert {c: running.variant("bot", c)[0] for c in served} == served
+            late = RolloutClient(s, cache_path=cache).start(wait_s=5)
+            assert late.ready and late.cache_loaded and not late.caught_up
+            assert {c: late.variant("bot", c)[0] for c in served} == served
+        finally:
+            broker.start()
+        _publish(s, [("bot", json.dumps(_rec("bot", 2, 50)).encode())])
+        assert _until(lambda: running.flag("bot").version == 2 and late.flag("bot").version == 2, 60)
+        assert late.caught_up
+    finally:
+        running.stop()
+        if late is not None:
+            late.stop()
