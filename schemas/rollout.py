@@ -3,7 +3,7 @@
 One ``RolloutFlag`` per agent: a baseline and (during a rollout) a candidate variant, integer weights in percent
 as flagd's ``fractional`` operation takes them, the rollout's stage and a version that only goes up, so a client
 that sees a lower version than it holds ignores the record. A conversation is assigned by flagd's bucketing
-(``streams/rollout/bucketing.py``), so an OpenFeature flagd client evaluating the exported flag definition
+(``schemas/bucketing.py``), so an OpenFeature flagd client evaluating the exported flag definition
 (``streams/rollout/flagd.py``) picks the same variant as alignloop.
 
 Below the flag: the canary analyzer's configuration and the `Decision` it records (``streams/rollout/analysis.py``).

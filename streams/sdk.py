@@ -29,6 +29,7 @@ from streams.judges.base import JudgeContext, run_judges
 from streams.judges.config import JudgesConfig
 
 if TYPE_CHECKING:
+    from connectors.rollout_client import RolloutClient
     from schemas.settings import Settings
 
 Action = Literal["allow", "revise", "block", "escalate"]
@@ -65,6 +66,17 @@ class OversightSDK(PreferenceLogger):
     @classmethod
     def from_paths(cls, policy_path: str | Path, judges_config: str | Path | None = None) -> "OversightSDK":
         return cls(load_judges_config(judges_config) if judges_config else JudgesConfig(), policy_path)
+
+    def rollout(self) -> "RolloutClient":
+        """This agent's ``RolloutClient`` (``connectors/rollout_client.py``), started on first use: ``variant``
+        and ``stamp`` pick and record the arm serving each conversation. Needs Kafka settings."""
+        if self.settings is None:
+            raise ValueError("rollout() needs Kafka settings: build the SDK with OversightSDK.from_settings")
+        if getattr(self, "_rollout", None) is None:
+            from connectors.rollout_client import RolloutClient
+
+            self._rollout = RolloutClient(self.settings).start(wait_s=5)
+        return self._rollout
 
     # -- decide --------------------------------------------------------------------------------------------
     def decide(self, prompt: str, draft_response: str, model_stats: dict[str, Any] | None = None, *,

@@ -22,8 +22,21 @@ def register(app: typer.Typer) -> None:
         size_bytes: int = typer.Option(0, "--size-bytes", min=0, help="Pad traces to about this size."),
         drift: list[str] = typer.Option([], "--drift", help="at=<i>[,ramp=<n>],<knob>=<v>... (repeatable)."),
         truth_out: Path = typer.Option(None, "--truth-out", help="Write ground truth as JSONL here."),
+        fleet: bool = typer.Option(False, "--fleet", help="Simulated agents that obey rollout.flags (the SDK) and "
+                                   "behave per variant from --profile; --n, --malformed, --drift do not apply."),
+        profile: str = typer.Option("same", "--profile", help="Fleet: a configs/fleet/ name or a YAML path."),
+        agent: list[str] = typer.Option(["support-bot"], "--agent", help="Fleet: agent id (repeatable)."),
+        conversations: int = typer.Option(500, "--conversations", min=1, help="Fleet: conversations per agent."),
+        turns: str = typer.Option("2-6", "--turns", help="Fleet: turns per conversation, MIN-MAX."),
+        open_conversations: int = typer.Option(20, "--open", min=1, help="Fleet: conversations in flight per agent."),
     ) -> None:
         """Publish realistic synthetic agent traces (PII, unsafe asks, tool failures) with a progress bar."""
+        if fleet:
+            from alignloop.fleet import run_fleet_command
+
+            run_fleet_command(profile=profile, agents=agent, conversations=conversations, turns=turns,
+                              open_per_agent=open_conversations, rate=rate, seed=seed, console=console)
+            return
 
         from alignloop.errors import UserError
         from alignloop.commands.broker import _run
