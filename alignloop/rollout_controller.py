@@ -253,10 +253,15 @@ class Controller:
         run.consumers.clear()
 
     def _skip(self, topic: str, reason: str, detail: str) -> None:
+        """Count and name a skipped record once (the flags topic is re-read every look: same record, same
+        detail); the set is bounded, so a flood of bad records is counted approximately, never fatal."""
+        if detail in self._warned:
+            return
+        if len(self._warned) > 100_000:
+            self._warned.clear()
+        self._warned.add(detail)
         self.metrics.skipped.labels(topic, reason).inc()
-        if detail not in self._warned and len(self._warned) < 10_000:
-            self._warned.add(detail)
-            log.warning("skipped %s", detail)
+        log.warning("skipped %s: %s", topic, detail)
 
     def status(self) -> dict[str, Any]:
         return {agent: {"rollout_id": r.rollout_id, "stage": r.flag.stage, "weight": r.flag.candidate_weight,

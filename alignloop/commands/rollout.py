@@ -259,6 +259,14 @@ def controller_cmd(
     registry = CollectorRegistry()
     start_metrics(port, registry)
     require_broker(s)
-    ctl = asyncio.run(run_controller(s, cfg, metrics=RolloutMetrics(registry),
-                                     until=(lambda _c: True) if once else None))
+    async def main():
+        import signal
+
+        stop = asyncio.Event()  # SIGTERM/SIGINT: finish the current look (its commit, row and audit entry)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        return await run_controller(s, cfg, metrics=RolloutMetrics(registry), stop=stop,
+                                    until=(lambda _c: True) if once else None)
+
+    ctl = asyncio.run(main())
     typer.echo(f"rollout controller: {len(ctl.decisions)} decision(s) this run", err=True)
