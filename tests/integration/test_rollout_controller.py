@@ -142,3 +142,36 @@ def test_kill_9_twice_loses_no_decision_and_takes_no_step_twice(kafka_settings, 
     audited = [e.details["decision_id"] for e, _ in asyncio.run(read_entries(s)) if e.action.startswith("rollout.")]
     assert sorted(audited) == sorted(d.decision_id for d in decisions)
     assert asyncio.run(verify(s)).ok
+
+
+def test_run_canary_rolls_back_a_worse_candidate_on_the_statistics(kafka_settings, tmp_path) -> None:
+    """The demo's entry point: start + control in-process while traffic flows; a candidate whose judge score is
+    0.2 lower is rolled back by the test (not the breaker), at the first weight."""
+    import threading
+
+    from alignloop.rollout_controller import run_canary
+
+    s = kafka_settings.model_copy(update={"rollout_config": write_config(tmp_path / "rollout.yaml")})
+    adapter = make_adapter(s, tmp_path, "sft-worse")
+    stop, rng = threading.Event(), random.Random(3)
+
+    def fleet() -> None:  # conversations served per the flag in force, the candidate 0.2 worse
+        while not stop.is_set():
+            flags = asyncio.run(current_flags(s))[0]
+            if "bot" in flags:
+                send(s, traffic(flags["bot"], 120, rng, candidate_score=0.6))
+            time.sleep(0.2)
+
+    t = threading.Thread(target=fleet, daemon=True)
+    t.start()
+    try:
+            out = run_canary(s, "bot", adapter, steps=[20, 50, 100], timeout_s=90)
+    finally:
+        stop.set()
+        t.join(30)
+    assert not out["timed_out"] and out["stage"] == "rolled_back", out["decisions"]
+    assert [d["action"] for d in out["decisions"]] == ["start", "rollback"]
+    assert out["decisions"][-1]["reason"].startswith("candidate worse on judge_score")
+    judge = next(m for m in out["metrics"] if m["name"] == "judge_score")
+    assert judge["verdict"] == "harm" and judge["harm_lower"] > 0
+    assert out["counts"]["candidate"]["conversations"] >= 10
