@@ -129,6 +129,8 @@ class Controller:
                 run = await self._open_run(flag)
                 if run is None:
                     continue
+            if flag.version < run.flag.version:  # a read from just before our own commit showed up: keep ours
+                continue
             run.flag = run.traffic.flag = flag
             await self._drain(run)
             made.extend(await self._look(run))

@@ -123,6 +123,17 @@ class FlagWriter:
         self.flags_topic = settings.topic(ROLLOUT)
         self.decisions_topic = settings.topic(ROLLOUT_DECISIONS)
         self._producer: Any = None
+        self._committed: dict[str, int] = {}  # agent -> highest flag version this writer committed
+
+    async def _flag_in_force(self, agent_id: str) -> RolloutFlag | None:
+        """The agent's flag, never older than one this writer committed: commit markers are written just after
+        a commit returns, so an immediate read may not show it yet (another writer's init waits for them)."""
+        for _ in range(50):
+            flag = (await current_flags(self.settings))[0].get(agent_id)
+            if (flag.version if flag else -1) >= self._committed.get(agent_id, -1):
+                return flag
+            await asyncio.sleep(0.1)
+        raise RolloutConflict(f"the flag of agent {agent_id!r} reads older than the one just committed")
 
     async def commit(self, agent_id: str, decide: Decide) -> tuple[RolloutFlag | None, RolloutDecisionRecord,
                                                                   Any] | None:
@@ -133,8 +144,7 @@ class FlagWriter:
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 await self._ensure_started()  # fences every other writer first, THEN read what they left
-                flags, _ = await current_flags(self.settings)
-                outcome = await decide(flags.get(agent_id))
+                outcome = await decide(await self._flag_in_force(agent_id))
                 if outcome is None:
                     return None
                 flag, decision = outcome
@@ -144,6 +154,8 @@ class FlagWriter:
                                                            value=flag.model_dump_json().encode())
                     meta = await self._producer.send_and_wait(self.decisions_topic, key=agent_id.encode(),
                                                               value=decision.model_dump_json().encode())
+                if flag is not None:
+                    self._committed[agent_id] = flag.version
                 return flag, decision, meta
             except KafkaError as exc:  # fenced by another writer, or an unknown outcome: start again
                 log.info("rollout commit attempt %d for %s: %s; re-reading the flags", attempt + 1, agent_id, exc)
