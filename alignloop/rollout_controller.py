@@ -143,7 +143,8 @@ class Controller:
         run.last = d
         holding = flag.stage == "canary" and d.action == "hold"
         run.hold_since = (run.hold_since or time.time()) if holding else None
-        self.metrics.analysis(flag, d, time.time() - run.hold_since if run.hold_since else 0.0, time.time())
+        self.metrics.analysis(flag, d, time.time() - run.hold_since if run.hold_since else 0.0, time.time(),
+                              dict(run.traffic.skipped))
         if flag.stage != "canary" or d.action == "continue" or (holding and flag.version in run.held):
             return []
         done = await self._commit(run, d)

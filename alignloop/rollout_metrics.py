@@ -40,6 +40,9 @@ class RolloutMetrics:
                                   "(0 when not holding).", key, registry=r)
         self.skipped = Counter("alignloop_rollout_skipped_records", "Input records the controller skipped, by "
                                "reason.", ["topic", "reason"], registry=r)
+        self.turns_skipped = Gauge("alignloop_rollout_skipped_turns", "Turns of the rollout's agent not counted: "
+                                   "unattributed (a policy/adapter hash of neither arm), switched (a conversation's "
+                                   "turn on the other arm).", key + ["reason"], registry=r)
         self.last_look = Gauge("alignloop_rollout_last_analysis_timestamp_seconds", "When the rollout was last "
                                "analysed.", key, registry=r)
 
@@ -50,8 +53,11 @@ class RolloutMetrics:
         for s in STAGES:
             self.stage.labels(*k, s).set(1 if s == flag.stage else 0)
 
-    def analysis(self, flag: RolloutFlag, d: Decision, hold_s: float, now_s: float) -> None:
+    def analysis(self, flag: RolloutFlag, d: Decision, hold_s: float, now_s: float,
+                 skipped: dict[str, int] | None = None) -> None:
         k = (flag.agent_id, flag.rollout_id or "")
+        for reason in ("unattributed", "switched"):
+            self.turns_skipped.labels(*k, reason).set((skipped or {}).get(reason, 0))
         for arm, c in d.counts.items():
             self.conversations.labels(*k, arm).set(c.conversations)
             self.judged.labels(*k, arm).set(c.judged)

@@ -72,6 +72,8 @@ def test_circuit_breaker_rolls_back_at_once_and_bad_input_is_skipped(kafka_setti
 
     made, ctl = asyncio.run(run())
     reg = ctl.metrics.registry
+    assert reg.get_sample_value("alignloop_rollout_skipped_turns", {"agent_id": "bot", "rollout_id": flag.rollout_id,
+                                                                    "reason": "unattributed"}) == 3
     assert reg.get_sample_value("alignloop_rollout_skipped_records_total",
                                 {"topic": s.topic("traces.judged"), "reason": "invalid"}) == 2
     assert reg.get_sample_value("alignloop_rollout_skipped_records_total",

@@ -6,7 +6,10 @@ import asyncio
 
 import pytest
 
+from typer.testing import CliRunner
+
 from alignloop import rollout_ops as ops
+from alignloop.cli import app
 from alignloop.errors import UserError
 from alignloop.rollout_store import current_flags, read_decisions, read_rollouts
 from connectors.audit import read_entries, verify
@@ -16,7 +19,7 @@ from trainers.registry import show_adapter
 pytestmark = pytest.mark.integration
 
 
-def test_operator_actions_write_flag_row_and_audit_entry(kafka_settings, tmp_path) -> None:
+def test_operator_actions_write_flag_row_and_audit_entry(kafka_settings, tmp_path, monkeypatch) -> None:
     s = kafka_settings.model_copy(update={"rollout_config": write_config(tmp_path / "rollout.yaml")})
     good = make_adapter(s, tmp_path, "sft-good")
     failed = make_adapter(s, tmp_path, "sft-bad", passed=False)
@@ -74,6 +77,17 @@ def test_operator_actions_write_flag_row_and_audit_entry(kafka_settings, tmp_pat
 
     st = ops.status(s, "bot")
     assert st["stage"] == "rolled_back" and [d["action"] for d in st["decisions"]][-1] == "rollback"
+    for name, value in (("KAFKA_BOOTSTRAP", s.kafka_bootstrap), ("TOPIC_PREFIX", s.topic_prefix),
+                        ("LAKE_ROOT", s.lake_root), ("ROLLOUT_CONFIG", str(s.rollout_config))):
+        monkeypatch.setenv(f"ALIGNLOOP_{name}", value)
+    res = CliRunner().invoke(app, ["rollout", "status", "--agent", "bot"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith(f"agent bot: rollout {flag.rollout_id} rolled_back at 0% candidate {good} "
+                               f"(flag version 5)")
+    assert "rollback" in lines[-1] and "carol: complaints" in lines[-1] and len(lines) == 6
+    res = CliRunner().invoke(app, ["rollout", "pause", "--agent", "bot"])
+    assert isinstance(res.exception, UserError) and "it is rolled_back (only canary)" in str(res.exception)
     # a new rollout starts from the policy that serves now (the rollback restored the base model)
     again = ops.start(s, "bot", good, actor="alice")
     assert again.version == 6 and again.rollout_id != flag.rollout_id and again.baseline.policy_id == "base"
