@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from alignloop.rollout_metrics import RolloutMetrics
 from alignloop.rollout_ops import ACTIVE, next_flag, promote_in_registry, record
-from alignloop.rollout_store import (ACTOR, FlagWriter, audit_decision, audited_decision_ids, commit_and_follow,
+from aiokafka.errors import KafkaError
+
+from alignloop.rollout_store import (ACTOR, FlagWriter, RolloutConflict, audit_decision, audited_decision_ids, commit_and_follow,
                                      consumer, current_flags, land_pending, partitions, read_decisions)
 from schemas.preference import Label
 from schemas.rollout import CanaryConfig, Decision, RolloutDecisionRecord, RolloutFlag
@@ -101,7 +103,11 @@ class Controller:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             started = time.monotonic()
-            await self.tick()
+            try:
+                await self.tick()
+            except (KafkaError, OSError, asyncio.TimeoutError, RolloutConflict) as exc:  # a broker blip: look again
+                log.warning("rollout look failed (%s: %s); retrying in %.1f s", exc.__class__.__name__, exc,
+                            self.cfg.look_every_s)
             if until is not None and until(self):
                 return
             try:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from connectors.kafka import aiokafka_client_kwargs
 from schemas.rollout import RolloutDecisionRecord, RolloutFlag
 from schemas.tables import ROLLOUTS_TABLE
-from schemas.topics import JUDGED, ROLLOUT, ROLLOUT_DECISIONS
+from schemas.topics import ROLLOUT, ROLLOUT_DECISIONS
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
