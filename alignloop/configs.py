@@ -15,6 +15,7 @@ from pydantic import SecretStr
 if TYPE_CHECKING:
     from schemas.llm_judge_config import LlmJudgeConfig
     from schemas.settings import Settings
+    from streams.rollout.config import RolloutControlConfig
     from streams.configs import AreaConfigs
 
 
@@ -27,6 +28,12 @@ def load_configs(settings: "Settings") -> "AreaConfigs":
 
     return AreaConfigs(policy=load_policy(settings.policy_path), judges=load_judges_config(settings.judges_config),
                        scrub=load_scrub_config(settings.scrub_config), drift=load_drift_config(settings.drift_config))
+
+
+def load_rollout_config(settings: "Settings") -> "RolloutControlConfig":
+    from streams.rollout.config import load_rollout_config as load
+
+    return load(settings.rollout_config)
 
 
 def llm_api_key(cfg: "LlmJudgeConfig") -> SecretStr | None:

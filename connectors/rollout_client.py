@@ -186,6 +186,7 @@ class RolloutClient:
         while not self._stopping.is_set():
             consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(self.settings), group_id=None,
                                         enable_auto_commit=False, auto_offset_reset="earliest",
+                                        isolation_level="read_committed",  # flags are written in transactions
                                         request_timeout_ms=10000, retry_backoff_ms=100)
             try:
                 await consumer.start()

@@ -67,8 +67,8 @@ class RegistryEvent(BaseModel):
     name: str
     version: str
     kind: str
-    event: Literal["trained", "gated"]
-    status: Literal["trained", "gate_passed", "gate_failed"]
+    event: Literal["trained", "gated", "promoted"]
+    status: Literal["trained", "gate_passed", "gate_failed", "promoted"]
     base_model: str
     path: str
     dataset_table: str | None = None

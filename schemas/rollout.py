@@ -100,6 +100,9 @@ class CanaryMetric(BaseModel):
     threshold: float | None = Field(None, description="Tail metrics: the value becomes 1[x > threshold] "
                                                       "(e.g. latency above the baseline's pre-canary p95).")
     scale: float = Field(1.0, gt=0, description="Range of a value; floors the variance at small counts.")
+    optional: bool = Field(False, description="Observed only sometimes (human/high-fidelity labels): while it has "
+                                              "fewer than burn_in observations per arm it neither holds a step nor "
+                                              "blocks promotion; once it has them it counts like any metric.")
 
 
 class CanaryConfig(BaseModel):
@@ -184,3 +187,44 @@ class Decision(BaseModel):
     rollout_id: str | None = None
     flag_version: int | None = None
     candidate_adapter_hash: str | None = None
+
+
+# --- the controller's decision log (``rollout.decisions``; mirrored to Delta ``rollouts`` and to ``audit.log``) ---
+
+ControlAction = Literal["start", "step", "promote", "rollback", "hold", "pause", "resume"]
+
+
+class RolloutDecisionRecord(BaseModel):
+    """One decision of a rollout, written in the same Kafka transaction as the flag it produced (none for hold).
+
+    ``decision_id`` = ``<rollout_id>:<flag_version>:<action>`` is unique: a flag version is made by exactly one
+    decision, and a hold is recorded once per version. ``start_offsets`` (start only) say where the rollout's
+    judged traffic begins, so a restarted controller rebuilds its analysis from the topic alone; ``offsets`` say
+    how far the analysis had read when it decided (the next step's conversations are counted from there).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = Field(ROLLOUT_SCHEMA_VERSION, ge=1, le=ROLLOUT_SCHEMA_VERSION)
+    decision_id: str
+    rollout_id: str
+    agent_id: str
+    action: ControlAction
+    actor: str = Field(..., description="'controller' for automatic decisions, else the operator.")
+    reason: str
+    flag_version: int = Field(..., ge=0, description="The flag version this decision made (hold: in force).")
+    stage: RolloutStage
+    weight_before: int = Field(..., ge=0, le=100)
+    weight_after: int = Field(..., ge=0, le=100)
+    adapter_id: str | None = None
+    adapter_hash: str | None = None
+    baseline_policy_id: str
+    candidate_policy_id: str | None = None
+    counts: dict[str, ArmCounts] = Field(default_factory=dict)
+    metrics: list[MetricResult] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list)
+    method: str = ""
+    offsets: dict[str, dict[int, int]] = Field(default_factory=dict, description="topic -> partition -> next "
+                                                                                 "offset read when deciding.")
+    start_offsets: dict[str, dict[int, int]] = Field(default_factory=dict)
+    config: dict | None = Field(None, description="start: the canary config in force for this rollout.")
+    decided_at: AwareDatetime

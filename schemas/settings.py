@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     judges_config: Path | None = Field(None, description="Judges config; unset: configs/judges.yaml.")
     scrub_config: Path | None = Field(None, description="Scrub config; unset: configs/scrub.yaml.")
     drift_config: Path | None = Field(None, description="Drift config; unset: configs/drift.yaml.")
+    rollout_config: Path | None = Field(None, description="Rollout controller config; unset: configs/rollout.yaml.")
 
     # --- lake ---
     lake_root: str = Field("", description="Local path or object-store URI; default <home>/lake.")

@@ -182,3 +182,35 @@ AUDIT_SCHEMA = pa.schema([
     pa.field("date", pa.string(), nullable=False),
 ])
 TABLES[AUDIT_TABLE] = (AUDIT_SCHEMA, [])
+
+# Rollout decisions (issue 14): one row per record on rollout.decisions (start, step, promote, rollback, hold,
+# pause, resume), landed idempotently by source offset; decision_id = <rollout_id>:<flag_version>:<action>.
+ROLLOUTS_TABLE = "rollouts"
+ROLLOUTS_SCHEMA = pa.schema([
+    pa.field("decision_id", pa.string(), nullable=False),
+    pa.field("rollout_id", pa.string(), nullable=False),
+    pa.field("agent_id", pa.string(), nullable=False),
+    pa.field("action", pa.string(), nullable=False),
+    pa.field("actor", pa.string(), nullable=False),
+    pa.field("reason", pa.string()),
+    pa.field("flag_version", pa.int64(), nullable=False),
+    pa.field("stage", pa.string(), nullable=False),
+    pa.field("weight_before", pa.int32()),
+    pa.field("weight_after", pa.int32()),
+    pa.field("adapter_id", pa.string()),
+    pa.field("adapter_hash", pa.string()),
+    pa.field("baseline_policy_id", pa.string()),
+    pa.field("candidate_policy_id", pa.string()),
+    pa.field("baseline_conversations", pa.int64()),
+    pa.field("candidate_conversations", pa.int64()),
+    pa.field("counts_json", pa.string()),
+    pa.field("metrics_json", pa.string()),                  # [MetricResult, ...]
+    pa.field("steps_json", pa.string()),
+    pa.field("record_json", pa.string()),                   # the whole RolloutDecisionRecord
+    pa.field("decided_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("src_topic", pa.string()),
+    pa.field("src_partition", pa.int32()),
+    pa.field("src_offset", pa.int64()),
+])
+TABLES[ROLLOUTS_TABLE] = (ROLLOUTS_SCHEMA, ["date"])

@@ -15,7 +15,7 @@ from schemas.drift_state import DriftSnapshot
 from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.preference import Label, Preference
 from schemas.registry import RegistryEvent
-from schemas.rollout import RolloutFlag
+from schemas.rollout import RolloutDecisionRecord, RolloutFlag
 from schemas.trace import Trace
 from schemas.verdict import JudgedTrace
 
@@ -55,6 +55,7 @@ REGISTRY = "models.registry"
 ROLLOUT = "rollout.flags"
 AUDIT = "audit.log"
 FEEDBACK_DLQ = "feedback.dlq"
+ROLLOUT_DECISIONS = "rollout.decisions"
 
 TOPICS: dict[str, TopicSpec] = {
     s.name: s
@@ -81,6 +82,9 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(AUDIT, AuditEntry,
                   "Audit trail of promotions, rollbacks and config changes (one partition: total order).",
                   retention_ms=-1, partitions=1),
+        TopicSpec(ROLLOUT_DECISIONS, RolloutDecisionRecord,
+                  "Rollout controller decisions, each in one transaction with the flag it made (key: agent id).",
+                  retention_ms=-1),
     ]
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -100,3 +101,23 @@ def show_adapter(settings: "Settings", adapter_id: str) -> dict[str, Any]:
         if r["adapter_id"] == adapter_id or r["name"] == adapter_id:
             return r
     raise ValueError(f"no adapter {adapter_id!r} in the registry; see `alignloop models list`")
+
+
+def mark_promoted(settings: "Settings", adapter_id: str, *, agent_id: str, rollout_id: str,
+                  previous_policy_id: str, publish: bool = True) -> dict[str, Any]:
+    """Record a promotion (issue 14): a new ``adapters`` row (event and status ``promoted``, the latest row's
+    fields otherwise) and its ``models.registry`` event. Which agent, which rollout and the policy it replaced
+    (kept in the flag for an instant rollback) go into ``metrics_json`` under ``promotion``."""
+    latest = show_adapter(settings, adapter_id)
+    metrics = json.loads(latest["metrics_json"]) if latest.get("metrics_json") else {}
+    metrics["promotion"] = {"agent_id": agent_id, "rollout_id": rollout_id, "previous_policy_id": previous_policy_id}
+    now = datetime.now(timezone.utc)
+    row = {**latest, "event": "promoted", "status": "promoted", "metrics_json": json.dumps(metrics, sort_keys=True),
+           "date": now.strftime("%Y-%m-%d"), "created_at": now}
+    out: dict[str, Any] = {"adapter_id": adapter_id, "status": "promoted", "table_version": write_row(settings, row)}
+    if publish:
+        try:
+            out["partition"], out["offset"] = asyncio.run(asyncio.wait_for(publish_event(settings, row), 60))
+        except Exception as exc:  # the Delta row is the record of the promotion; the event only announces it
+            logging.getLogger(__name__).warning("promotion of %s recorded, event not published: %s", adapter_id, exc)
+    return out

@@ -196,13 +196,16 @@ class CanaryAnalyzer:
                                            f"{at_weight}/{cfg.min_conversations_per_step}"))
             return done("continue", "collecting conversations", weight)
         steps.append(StepRecord(name="sample", outcome="ok"))
-        missing = [r.name for r in results if r.verdict == "insufficient"]
+        # An optional metric (labels "where they exist") without enough data neither holds nor blocks promotion.
+        optional = {m.name for m in cfg.metrics if m.optional}
+        missing = [r.name for r in results if r.verdict == "insufficient" and r.name not in optional]
         if missing:
             return done("hold", f"too few observations of {', '.join(missing)}", weight)
         nxt = self.next_weight(weight)
         if nxt < 100:
             return done("step", f"no harm detected; ramp {weight} -> {nxt}", nxt)
-        open_ = [r.name for r in results if r.verdict != "non_inferior"]
+        open_ = [r.name for r in results if r.verdict != "non_inferior"
+                 and not (r.verdict == "insufficient" and r.name in optional)]
         if open_:
             return done("continue", f"non-inferiority not shown yet for {', '.join(open_)}", weight)
         return done("promote", "non-inferior on every metric", 100)

@@ -35,7 +35,8 @@ def test_promtool_unit_tests_pass():
 def test_every_alert_has_a_firing_and_a_silent_case():
     alerts = {r["alert"] for g in yaml.safe_load((PROM / "alerts.yml").read_text())["groups"] for r in g["rules"]}
     assert {"AlignloopDriftDetected", "AlignloopCalibrationErrorHigh", "AlignloopEscalationBudgetExhausted",
-            "AlignloopDLQRateHigh", "AlignloopConsumerLagHigh", "AlignloopWorkerDown"} <= alerts
+            "AlignloopDLQRateHigh", "AlignloopConsumerLagHigh", "AlignloopWorkerDown",
+            "AlignloopRolloutRolledBack", "AlignloopRolloutStuckOnHold"} <= alerts
     fired, silent = set(), set()
     for path in PROM.glob("*.test.yml"):
         for test in yaml.safe_load(path.read_text())["tests"]:

@@ -69,6 +69,14 @@ CASES = [
     ("unknown-variable", ["schema", "export", "--out", "{file}.d"], {"ALIGNLOOP_KAFKA_BOOTSTRP": "k:9092"},
      r"unknown environment variable ALIGNLOOP_KAFKA_BOOTSTRP; did you mean ALIGNLOOP_KAFKA_BOOTSTRAP\?"),
     ("unknown-variable-settings", ["worker"], {"ALIGNLOOP_PARTITONS": "8"}, r"did you mean ALIGNLOOP_PARTITIONS\?"),
+    ("rollout-config-missing", ["rollout", "controller"], {"ALIGNLOOP_ROLLOUT_CONFIG": "{missing}"},
+     r"rollout config .* not found; fix ALIGNLOOP_ROLLOUT_CONFIG"),
+    ("rollout-unknown-adapter", ["rollout", "start", "--agent", "bot", "--adapter", "nope@1"], {},
+     r"no adapter 'nope@1' in the registry"),
+    ("rollout-bad-steps", ["rollout", "start", "--agent", "bot", "--adapter", "x", "--steps", "5,lots"], {},
+     r"--steps must be comma-separated integers"),
+    ("rollout-steps-order", ["rollout", "start", "--agent", "bot", "--adapter", "x", "--steps", "50,5,100"], {},
+     r"steps must increase from > 0 to 100"),
 ]
 
 
@@ -81,7 +89,7 @@ def test_bad_invocation_is_one_line_and_exit_2(tmp_path: Path, name: str, args: 
     _one_line(_run(tmp_path, args, **env), fix)
 
 
-@pytest.mark.parametrize("command", [["worker"], ["judge"], ["trainer-runner"]])
+@pytest.mark.parametrize("command", [["worker"], ["judge"], ["trainer-runner"], ["rollout", "controller"]])
 def test_broker_down_fails_fast_with_one_line(tmp_path: Path, command: list[str]) -> None:
     bootstrap = _closed_port()
     started = time.monotonic()

@@ -106,6 +106,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 EXAMPLES["feedback.dlq"] = {**EXAMPLES["agent.traces.dlq"], "topic": "feedback.labels"}
+EXAMPLES["rollout.decisions"] = {
+    "decision_id": "r1:4:step", "rollout_id": "r1", "agent_id": "agent-1", "action": "step", "actor": "controller",
+    "reason": "no harm detected; ramp 10 -> 25", "flag_version": 4, "stage": "canary", "weight_before": 10,
+    "weight_after": 25, "adapter_id": "sft@1", "adapter_hash": _H, "baseline_policy_id": "base",
+    "candidate_policy_id": "sft@1", "counts": {"baseline": {"conversations": 900, "judged": 880,
+                                                           "critical_breaches": 0},
+                                              "candidate": {"conversations": 100, "judged": 97,
+                                                            "critical_breaches": 0}},
+    "offsets": {"traces.judged": {"0": 1200}}, "decided_at": T0}
 
 
 def _fresh_drift_snapshot() -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
+from alignloop.rollout_metrics import RolloutMetrics
 from connectors.llm_judge import LlmJudgeClient
 from schemas.llm_judge_config import LlmJudgeConfig
 from streams.drift.metrics import DriftMetrics
@@ -25,6 +26,7 @@ def exported_metric_names() -> set[str]:
     DriftMetrics(reg)
     EscalationMetrics(reg)
     JudgeWorkerMetrics(reg)
+    RolloutMetrics(reg)
     reg.register(LlmClientCollector(LlmJudgeClient(LlmJudgeConfig())))  # the LLM client's own metrics
     names = set()
     for fam in reg.collect():
@@ -39,7 +41,7 @@ def dashboards():
 
 def test_dashboards_cover_the_required_views():
     titles = " ".join(d["title"] for d in dashboards().values()).lower()
-    for view in ("pipeline health", "judge scores", "drift timeline", "calibration", "escalation"):
+    for view in ("pipeline health", "judge scores", "drift timeline", "calibration", "escalation", "rollouts"):
         assert view in titles
 
 
