@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
         malformed: float = typer.Option(0.02, "--malformed", min=0.0, max=0.5),
         seed: int = typer.Option(None, "--seed", help="Default: a new seed each run."),
         timeout: float = typer.Option(300, "--timeout", help="Seconds to wait for everything to land."),
+        loop: bool = typer.Option(True, "--loop/--no-loop", help="Then close the loop: train and gate two tiny "
+                                  "adapters and canary them on fleet traffic (one promoted, one rolled back)."),
     ) -> None:
         """Run the whole spine locally and show what landed."""
         from alignloop.commands.broker import _run
@@ -146,6 +148,12 @@ def register(app: typer.Typer) -> None:
                         break
                     last = monitored
                     time.sleep(1.0)
+            story = None
+            if loop:
+                from alignloop.demo_loop import run_story
+
+                console.rule("closing the loop: curated data -> adapter -> gate -> canary -> promote / roll back")
+                story = run_story(s, seed, console)
         finally:
             worker.stop()
             monitor.stop()
@@ -158,6 +166,12 @@ def register(app: typer.Typer) -> None:
         rate = (f"{summary['per_s']:,.0f} traces/s" if summary["per_s"] else
                 "not measurable: everything landed in one commit, publish more with --n")
         ok = rows == len(ids) and n_dlq == len(bad)
+        if story is not None:
+            ends = [r["stage"] for r in story["rollouts"]]
+            ok = ok and ends == ["promoted", "rolled_back"]
+            shown = ", ".join(f"{r['adapter_id']} {r['stage']}" for r in story["rollouts"]) or "none"
+            console.print(f"[bold]rollouts: {shown} (expected: the better candidate promoted, the unsafe one rolled "
+                          "back)[/bold]")
         console.print(f"[bold]{rows:,} of {len(ids):,} valid traces landed in Delta `traces` exactly once; "
                       f"{n_dlq:,} of {len(bad):,} malformed records in the DLQ with a reason; worker throughput "
                       f"{rate} (first → last Delta commit); {elapsed:.1f}s from first "

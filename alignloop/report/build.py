@@ -51,7 +51,18 @@ def build_report(table_uri: Callable[[str], str], since: datetime, until: dateti
     drift_cols = ["detected_at", "since", "policy_id", "signal", "magnitude", "z", "example_trace_ids"]
     sections.append("<h2>Drift events</h2>" + _table(drift, drift_cols if not drift.empty else []))
     sections.append("<h2>Error clusters (traces the judges got wrong)</h2>" + _clusters(calib))
-    counts = {"traces": len(t), "drift_events": len(drift), "calibration_rows": len(calib), "labels": len(labels)}
+    from alignloop.report import rollouts
+    from schemas.tables import ROLLOUTS_TABLE
+
+    ro = rollouts.load(table_uri(ROLLOUTS_TABLE), storage_options)
+    ro = ro[(ro["decided_at"] >= pd.Timestamp(since)) & (ro["decided_at"] < pd.Timestamp(until))] if not ro.empty else ro
+    plot = rollouts.timeline(ro, out_dir)
+    sections.append("<h2>Rollouts</h2>" + (f'<img src="{plot.name}" alt="Rollouts">' if plot else "")
+                    + rollouts.decisions_html(ro) + "<h3>Per-arm metrics at the last analysed decision</h3>"
+                    + rollouts.arm_metrics_html(ro))
+    figs["Rollouts"] = plot
+    counts = {"traces": len(t), "drift_events": len(drift), "calibration_rows": len(calib), "labels": len(labels),
+              "rollout_decisions": len(ro)}
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>alignloop report</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:auto}} img{{max-width:100%}}
 table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:3px 6px}}</style></head>
