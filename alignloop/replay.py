@@ -84,11 +84,16 @@ def _child(settings: "Settings", task: Any, log_path: str) -> None:
     from alignloop.runner import tune_gc
     from streams.replay.worker import replay_partitions
 
-    logging.basicConfig(filename=log_path, level=logging.WARNING,
+    logging.basicConfig(filename=log_path, level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    log = logging.getLogger("alignloop.replay")
+    started = time.perf_counter()
+    configs = load_configs(settings)
     tune_gc()
-    counts = asyncio.run(replay_partitions(settings, load_configs(settings), task))
-    logging.getLogger("alignloop.replay").warning("done: %s", counts)
+    log.info("partitions %s: configs loaded in %.1f s", sorted(task.ranges), time.perf_counter() - started)
+    started = time.perf_counter()
+    counts = asyncio.run(replay_partitions(settings, configs, task))
+    log.info("done in %.1f s: %s", time.perf_counter() - started, counts)
 
 
 def _split(ranges: dict[int, tuple[int, int]], processes: int) -> list[dict[int, tuple[int, int]]]:
@@ -101,11 +106,13 @@ def _split(ranges: dict[int, tuple[int, int]], processes: int) -> list[dict[int,
 
 
 def run_processes(settings: "Settings", tasks: list[Any], log_dir: Path, progress: Any = None) -> None:
-    """Run each task in its own spawned process; ``progress(rows)`` polled with the ledger's row count."""
+    """Run each task in its own spawned process; ``progress(done, total)`` polled with the ledger's row count
+    (offsets read so far, this run and earlier ones) against the window's offsets."""
     from connectors.delta_sink import RowCounter
     from connectors.replay_store import replay_table_uri
     from schemas.tables import REPLAY_RECORDS_TABLE
 
+    total = sum(hi - lo + 1 for t in tasks for lo, hi in t.ranges.values())
     ctx = multiprocessing.get_context("spawn")
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = [ctx.Process(target=_child, args=(settings, t, str(log_dir / f"replay-{i}.log")), daemon=False)
@@ -117,7 +124,7 @@ def run_processes(settings: "Settings", tasks: list[Any], log_dir: Path, progres
     try:
         while any(p.is_alive() for p in procs):
             if progress is not None:
-                progress(counter())
+                progress(counter(), total)
             time.sleep(0.5)
     finally:
         for p in procs:

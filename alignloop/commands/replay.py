@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task(f"replaying into {into}", total=None)
             manifest = run_replay(settings, topic=topic, frm=frm, to=to, into=into, processes=processes,
                                   batch=batch, policy=policy, judges=judges_config, scrub=scrub_config,
-                                  progress=lambda n: bar.update(task, completed=n))
+                                  progress=lambda n, total: bar.update(task, completed=n, total=total))
         if json_out:
             print(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         else:

@@ -32,8 +32,10 @@ def _clusters(calib: pd.DataFrame) -> str:
 
 
 def build_report(table_uri: Callable[[str], str], since: datetime, until: datetime, out_dir: Path,
-                 storage_options: dict[str, str] | None = None) -> dict[str, Any]:
-    """Write out_dir/index.html and its PNGs; returns what was written and the row counts."""
+                 storage_options: dict[str, str] | None = None,
+                 replay_diffs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write out_dir/index.html and its PNGs (and a section per replay diff given); returns what was written and
+    the row counts."""
     out_dir.mkdir(parents=True, exist_ok=True)
     d = data.load(table_uri, since, until, storage_options)
     t, drift, calib, labels = d["traces"], d["drift"], d["calibration"], d["labels"]
@@ -51,6 +53,10 @@ def build_report(table_uri: Callable[[str], str], since: datetime, until: dateti
     drift_cols = ["detected_at", "since", "policy_id", "signal", "magnitude", "z", "example_trace_ids"]
     sections.append("<h2>Drift events</h2>" + _table(drift, drift_cols if not drift.empty else []))
     sections.append("<h2>Error clusters (traces the judges got wrong)</h2>" + _clusters(calib))
+    if replay_diffs:
+        from alignloop.report.replay import replay_section
+
+        sections.extend(replay_section(d) for d in replay_diffs)
     counts = {"traces": len(t), "drift_events": len(drift), "calibration_rows": len(calib), "labels": len(labels)}
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>alignloop report</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:auto}} img{{max-width:100%}}

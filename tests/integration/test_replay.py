@@ -162,6 +162,9 @@ def test_diff_with_changed_policy_flips_exactly_the_known_set(env, tmp_path):
     assert any(r["slice"].startswith("agent=") for r in d["dimensions"])
     assert d["curated"]["sft_examples"]["added"] == 0  # a stricter policy adds no clean example
     assert set(d["curated"]["sft_examples"]["dropped_examples"]) <= known
+    from alignloop.report.replay import replay_section
+
+    assert sorted(known)[0] in replay_section(d)  # the report's section names the flipped traces
 
     # curate into the namespace, then a dataset pinned on the replay's table version
     got = curate(s, "no-email")
