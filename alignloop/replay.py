@@ -76,9 +76,11 @@ def resolve_window(settings: "Settings", topic: str, frm: str, to: str | None) -
         raise UserError(f"{physical}: {exc}") from None
 
 
-def _child(settings: "Settings", task: Any, log_path: str) -> None:
-    """A spawned replay process: load the configs as any process does, replay the task's partitions."""
+def _child(settings: "Settings", task: Any, log_path: str, results: Any) -> None:
+    """A spawned replay process: load the configs as any process does, replay the task's partitions, report its
+    counts and times (unix seconds: started, ready to read, done) on ``results``."""
     import logging
+    from dataclasses import asdict
 
     from alignloop.configs import load_configs
     from alignloop.runner import tune_gc
@@ -87,13 +89,16 @@ def _child(settings: "Settings", task: Any, log_path: str) -> None:
     logging.basicConfig(filename=log_path, level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("alignloop.replay")
-    started = time.perf_counter()
+    started = time.time()
     configs = load_configs(settings)
     tune_gc()
-    log.info("partitions %s: configs loaded in %.1f s", sorted(task.ranges), time.perf_counter() - started)
-    started = time.perf_counter()
+    ready = time.time()
+    log.info("partitions %s: configs loaded in %.1f s", sorted(task.ranges), ready - started)
     counts = asyncio.run(replay_partitions(settings, configs, task))
-    log.info("done in %.1f s: %s", time.perf_counter() - started, counts)
+    done = time.time()
+    log.info("done in %.1f s: %s", done - ready, counts)
+    results.put({"partitions": sorted(task.ranges), "started_at": started, "ready_at": ready, "done_at": done,
+                 **{k: v for k, v in asdict(counts).items() if k != "by_partition"}})
 
 
 def _split(ranges: dict[int, tuple[int, int]], processes: int) -> list[dict[int, tuple[int, int]]]:
@@ -105,9 +110,12 @@ def _split(ranges: dict[int, tuple[int, int]], processes: int) -> list[dict[int,
     return groups
 
 
-def run_processes(settings: "Settings", tasks: list[Any], log_dir: Path, progress: Any = None) -> None:
+def run_processes(settings: "Settings", tasks: list[Any], log_dir: Path, progress: Any = None
+                  ) -> list[dict[str, Any]]:
     """Run each task in its own spawned process; ``progress(done, total)`` polled with the ledger's row count
-    (offsets read so far, this run and earlier ones) against the window's offsets."""
+    (offsets read so far, this run and earlier ones) against the window's offsets. Returns each process's
+    counts and times."""
+    import queue
     from connectors.delta_sink import RowCounter
     from connectors.replay_store import replay_table_uri
     from schemas.tables import REPLAY_RECORDS_TABLE
@@ -115,17 +123,23 @@ def run_processes(settings: "Settings", tasks: list[Any], log_dir: Path, progres
     total = sum(hi - lo + 1 for t in tasks for lo, hi in t.ranges.values())
     ctx = multiprocessing.get_context("spawn")
     log_dir.mkdir(parents=True, exist_ok=True)
-    procs = [ctx.Process(target=_child, args=(settings, t, str(log_dir / f"replay-{i}.log")), daemon=False)
-             for i, t in enumerate(tasks)]
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_child, args=(settings, t, str(log_dir / f"replay-{i}.log"), results),
+                         daemon=False) for i, t in enumerate(tasks)]
+    reports: list[dict[str, Any]] = []
     for p in procs:
         p.start()
     counter = RowCounter(replay_table_uri(settings.lake, tasks[0].name, REPLAY_RECORDS_TABLE),
                          settings.lake_storage_options or None)
     try:
-        while any(p.is_alive() for p in procs):
+        while any(p.is_alive() for p in procs) or len(reports) < len(procs):
+            try:
+                reports.append(results.get(timeout=0.5))
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs):
+                    break
             if progress is not None:
                 progress(counter(), total)
-            time.sleep(0.5)
     finally:
         for p in procs:
             p.join(timeout=5)
@@ -135,6 +149,7 @@ def run_processes(settings: "Settings", tasks: list[Any], log_dir: Path, progres
     if failed:
         raise UserError(f"replay process(es) {failed} failed (exit {[procs[i].exitcode for i in failed]}); see "
                         f"{log_dir}/replay-<n>.log, then re-run the same command to resume")
+    return sorted(reports, key=lambda r: r["partitions"])
 
 
 def _code_version() -> str | None:
@@ -181,9 +196,9 @@ def run_replay(settings: "Settings", *, topic: str, frm: str, to: str | None, in
     ranges = {w["partition"]: (w["start"], w["end"]) for w in windows if w["start"] <= w["end"]}
     tasks = [Task(into, s.topic(topic), g, spec_from, spec_to, batch) for g in _split(ranges, processes)]
     started = time.perf_counter()
-    run_processes(s, tasks, Path(s.home) / "replay" / into, progress)
+    reports = run_processes(s, tasks, Path(s.home) / "replay" / into, progress)
     manifest.update(finish(s, into, windows), status="complete", wall_s=round(time.perf_counter() - started, 3),
-                    processes=len(tasks), completed_at=datetime.now(timezone.utc).isoformat())
+                    processes=len(tasks), completed_at=datetime.now(timezone.utc).isoformat(), last_run=reports)
     write_manifest(s, into, manifest)
     return manifest
 

@@ -5,8 +5,11 @@
    so landed/s is measured the same way: rows / (last commit − first commit) from the Delta log's file times,
    the first file's rows left out.
 2. replay: ``alignloop replay`` of those same N traces (every offset of the topic) with ``--processes`` spawned
-   processes into a replay namespace; landed/s measured the same way on the replay's ``traces`` table, and also
-   end to end (window resolution, process start-up and the manifest included).
+   processes into a replay namespace. landed/s = N / (last process done − first process ready): from the moment
+   its processes have loaded their configs (the spines, too, are started and settled before the live drain) to
+   the last commit, the first batch included. The live measure (Delta log, first file left out) is kept for the
+   record as ``landed_per_s_delta_log``: with 5,000-record commits it leaves out a quarter of a 20k run and
+   flatters the replay. End to end (window resolution, process start-up, manifest) too.
 
 ``figures`` is a dict of phases (``live``, ``replay``, then the ratio); a later phase (erasure) adds its own key.
 """
@@ -61,9 +64,14 @@ def measure_replay(settings: Any, name: str, n: int, processes: int, batch: int)
         from alignloop.errors import UserError
 
         raise UserError(f"the replay landed {landed} of {n} traces; see {settings.home}/replay/{name}/")
+    runs = m["last_run"]
+    busy = max(r["done_at"] for r in runs) - min(r["ready_at"] for r in runs)
     return {"processes": processes, "batch": batch, "landed": landed, "wall_s": round(wall, 3),
-            "landed_per_s": _landed_per_s(replay_table_uri(settings.lake, name, TRACES_TABLE), landed),
-            "end_to_end_per_s": round(landed / wall, 1), "content_hash": m["content_hash"]}
+            "busy_s": round(busy, 3), "landed_per_s": round(landed / busy, 1),
+            "landed_per_s_delta_log": _landed_per_s(replay_table_uri(settings.lake, name, TRACES_TABLE), landed),
+            "end_to_end_per_s": round(landed / wall, 1), "startup_s": [round(r["ready_at"] - r["started_at"], 2)
+                                                                      for r in runs],
+            "content_hash": m["content_hash"]}
 
 
 def register(bench_app: typer.Typer) -> None:
@@ -116,7 +124,9 @@ def register(bench_app: typer.Typer) -> None:
         path = write_result("replay", figures)
         print_table(f"bench replay ({n} traces, {partitions} partitions)", [
             (f"live spine landed traces/s ({spines} spine(s))", live),
-            (f"replay landed traces/s ({processes} process(es), same measure)", rep),
+            (f"replay landed traces/s ({processes} process(es), ready to last commit)", rep),
+            ("replay landed traces/s, the live measure (Delta log, first file left out)",
+             figures["replay"]["landed_per_s_delta_log"]),
             ("replay traces/s end to end (start-up and manifest included)", figures["replay"]["end_to_end_per_s"]),
             ("replay / live (goal >= 2)", figures["replay_to_live_ratio"]),
         ], console)
