@@ -92,12 +92,13 @@ def _child(settings: "Settings", task: Any, log_path: str, results: Any) -> None
     started = time.time()
     configs = load_configs(settings)
     tune_gc()
-    ready = time.time()
+    ready, cpu = time.time(), time.process_time()
     log.info("partitions %s: configs loaded in %.1f s", sorted(task.ranges), ready - started)
     counts = asyncio.run(replay_partitions(settings, configs, task))
     done = time.time()
     log.info("done in %.1f s: %s", done - ready, counts)
     results.put({"partitions": sorted(task.ranges), "started_at": started, "ready_at": ready, "done_at": done,
+                 "cpu_s": round(time.process_time() - cpu, 3),  # every thread of this process, while replaying
                  **{k: v for k, v in asdict(counts).items() if k != "by_partition"}})
 
 
@@ -227,7 +228,7 @@ def finish(settings: "Settings", name: str, windows: list[dict[str, Any]]) -> di
         missing = (w["end"] - w["start"] + 1 - len(offs)) if w["start"] <= w["end"] else 0
         if missing > 0:  # compaction, transaction markers or aborted records: offsets the broker never returned
             gaps.append(f"partition {w['partition']}: {missing} offset(s) in {w['start']}-{w['end']} returned no "
-                        "record (compaction or transaction markers)")
+                        "record (compaction, transaction markers, or retention while the replay ran)")
         per_partition[str(w["partition"])] = {
             "requested": w["requested"], "start": w["start"], "end": w["end"], "read": len(offs),
             "actual": [offs[0], offs[-1]] if offs else None, "gaps": gaps}

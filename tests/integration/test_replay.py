@@ -237,6 +237,15 @@ def test_window_older_than_retention(make_settings):
     m = run_replay(s, topic="agent.traces", frm="0:2-14", into="partly-offsets", to=None, processes=1)
     assert m["counts"]["landed"] == 5 and any("offsets 2-9 are gone" in g for g in m["gaps"])
 
+    async def transactional() -> None:  # a committed transaction leaves a control record: an offset with no record
+        async with producer(s, transactional_id=f"tx-{uuid.uuid4().hex[:6]}") as prod:
+            async with prod.transaction():
+                for k, v, _, _ in Simulator(seed=4).records(3):
+                    await prod.send(s.topic(TRACES), value=v, key=k)
+    asyncio.run(transactional())
+    m = run_replay(s, topic="agent.traces", frm="0:20-23", into="markers", to=None, processes=1)
+    assert m["counts"]["landed"] == 3 and any("1 offset(s) in 20-23 returned no record" in g for g in m["gaps"])
+
 
 def test_kill_9_twice_resumes_to_the_same_result(env):
     s = env["s"]
