@@ -243,6 +243,7 @@ def test_window_older_than_retention(make_settings):
                 for k, v, _, _ in Simulator(seed=4).records(3):
                     await prod.send(s.topic(TRACES), value=v, key=k)
     asyncio.run(transactional())
+    wait_for(lambda: _ends(s)[0] == 24, 30, interval=0.2, what="the commit marker (written after the commit returns)")
     m = run_replay(s, topic="agent.traces", frm="0:20-23", into="markers", to=None, processes=1)
     assert m["counts"]["landed"] == 3 and any("1 offset(s) in 20-23 returned no record" in g for g in m["gaps"])
 
