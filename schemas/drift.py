@@ -94,13 +94,16 @@ class TrainRequest(BaseModel):
     drift_signals: list[str] = Field(default_factory=list)
     drift_event_ids: list[str] = Field(default_factory=list)
     labels_since_last: int = 0
+    replay: str | None = Field(None, description="Train on this replay's curated tables (alignloop replay curate) "
+                                                 "instead of the live ones; the dataset builder pins their version.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     def config_path(self) -> str:
         return self.config or f"configs/train/{self.kind}.yaml"
 
     def dedup_key(self) -> str:
-        return json.dumps([self.kind, self.config_path(), self.overrides, self.evalset], sort_keys=True)
+        key = [self.kind, self.config_path(), self.overrides, self.evalset]
+        return json.dumps(key + ([self.replay] if self.replay is not None else []), sort_keys=True)
 
     def to_json(self) -> bytes:
         return json.dumps(self.model_dump(mode="json"), separators=(",", ":")).encode()

@@ -214,3 +214,35 @@ ROLLOUTS_SCHEMA = pa.schema([
     pa.field("src_offset", pa.int64()),
 ])
 TABLES[ROLLOUTS_TABLE] = (ROLLOUTS_SCHEMA, ["date"])
+
+# Replay namespaces (issue 17): <lake>/replay/<name>/<table>. A replay lands `traces` (and, curated, `sft_examples`
+# and `preferences`) with the live schemas, plus these two of its own. No raw bytes: a value is kept as its hash.
+REPLAY_RECORDS_TABLE = "records"
+REPLAY_RECORDS_SCHEMA = pa.schema([                        # one row per record read: the replay's ledger
+    pa.field("topic", pa.string(), nullable=False),
+    pa.field("partition", pa.int32(), nullable=False),
+    pa.field("offset", pa.int64(), nullable=False),
+    pa.field("timestamp_ms", pa.int64()),
+    pa.field("value_sha256", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),        # landed | invalid | filtered (outside the time window)
+    pa.field("trace_id", pa.string()),
+    pa.field("conversation_id", pa.string()),
+])
+REPLAY_DLQ_TABLE = "dlq"
+REPLAY_DLQ_SCHEMA = pa.schema([                            # invalid records of a replay, with their reasons
+    pa.field("topic", pa.string(), nullable=False),
+    pa.field("partition", pa.int32(), nullable=False),
+    pa.field("offset", pa.int64(), nullable=False),
+    pa.field("stage", pa.string(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("error", pa.string()),                         # strict-scrubbed: validation errors may quote input
+    pa.field("size_bytes", pa.int64()),
+    pa.field("value_sha256", pa.string(), nullable=False),
+    pa.field("failed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+# name -> (schema, partition columns) of every table a replay namespace may hold
+REPLAY_TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
+    TRACES_TABLE: TABLES[TRACES_TABLE], SFT_EXAMPLES_TABLE: TABLES[SFT_EXAMPLES_TABLE],
+    PREFERENCES_TABLE: TABLES[PREFERENCES_TABLE],
+    REPLAY_RECORDS_TABLE: (REPLAY_RECORDS_SCHEMA, []), REPLAY_DLQ_TABLE: (REPLAY_DLQ_SCHEMA, []),
+}

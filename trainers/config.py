@@ -49,6 +49,8 @@ class DataSettings(BaseModel):
     curriculum: bool = Field(False, description="Order training rows easy -> hard by judge confidence / strength.")
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
     max_rows: int | None = Field(None, ge=1, description="Cap on rows read (newest dropped first), for smoke runs.")
+    replay: str | None = Field(None, description="Read the table from this replay's namespace "
+                                                 "(<lake>/replay/<name>/, landed by `alignloop replay curate`).")
 
 
 class DPOSettings(BaseModel):

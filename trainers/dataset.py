@@ -130,6 +130,10 @@ def build_dataset(kind: Kind, data: DataSettings, lake_root: str, seed: int, *,
     """Read, filter, dedup, split, order and select; returns the splits and their manifest."""
     table = data.table or ("sft_examples" if kind == "sft" else "preferences")
     uri = f"{lake_root.rstrip('/')}/{table}"
+    if data.replay is not None:  # a replay's curated table, pinned by version like any other
+        from connectors.replay_store import replay_table_uri
+
+        uri = replay_table_uri(lake_root, data.replay, table)
     raw, version = read_snapshot(uri, data.version, storage_options)
     filters: list[str] = []
     rows = sorted(raw, key=lambda r: (r["created_at"], r.get("src_offset") or 0))
@@ -201,6 +205,7 @@ def build_dataset(kind: Kind, data: DataSettings, lake_root: str, seed: int, *,
     kept = split_rows["train"] + split_rows["val"] + split_rows["test"]
     manifest = {
         "kind": kind, "table": table, "uri": uri, "delta_version": version, "labels_version": labels_version,
+        "replay": data.replay,
         "rows_read": len(raw), "rows_after_filters": len(examples), "duplicates_dropped": {"exact": exact, "near": near},
         "row_count": {k: len(v) for k, v in splits.items()}, "content_hash": content_hash(splits),
         "offset_ranges": _offset_ranges(kept), "filters": filters, "seed": seed, "selection": selection,

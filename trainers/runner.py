@@ -62,7 +62,10 @@ def job_commands(req: TrainRequest, publish: bool) -> list[list[str]]:
     cli = [sys.executable, "-m", "alignloop.cli"]
     pub = ["--publish" if publish else "--no-publish"]
     train = [*cli, "train", req.kind, "--config", req.config_path(), *pub]
-    for k, v in sorted(req.overrides.items()):
+    overrides = dict(req.overrides)
+    if req.replay is not None:  # the request names a replay: the recipe reads its namespace
+        overrides.setdefault("data.replay", req.replay)
+    for k, v in sorted(overrides.items()):
         train += ["--set", f"{k}={json.dumps(v)}"]
     cmds = [train]
     if req.evalset:

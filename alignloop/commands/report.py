@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         since: str = typer.Option(None, "--since", help="Start (ISO date/time, UTC); default 24 h before --until."),
         until: str = typer.Option(None, "--until", help="End (ISO date/time, UTC, or 'now'); default now."),
         out: Path = typer.Option(Path("report"), "--out", help="Directory for index.html and the PNGs."),
+        replay: list[str] = typer.Option([], "--replay", help="Add a 'replay vs live' section for this replay "
+                                                              "(repeatable; see alignloop replay diff)."),
     ) -> None:
         """Write an HTML report (matplotlib PNGs) of the Grafana views, read from the Delta tables."""
         from rich.console import Console
@@ -41,7 +43,10 @@ def register(app: typer.Typer) -> None:
         start = parse_time(since, end - timedelta(days=1))
         if start >= end:
             raise UserError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
-        result = build_report(s.table_uri, start, end, out, s.lake_storage_options or None)
+        from alignloop.replay_views import diff_replay
+
+        diffs = [diff_replay(s, name) for name in replay]  # an unknown replay fails here, before writing
+        result = build_report(s.table_uri, start, end, out, s.lake_storage_options or None, replay_diffs=diffs)
         c = result["counts"]
         Console().print(f"wrote {result['index']} ({len(result['figures'])} figures; {c['traces']} traces, "
                         f"{c['drift_events']} drift events, {c['calibration_rows']} calibration rows, "

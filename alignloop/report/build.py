@@ -32,8 +32,10 @@ def _clusters(calib: pd.DataFrame) -> str:
 
 
 def build_report(table_uri: Callable[[str], str], since: datetime, until: datetime, out_dir: Path,
-                 storage_options: dict[str, str] | None = None) -> dict[str, Any]:
-    """Write out_dir/index.html and its PNGs; returns what was written and the row counts."""
+                 storage_options: dict[str, str] | None = None,
+                 replay_diffs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write out_dir/index.html and its PNGs (and a section per replay diff given); returns what was written and
+    the row counts."""
     out_dir.mkdir(parents=True, exist_ok=True)
     d = data.load(table_uri, since, until, storage_options)
     t, drift, calib, labels = d["traces"], d["drift"], d["calibration"], d["labels"]
@@ -61,6 +63,10 @@ def build_report(table_uri: Callable[[str], str], since: datetime, until: dateti
                     + rollouts.decisions_html(ro) + "<h3>Per-arm metrics at the last analysed decision</h3>"
                     + rollouts.arm_metrics_html(ro))
     figs["Rollouts"] = plot
+    if replay_diffs:
+        from alignloop.report.replay import replay_section
+
+        sections.extend(replay_section(d) for d in replay_diffs)
     counts = {"traces": len(t), "drift_events": len(drift), "calibration_rows": len(calib), "labels": len(labels),
               "rollout_decisions": len(ro)}
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>alignloop report</title>

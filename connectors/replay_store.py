@@ -1,0 +1,108 @@
+"""Replay namespaces in the lake: ``<lake>/replay/<name>/<table>`` plus ``<lake>/replay/<name>/manifest.json``.
+
+A replay never writes a live table: every sink here points into its namespace, and its app transactions carry the
+replay's name, so a re-run of the same replay skips what already landed (the live sink's scheme). Erasure and
+lineage find every replay table through ``replay_tables(settings)``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from connectors.delta_sink import DeltaSink
+from schemas.tables import REPLAY_TABLES
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+
+REPLAY_DIR = "replay"
+MANIFEST = "manifest.json"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid replay name, else ValueError naming the rule (it becomes a folder name)."""
+    if not NAME_RE.match(name or ""):
+        raise ValueError(f"replay name {name!r}: use letters, digits, '.', '_' or '-' (at most 100 characters)")
+    return name
+
+
+def replay_root(lake: str, name: str) -> str:
+    return f"{lake.rstrip('/')}/{REPLAY_DIR}/{check_name(name)}"
+
+
+def replay_table_uri(lake: str, name: str, table: str) -> str:
+    """The URI of ``table`` in replay ``name`` under the lake root ``lake``."""
+    if table not in REPLAY_TABLES:
+        raise ValueError(f"a replay has no table {table!r} (known: {', '.join(sorted(REPLAY_TABLES))})")
+    return f"{replay_root(lake, name)}/{table}"
+
+
+def _fs(lake: str) -> tuple[Any, str]:
+    """(pyarrow filesystem, path) of a lake root: a local path or an object-store URI."""
+    from pyarrow import fs
+
+    if "://" in lake:
+        return fs.FileSystem.from_uri(lake)
+    from pathlib import Path
+
+    return fs.LocalFileSystem(), str(Path(lake).resolve())
+
+
+def list_replays(settings: "Settings") -> list[str]:
+    """Names of every replay namespace in the lake (a folder under ``<lake>/replay``), sorted."""
+    from pyarrow import fs
+
+    filesystem, root = _fs(settings.lake)
+    infos = filesystem.get_file_info(fs.FileSelector(f"{root}/{REPLAY_DIR}", allow_not_found=True))
+    return sorted(i.base_name for i in infos if i.type == fs.FileType.Directory and NAME_RE.match(i.base_name))
+
+
+def replay_tables(settings: "Settings") -> list[str]:
+    """Table URIs of every replay namespace in ``settings``' lake: each existing Delta table (a folder with a
+    ``_delta_log``) of each replay. Erasure deletes a person's rows from these as from the live tables."""
+    from pyarrow import fs
+
+    filesystem, root = _fs(settings.lake)
+    out = []
+    for name in list_replays(settings):
+        for table in sorted(REPLAY_TABLES):
+            log = filesystem.get_file_info(f"{root}/{REPLAY_DIR}/{name}/{table}/_delta_log")
+            if log.type == fs.FileType.Directory:
+                out.append(replay_table_uri(settings.lake, name, table))
+    return out
+
+
+def read_manifest(settings: "Settings", name: str) -> dict[str, Any] | None:
+    """The replay's manifest, or None when no replay ``name`` was started."""
+    from pyarrow import fs
+
+    filesystem, root = _fs(settings.lake)
+    path = f"{root}/{REPLAY_DIR}/{check_name(name)}/{MANIFEST}"
+    if filesystem.get_file_info(path).type != fs.FileType.File:
+        return None
+    with filesystem.open_input_stream(path) as fh:
+        return json.loads(fh.read())
+
+
+def write_manifest(settings: "Settings", name: str, manifest: dict[str, Any]) -> str:
+    """Write the manifest atomically where the filesystem allows (temp file + move); returns its path."""
+    filesystem, root = _fs(settings.lake)
+    folder = f"{root}/{REPLAY_DIR}/{check_name(name)}"
+    filesystem.create_dir(folder, recursive=True)
+    data = (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n").encode()
+    tmp = f"{folder}/.{MANIFEST}.tmp"
+    with filesystem.open_output_stream(tmp) as fh:
+        fh.write(data)
+    filesystem.move(tmp, f"{folder}/{MANIFEST}")
+    return f"{folder}/{MANIFEST}"
+
+
+def replay_sink(settings: "Settings", name: str, table: str, writer: str) -> DeltaSink:
+    """The idempotent sink of ``table`` in replay ``name``; its transactions are named after the replay and
+    ``writer``, so each replay (and each step of it) resumes on its own."""
+    schema, partition_by = REPLAY_TABLES[table]
+    return DeltaSink(replay_table_uri(settings.lake, name, table), schema, partition_by,
+                     name=f"replay-{name}-{writer}", storage_options=settings.lake_storage_options or None,
+                     checkpoint_every=settings.checkpoint_every)
