@@ -67,8 +67,8 @@ class RegistryEvent(BaseModel):
     name: str
     version: str
     kind: str
-    event: Literal["trained", "gated"]
-    status: Literal["trained", "gate_passed", "gate_failed"]
+    event: Literal["trained", "gated", "erasure"]  # erasure: trained on rows since erased (issue 17)
+    status: Literal["trained", "gate_passed", "gate_failed", "trained_on_erased_data"]
     base_model: str
     path: str
     dataset_table: str | None = None
