@@ -216,7 +216,7 @@ def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, trun
     kafka = [h.as_dict() for h in asyncio.run(erase_records(settings, needles, truncate=truncate_topics,
                                                             wait_s=kafka_wait_s))]
     pending = [h["expires_by"] for h in kafka if h["action"] == "pending" and h["expires_by"]]
-    forever = [f"{h['topic']}:{h['partition']}" for h in kafka if h["action"] in ("pending", "leak")
+    forever = [f"{h['topic']}:{h['partition']}" for h in kafka if h["action"] in ("pending", "leak", "compacted_kept")
                and not h["expires_by"]]
     report: dict[str, Any] = {
         "erasure_id": erasure_id, "subject": p.subject, "kind": p.kind, "conv_keys": p.conv_keys,

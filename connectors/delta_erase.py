@@ -74,10 +74,35 @@ def match_column(dt: DeltaTable) -> str | None:
 
 
 def matching(dt: DeltaTable, column: str, values: list[str], columns: list[str] | None = None) -> pa.Table:
-    """Rows of the table's latest version whose ``column`` is one of ``values`` (only ``columns``)."""
-    ds = dt.to_pyarrow_dataset()
-    wanted = [c for c in (columns or [column]) if c in ds.schema.names]
-    return ds.to_table(columns=wanted, filter=pc.field(column).isin(values))
+    """Rows of the table's latest version whose ``column`` is one of ``values`` (only ``columns``; partition
+    columns are not returned).
+
+    File by file, not through ``to_pyarrow_dataset``: files rewritten by a merge hold ``string_view`` columns, and
+    the dataset's per-file statistics guarantees then fail to compare (string vs string_view), and ``is_in`` has no
+    string_view kernel. Each file's key column is read (the keys are random: statistics could not prune anyway),
+    and the other columns only of files with a match."""
+    import pyarrow.parquet as pq
+
+    names = {f.name for f in dt.schema().fields} - set(dt.metadata().partition_columns)
+    wanted = list(dict.fromkeys(c for c in (columns or [column]) if c in names))
+    parts: list[pa.Table] = []
+    keys = pa.array(sorted(set(values)), pa.string())
+    for uri in dt.file_uris():
+        fs, path = pafs.FileSystem.from_uri(uri)
+        key = pq.read_table(path, columns=[column], filesystem=fs).column(column)
+        mask = pc.is_in(key.cast(pa.string()), value_set=keys)
+        if not pc.any(mask).as_py():
+            continue  # most files: only the key column was read
+        t = pq.read_table(path, columns=wanted, filesystem=fs)
+        t = t.cast(pa.schema([pa.field(f.name, _plain_type(f.type)) for f in t.schema])).filter(mask)
+        parts.append(t)
+    if not parts:
+        return pa.table({c: pa.array([], pa.string()) for c in wanted})
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    return pa.string() if t == pa.string_view() else t
 
 
 def _files(dt: DeltaTable) -> dict[str, int]:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from connectors.kafka import aiokafka_client_kwargs, producer, read_topic
+from connectors.kafka import aiokafka_client_kwargs, producer
 from schemas.topics import AUDIT, DAY_MS, TOPICS
 
 if TYPE_CHECKING:
@@ -34,13 +34,53 @@ class PartitionErasure:
     records: int = 0
     last_offset: int = -1
     last_timestamp_ms: int | None = None
-    action: str = "pending"           # deleted | pending | tombstoned | leak (the audit log)
+    action: str = "pending"           # deleted | pending | tombstoned | compacted_kept | leak (the audit log)
     deleted_before: int | None = None  # the partition's new start offset
     blocking_groups: list[str] = field(default_factory=list)
     expires_by: str | None = None      # when retention removes the last copy (None: kept forever)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+async def read_retained(settings: "Settings", topic: str) -> list[Any]:
+    """Every record the broker still holds in ``topic`` (physical name), partitions whose start offset reached
+    their end (all deleted) skipped at once rather than waited on."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), enable_auto_commit=False,
+                                max_partition_fetch_bytes=16 << 20)
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return out
+        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        todo = {tp: ends[tp] for tp in tps if ends[tp] > starts[tp]}
+        if not todo:
+            return out
+        consumer.assign(list(todo))
+        for tp in todo:
+            consumer.seek(tp, starts[tp])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while todo and loop.time() < deadline:  # transaction markers take offsets: stop at the position, not a count
+            batch = await consumer.getmany(timeout_ms=300, max_records=5000)
+            for tp, msgs in batch.items():
+                out.extend(msgs)
+            for tp in list(todo):
+                if await consumer.position(tp) >= todo[tp]:
+                    del todo[tp]
+            if batch:
+                deadline = loop.time() + 10.0
+        return out
+    finally:
+        await consumer.stop()
 
 
 def _blob(m: Any) -> bytes:
@@ -51,7 +91,7 @@ async def find_records(settings: "Settings", needles: list[bytes]) -> dict[tuple
     """Every partition of every pipeline topic with a record whose key, value or headers contain a needle."""
     found: dict[tuple[str, int], PartitionErasure] = {}
     for name in TOPICS:
-        for m in await read_topic(settings, settings.topic(name), timeout_s=2.0):
+        for m in await read_retained(settings, settings.topic(name)):
             blob = _blob(m)
             if any(n in blob for n in needles):
                 p = found.setdefault((name, m.partition), PartitionErasure(name, m.partition))
@@ -104,7 +144,7 @@ async def _tombstone(settings: "Settings", hits: list[PartitionErasure], needles
     """A null value for every compacted record keyed by the conversation (its key contains a needle)."""
     async with producer(settings) as prod:
         for h in hits:
-            for m in await read_topic(settings, settings.topic(h.topic), timeout_s=2.0):
+            for m in await read_retained(settings, settings.topic(h.topic)):
                 if m.partition == h.partition and m.key and any(n in m.key for n in needles):
                     await prod.send_and_wait(settings.topic(h.topic), key=m.key, value=None, partition=m.partition)
                     h.action = "tombstoned"
@@ -131,7 +171,7 @@ async def erase_records(settings: "Settings", needles: list[bytes], *, truncate:
         if h.topic == AUDIT:
             h.action = "leak"  # never truncate the audit trail; an identifier in it is a bug to report
         elif TOPICS[h.topic].compacted:
-            h.action = "pending"
+            h.action = "compacted_kept"  # e.g. drift.state: a monitor snapshot, rewritten by the monitor itself
         elif truncate and not h.blocking_groups:
             cuts[key] = h.last_offset + 1
     if cuts:

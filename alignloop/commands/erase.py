@@ -23,6 +23,7 @@ def _summary(report: dict) -> list[tuple[str, object]]:
              ("broker partitions deleted", sum(h["action"] == "deleted" for h in report["kafka"])),
              ("broker partitions pending", sum(h["action"] == "pending" for h in report["kafka"])),
              ("last broker copy expires by", report["kafka_last_copy_expires_by"] or "-"),
+             ("broker copies kept (no expiry)", ", ".join(report["kafka_kept_forever"]) or "-"),
              ("retrain requests", len(report["retrain_requests"])), ("audit seq", report["audit_seq"])]
     return rows
 

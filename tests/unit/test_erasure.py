@@ -150,3 +150,8 @@ def test_lineage_finds_rows_datasets_and_adapters_and_plan_refuses_unknown(tmp_p
     p = plan(s, conversation=PLANT)
     assert p.tables["sft_examples"]["rows"] == 4 and p.tables["dataset_conversations"]["rows"] == 1
     assert p.subject == f"conv_key:{keys.conv(PLANT)}" and PLANT not in repr(p)
+    for t in p.tables.values():  # erased: a second plan finds nothing (merge-rewritten files hold string_view)
+        erase_table(t["uri"], t["column"], p.conv_keys)
+    with pytest.raises(ValueError, match="no rows of that conversation"):
+        plan(s, conversation=PLANT)
+    assert lineage_conversation(s, keys.conv("conv-1-0"))["tables"]["sft_examples"]["rows"][0]["example_id"] == "ex-1-0"
