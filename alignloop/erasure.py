@@ -184,7 +184,7 @@ def _retrain(settings: "Settings", p: ErasurePlan, erasure_id: str, versions: di
         over: dict[str, Any] = {"adapter_name": a["name"]}
         if table in versions:
             over["data.version"] = versions[table]
-        reqs.append(TrainRequest(kind=a["kind"], overrides=over, policy_id=a["name"],
+        reqs.append(TrainRequest(kind=a["kind"], overrides=over,
                                  reason=f"erasure {erasure_id}: retrain {a['adapter_id']} without the erased rows"))
 
     async def send() -> None:

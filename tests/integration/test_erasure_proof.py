@@ -122,6 +122,12 @@ def test_planted_conversation_is_erased_everywhere_and_the_rest_is_intact(make_s
     key = erasure_keys(s).conv(PLANT)
     before = {t: [r for r in _rows(s, t) if PLANT not in r and key not in r] for t in TABLES_CHECKED}
 
+    from trainers.lineage import lineage_adapter
+
+    up = lineage_adapter(s, manifest.adapter_id)
+    assert up["dataset"]["table"] == "sft_examples" and up["conversation_keys"] == 6
+    assert up["offset_ranges"] and up["versions"]["judge_versions"] and up["versions"]["scrubber_key_ids"]
+    assert up["versions"]["policies"] == ["base"] and [e["event"] for e in up["registry_events"]] == ["trained"]
     lineage = _cli(s, "lineage", "conversation", PLANT, "--timing")
     assert lineage.returncode == 0, lineage.stderr
     found = json.loads(lineage.stdout)

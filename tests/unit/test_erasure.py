@@ -155,3 +155,14 @@ def test_lineage_finds_rows_datasets_and_adapters_and_plan_refuses_unknown(tmp_p
     with pytest.raises(ValueError, match="no rows of that conversation"):
         plan(s, conversation=PLANT)
     assert lineage_conversation(s, keys.conv("conv-1-0"))["tables"]["sft_examples"]["rows"][0]["example_id"] == "ex-1-0"
+
+
+def test_erasure_bench_erases_the_planted_conversation_from_every_table():
+    from alignloop.bench.erasure import run_erasure_bench
+
+    f = run_erasure_bench(3000)
+    assert f["planted_rows"] == {"traces": 6, "sft_examples": 6, "preferences": 6}
+    assert f["rows_left_after_erasure"] == {}
+    assert f["rows_remaining"] == {n: c - 6 for n, c in f["table_rows"].items()}
+    assert f["baseline_plain_delete_rows"] == {"traces": 6, "sft_examples": 6, "preferences": 6}
+    assert f["bytes_rewritten"] > 0 and f["files_deleted"] >= 3 and f["erase_s"] > 0
