@@ -18,7 +18,7 @@ import getpass
 import json
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,13 +195,40 @@ def _retrain(settings: "Settings", p: ErasurePlan, erasure_id: str, versions: di
     return [{"request_id": r.request_id, "kind": r.kind, "overrides": r.overrides} for r in reqs]
 
 
+def _pending_dir(settings: "Settings") -> Path:
+    return Path(settings.home) / "erasures"
+
+
+def _save_pending(settings: "Settings", erasure_id: str, p: ErasurePlan) -> Path:
+    """The plan, kept (mode 0600) until the erasure's audit entry is written, so an interrupted erasure can be
+    finished: its rows are gone from the tables by then, and a new plan would find nothing."""
+    path = _pending_dir(settings) / f"pending-{erasure_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"erasure_id": erasure_id, **asdict(p)}, fh, default=str)
+    return path
+
+
+def pending(settings: "Settings") -> list[tuple[str, ErasurePlan]]:
+    """Interrupted erasures (id, plan), oldest first."""
+    out = []
+    for path in sorted(_pending_dir(settings).glob("pending-*.json"), key=lambda q: q.stat().st_mtime):
+        data = json.loads(path.read_text())
+        out.append((data.pop("erasure_id"), ErasurePlan(**data)))
+    return out
+
+
 def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, truncate_topics: bool = True,
-            kafka_wait_s: float = 10.0, keys: ErasureKeys | None = None) -> dict[str, Any]:
-    """Carry out a plan; returns the erasure report (also written to ``<home>/erasures/<id>.json``)."""
+            kafka_wait_s: float = 10.0, keys: ErasureKeys | None = None, erasure_id: str | None = None
+            ) -> dict[str, Any]:
+    """Carry out a plan; returns the erasure report (also written to ``<home>/erasures/<id>.json``). Every step is
+    idempotent: an interrupted erasure is finished by executing its saved plan again (``pending``)."""
     from connectors.kafka_erase import erase_records
 
     keys = keys or erasure_keys(settings)
-    erasure_id = uuid.uuid4().hex[:12]
+    erasure_id = erasure_id or uuid.uuid4().hex[:12]
+    marker = _save_pending(settings, erasure_id, p)
     started = datetime.now(timezone.utc)
     tables, versions = {}, {}
     for name, t in sorted(p.tables.items()):
@@ -244,5 +271,6 @@ def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, trun
     out = Path(settings.home) / "erasures" / f"{erasure_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    marker.unlink()  # it names the conversation ids (the broker search needs them): gone with the erasure
     report["report_path"] = str(out)
     return report

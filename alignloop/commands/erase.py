@@ -41,13 +41,27 @@ def erase_cmd(conversation: Optional[str] = typer.Option(None, "--conversation",
               json_out: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Delete a conversation from every Delta table (live and replay) and the broker, provably (docs/erasure.md)."""
     from alignloop.bench._results import print_table
-    from alignloop.erasure import execute, plan
+    from alignloop.erasure import execute, pending, plan
     from schemas.settings import load_settings
 
     settings = load_settings()
+    finished = 0
+    if not dry_run:
+        for erasure_id, saved in pending(settings):  # an interrupted erasure: its rows may be gone already
+            try:
+                done = execute(settings, saved, truncate_topics=not keep_topics, kafka_wait_s=kafka_wait_s,
+                               erasure_id=erasure_id)
+            except Exception as exc:  # broker down, lake unreachable: nothing is lost, the plan is kept
+                raise UserError(f"could not finish the interrupted erasure {erasure_id} ({exc.__class__.__name__}: "
+                                f"{exc}); fix that and rerun `alignloop erase`") from None
+            typer.echo(f"finished the interrupted erasure {erasure_id}: {done['report_path']}")
+            finished += 1
     try:
         p = plan(settings, conversation=conversation, agent_user=agent_user)
     except ValueError as exc:
+        if finished and str(exc).startswith("no rows"):
+            typer.echo("nothing more to erase")
+            return
         raise UserError(str(exc)) from None
     if dry_run:
         out = {"dry_run": True, "subject": p.subject, "conv_keys": p.conv_keys,
@@ -57,8 +71,9 @@ def erase_cmd(conversation: Optional[str] = typer.Option(None, "--conversation",
         return
     try:
         report = execute(settings, p, retrain=retrain, truncate_topics=not keep_topics, kafka_wait_s=kafka_wait_s)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    except Exception as exc:  # broker down, lake unreachable: the saved plan lets a rerun finish it
+        raise UserError(f"the erasure was interrupted ({exc.__class__.__name__}: {exc}); fix that and rerun "
+                        f"`alignloop erase` (it finishes the interrupted erasure first)") from None
     if json_out:
         typer.echo(json.dumps(report, indent=2, sort_keys=True, default=str))
         return

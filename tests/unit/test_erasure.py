@@ -166,3 +166,17 @@ def test_erasure_bench_erases_the_planted_conversation_from_every_table():
     assert f["rows_remaining"] == {n: c - 6 for n, c in f["table_rows"].items()}
     assert f["baseline_plain_delete_rows"] == {"traces": 6, "sft_examples": 6, "preferences": 6}
     assert f["bytes_rewritten"] > 0 and f["files_deleted"] >= 3 and f["erase_s"] > 0
+
+
+def test_an_interrupted_erasure_keeps_its_plan_privately_until_it_is_finished(tmp_path: Path):
+    from alignloop.erasure import ErasurePlan, _save_pending, pending
+
+    s = _settings(tmp_path)
+    p = ErasurePlan(subject="conv_key:ab", kind="conversation", conv_keys=["ab" * 16], conversation_ids=[PLANT],
+                    trace_ids=["t1"], tables={"traces": {"uri": "u", "column": CONV_KEY, "rows": 2}},
+                    datasets=[], adapters=[{"adapter_id": "a@1", "created_at": "2026-01-01"}])
+    path = _save_pending(s, "e1", p)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert pending(s) == [("e1", p)]
+    path.unlink()
+    assert pending(s) == []
