@@ -168,7 +168,7 @@ def _dataset_keys(settings: "Settings", dataset_hash: str) -> list[str]:
     dt = open_table(settings.table_uri(DATASET_CONVERSATIONS_TABLE), _so(settings))
     if dt is None:
         return []
-    t = dt.to_pyarrow_dataset().to_table(columns=[CONV_KEY], filter=pc.field("dataset_hash") == dataset_hash)
+    t = matching(dt, "dataset_hash", [dataset_hash], [CONV_KEY])  # not a dataset filter: erased files hold string_view
     return sorted(set(t.column(CONV_KEY).to_pylist()))
 
 

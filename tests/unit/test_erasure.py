@@ -180,3 +180,17 @@ def test_an_interrupted_erasure_keeps_its_plan_privately_until_it_is_finished(tm
     assert pending(s) == [("e1", p)]
     path.unlink()
     assert pending(s) == []
+
+
+def test_lineage_adapter_reads_the_dataset_keys_after_an_erasure_rewrote_them(tmp_path: Path):
+    from trainers.lineage import _dataset_keys, record_dataset
+
+    s = _settings(tmp_path)
+    _land_sft(s)
+    keys = ErasureKeys(erasure_secret(s))
+    bundle = build_dataset("sft", DataSettings(table="sft_examples", min_score=0.0, dedup=False), s.lake, seed=1)
+    record_dataset(s, bundle, "sft@1")
+    h = bundle.manifest["content_hash"]
+    assert len(_dataset_keys(s, h)) == 14
+    erase_table(s.table_uri("dataset_conversations"), CONV_KEY, [keys.conv(PLANT)])
+    assert len(_dataset_keys(s, h)) == 13 and keys.conv(PLANT) not in _dataset_keys(s, h)
