@@ -35,7 +35,8 @@ from deltalake.exceptions import TableNotFoundError
 
 ERASURE_PROPERTY = "alignloop.erasure.version"
 KEY_COLUMN = "conv_key"
-_LOG_FILE = re.compile(r"^(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet|checkpoint\.[0-9a-f-]+\.(json|parquet))$")
+_LOG_FILE = re.compile(  # commits, checksums, classic / multi-part / V2 checkpoints
+    r"^(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet|checkpoint\.[0-9a-f-]+\.(json|parquet))$")
 
 
 @dataclass

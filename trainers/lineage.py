@@ -71,8 +71,8 @@ def conversation_tables(settings: "Settings") -> list[tuple[str, str]]:
 def record_dataset(settings: "Settings", bundle: "DatasetBundle", adapter_id: str | None) -> int:
     """Append the dataset's conversation keys (one row per split and key) to ``dataset_conversations``."""
     man, now = bundle.manifest, datetime.now(timezone.utc)
-    rows = [{"dataset_hash": man["content_hash"], "dataset_table": man["table"], "dataset_version": man["delta_version"],
-             "adapter_id": adapter_id, "kind": man["kind"], "split": split, CONV_KEY: key, "rows": n, "created_at": now}
+    rows = [{"dataset_hash": man["content_hash"], "dataset_table": man["table"],
+             "dataset_version": man["delta_version"], "adapter_id": adapter_id, "kind": man["kind"], "split": split, CONV_KEY: key, "rows": n, "created_at": now}
             for split, keys in sorted(bundle.conversation_keys.items()) for key, n in sorted(keys.items())]
     if not rows:
         return 0
