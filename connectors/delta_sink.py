@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -62,6 +62,8 @@ class DeltaSink:
     storage_options: dict[str, str] | None = None
     checkpoint_every: int = 50
     max_commit_retries: int = 50
+    # conversation_id -> erasure key (connectors.erasure_key): stamped on rows of tables with a conv_key column
+    conv_key: Callable[[str | None], str | None] | None = field(default=None, repr=False)
     stats: SinkStats = field(default_factory=SinkStats)
     _table: DeltaTable | None = field(default=None, repr=False)
     _committed: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
@@ -141,6 +143,10 @@ class DeltaSink:
             self.stats.skipped += len(rows)
             return 0
         started = time.perf_counter()
+        if self.conv_key is not None:
+            for r in rows:
+                if r.get("conv_key") is None:
+                    r["conv_key"] = self.conv_key(r.get("conversation_id"))
         data = pa.Table.from_pylist(rows, schema=self.schema)
         txns = [Transaction(self.app_id(t, p), int(off)) for (t, p), off in sorted(advance.items())]
         props = CommitProperties(app_transactions=txns, max_commit_retries=self.max_commit_retries)
@@ -172,9 +178,14 @@ def table_sink(settings: "Settings", table: str, name: str) -> DeltaSink:
     """The sink of one registered table (``schemas.tables.TABLES``) for one writer ``name``: the one way sinks are
     built, so a table's writers differ only by their name (their transactions' prefix)."""
     schema, partition_by = TABLES[table]
+    keys = None
+    if "conv_key" in schema.names:
+        from connectors.erasure_key import erasure_keys
+
+        keys = erasure_keys(settings).conv
     return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{name}",
                      storage_options=settings.lake_storage_options or None,
-                     checkpoint_every=settings.checkpoint_every)
+                     checkpoint_every=settings.checkpoint_every, conv_key=keys)
 
 
 def read_table(uri: str, *, version: int | None = None, columns: list[str] | None = None,
@@ -183,6 +194,12 @@ def read_table(uri: str, *, version: int | None = None, columns: list[str] | Non
     try:
         dt = DeltaTable(uri, version=version, storage_options=storage_options)
     except TableNotFoundError:
+        if version is not None:  # a version an erasure removed is an error, not an empty table
+            from connectors.delta_erase import version_gone
+
+            gone = version_gone(uri, version, storage_options)
+            if gone:
+                raise ValueError(gone) from None
         return pa.table({})
     return dt.to_pyarrow_table(columns=columns)
 

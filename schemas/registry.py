@@ -67,8 +67,8 @@ class RegistryEvent(BaseModel):
     name: str
     version: str
     kind: str
-    event: Literal["trained", "gated", "promoted"]
-    status: Literal["trained", "gate_passed", "gate_failed", "promoted"]
+    event: Literal["trained", "gated", "promoted", "erasure"]  # erasure: trained on rows since erased (issue 17)
+    status: Literal["trained", "gate_passed", "gate_failed", "promoted", "trained_on_erased_data"]
     base_model: str
     path: str
     dataset_table: str | None = None

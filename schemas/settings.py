@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # --- lake ---
     lake_root: str = Field("", description="Local path or object-store URI; default <home>/lake.")
     lake_storage_options: dict[str, str] = Field(default_factory=dict, description="deltalake storage_options.")
+    # --- erasure (issue 17) ---
+    erasure_key: SecretStr | None = Field(None, description=(
+        "Key of the pseudonymous erasure key (conv_key = HMAC-SHA256(key, conversation_id)) on every row; unset: "
+        "generated once into <home>/erasure.key (mode 0600). Set it when writers run on several hosts."))
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -246,3 +246,31 @@ REPLAY_TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     PREFERENCES_TABLE: TABLES[PREFERENCES_TABLE],
     REPLAY_RECORDS_TABLE: (REPLAY_RECORDS_SCHEMA, []), REPLAY_DLQ_TABLE: (REPLAY_DLQ_SCHEMA, []),
 }
+
+# Erasure (issue 17): every row of conversation data carries ``conv_key`` = HMAC-SHA256(erasure key,
+# conversation_id), a pseudonymous key, so an erasure deletes by it and no identifier is written into the Delta log.
+# ``connectors.delta_sink.table_sink`` stamps it on every row of a table that has the column.
+CONV_KEY = "conv_key"
+TRACES_SCHEMA = TRACES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
+SFT_EXAMPLES_SCHEMA = SFT_EXAMPLES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
+PREFERENCES_SCHEMA = PREFERENCES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
+LABELS_SCHEMA = LABELS_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
+for _name, _schema in ((TRACES_TABLE, TRACES_SCHEMA), (SFT_EXAMPLES_TABLE, SFT_EXAMPLES_SCHEMA),
+                       (PREFERENCES_TABLE, PREFERENCES_SCHEMA), (LABELS_TABLE, LABELS_SCHEMA)):
+    TABLES[_name] = (_schema, TABLES[_name][1])
+
+# Lineage (issue 17): which conversations every built dataset includes, one row per (dataset, conversation key),
+# written by the trainer next to its registry row; `alignloop lineage conversation` joins on it.
+DATASET_CONVERSATIONS_TABLE = "dataset_conversations"
+DATASET_CONVERSATIONS_SCHEMA = pa.schema([
+    pa.field("dataset_hash", pa.string(), nullable=False),  # the dataset manifest's content_hash
+    pa.field("dataset_table", pa.string(), nullable=False),
+    pa.field("dataset_version", pa.int64()),
+    pa.field("adapter_id", pa.string()),                    # None: a dataset built without training
+    pa.field("kind", pa.string()),
+    pa.field("split", pa.string(), nullable=False),
+    pa.field(CONV_KEY, pa.string(), nullable=False),
+    pa.field("rows", pa.int64(), nullable=False),          # the conversation's rows in that split
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+TABLES[DATASET_CONVERSATIONS_TABLE] = (DATASET_CONVERSATIONS_SCHEMA, [])

@@ -23,6 +23,7 @@ from trainers.dedup import dedup_indices
 from trainers.selection import (binary_entropy, curriculum_order, information_gain, select_by_information_gain,
                                 select_random)
 
+KEYS_FILE = "conversation_keys.json"  # next to the splits: which conversations (by erasure key) they include
 Scorer = Callable[[list[dict[str, Any]]], np.ndarray]  # rows -> [members, rows] P(chosen beats rejected)
 
 
@@ -35,6 +36,12 @@ def read_snapshot(uri: str, version: int | None, storage_options: dict[str, str]
     try:
         dt = DeltaTable(uri, version=version, storage_options=storage_options)
     except TableNotFoundError:
+        if version is not None:  # an erasure removed the old versions: say so rather than "no table"
+            from connectors.delta_erase import version_gone
+
+            gone = version_gone(uri, version, storage_options)
+            if gone:
+                raise ValueError(gone) from None
         raise ValueError(f"no Delta table at {uri}; land data first (alignloop worker) or fix data.lake_root")
     except Exception as exc:  # deltalake raises a generic error for a version that does not exist
         if version is not None:
@@ -50,9 +57,12 @@ class DatasetBundle:
     val: list[dict[str, Any]]
     test: list[dict[str, Any]]
     manifest: dict[str, Any] = field(default_factory=dict)
+    # lineage (issue 17): split -> {conv_key: rows}, the pseudonymous keys of the conversations each split includes
+    conversation_keys: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def write(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / KEYS_FILE).write_text(json.dumps(self.conversation_keys, sort_keys=True) + "\n")
         for name in ("train", "val", "test"):
             with open(out_dir / f"{name}.jsonl", "w") as fh:
                 for row in getattr(self, name):
@@ -203,6 +213,7 @@ def build_dataset(kind: Kind, data: DataSettings, lake_root: str, seed: int, *,
         filters.append("curriculum(easy->hard)")
 
     kept = split_rows["train"] + split_rows["val"] + split_rows["test"]
+    keys = {name: _key_counts(part) for name, part in split_rows.items()}
     manifest = {
         "kind": kind, "table": table, "uri": uri, "delta_version": version, "labels_version": labels_version,
         "replay": data.replay,
@@ -212,8 +223,20 @@ def build_dataset(kind: Kind, data: DataSettings, lake_root: str, seed: int, *,
         "curriculum": data.curriculum, "conversations": {k: len({e["conversation_id"] for e in v})
                                                          for k, v in splits.items()},
         "built_at": datetime.now(timezone.utc).isoformat(),
+        "conversation_keys": {"count": len({k for part in keys.values() for k in part}),
+                              "rows_without_key": sum(r.get("conv_key") is None for r in kept)},
     }
-    return DatasetBundle(kind=kind, train=splits["train"], val=splits["val"], test=splits["test"], manifest=manifest)
+    return DatasetBundle(kind=kind, train=splits["train"], val=splits["val"], test=splits["test"], manifest=manifest,
+                         conversation_keys=keys)
+
+
+def _key_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        k = r.get("conv_key")
+        if k:
+            out[k] = out.get(k, 0) + 1
+    return out
 
 
 def _label_prob(kind: Kind, ex: dict[str, Any]) -> float:

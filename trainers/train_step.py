@@ -54,6 +54,9 @@ def run_training(cfg: TrainConfig, settings: Any, *, register: bool = True) -> A
 
         manifest.metrics["registry"] = register_adapter(settings, manifest, "trained", publish=cfg.publish)
         manifest.write(out_dir)
+        from trainers.lineage import record_dataset
+
+        record_dataset(settings, bundle, manifest.adapter_id)  # which conversations it was trained on (issue 17)
     return manifest
 
 
