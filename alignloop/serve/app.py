@@ -62,10 +62,11 @@ def create_app(runtime: Any, *, metrics: Any = None, rollout: RolloutSource | No
         """The ready resident adapter for the route (attached on demand), or None for the base."""
         if r.ref is None:
             return None
-        res, path = runtime.lookup(r.ref)
+        refs = [r.ref] + ([r.adapter_id] if r.adapter_id and r.adapter_id != r.ref else [])
+        res, path = _lookup(runtime, refs)
         if res is None and path is None and refresh_known is not None:
             await asyncio.to_thread(refresh_known)
-            res, path = runtime.lookup(r.ref)
+            res, path = _lookup(runtime, refs)
         if res is None and path is None:
             raise ServingError(f"The model `{r.ref}` does not exist or is not loaded on this server; see "
                                f"GET /v1/models", status=404, code="model_not_found", param="model")
@@ -126,10 +127,10 @@ def create_app(runtime: Any, *, metrics: Any = None, rollout: RolloutSource | No
 
     @app.post("/v1/adapters")
     async def attach(body: AttachBody) -> JSONResponse:
-        fut = runtime.attach(body.path)
-        if not body.wait:
-            return JSONResponse({"status": "loading", "path": body.path}, status_code=202)
-        res = await asyncio.wrap_future(fut)
+        if not body.wait:  # read and checked now (bad files are a 400 here); injected and warmed in the background
+            res = await asyncio.to_thread(runtime.begin, body.path)
+            return JSONResponse(res.describe(), status_code=202 if res.state == "loading" else 200)
+        res = await asyncio.wrap_future(runtime.attach(body.path))
         return JSONResponse(res.describe())
 
     @app.delete("/v1/adapters/{ref:path}")
@@ -162,6 +163,15 @@ def create_app(runtime: Any, *, metrics: Any = None, rollout: RolloutSource | No
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _lookup(runtime: Any, refs: list[str]) -> tuple[Any, str | None]:
+    """The first ref the runtime knows: by hash (resident), else the adapter id's directory (to attach)."""
+    for ref in refs:
+        res, path = runtime.lookup(ref)
+        if res is not None or path is not None:
+            return res, path
+    return None, None
 
 
 def _max_tokens(context: int, prompt: int, requested: int | None) -> int:

@@ -47,6 +47,7 @@ class Route:
     variant: str | None = None
     policy_id: str | None = None
     expected_hash: str | None = None
+    adapter_id: str | None = None  # where to find the hash's weights when they are not resident yet
 
 
 def route(model: str | None, headers: Mapping[str, str], source: RolloutSource | None, base_name: str) -> Route:
@@ -59,5 +60,5 @@ def route(model: str | None, headers: Mapping[str, str], source: RolloutSource |
         picked: Any = source.variant(agent, conversation or "")
         if picked is not None:
             name, v = picked
-            return Route(v.adapter_hash or v.adapter_id, name, v.policy_id, v.adapter_hash)
+            return Route(v.adapter_hash or v.adapter_id, name, v.policy_id, v.adapter_hash, v.adapter_id)
     return Route(None)

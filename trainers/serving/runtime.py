@@ -125,15 +125,40 @@ class ServingRuntime:
     def attach_sync(self, adapter_dir: str | Path, timeout: float | None = None) -> Resident:
         return self.attach(adapter_dir).result(timeout)
 
+    def begin(self, adapter_dir: str | Path) -> Resident:
+        """Read and register the adapter now (its hash and ids become known, state ``loading``); inject and
+        warm it in the background. ``resident.ready`` resolves when it is ready (or failed)."""
+        res, files = self._register(Path(adapter_dir))
+        if files is not None:
+            self._loader.submit(self._complete_quietly, res, files)
+        return res
+
     def _attach(self, path: Path) -> Resident:
+        res, files = self._register(path)
+        if files is None:
+            return res.ready.result()  # loading by another caller, or ready: same weights, same adapter
+        return self._complete(res, files)
+
+    def _register(self, path: Path) -> tuple[Resident, AdapterFiles | None]:
+        """(resident, files to load) — files None when these weights are already resident or loading."""
         files = self._read(path)
         with self._lock:
             held = self.adapters.get(files.content_hash)
             if held is not None and held.state != "failed":
                 self._alias(files, held)
-                return held.ready.result()  # loading by another caller, or ready: same weights, same adapter
+                return held, None
             res = Resident(files.content_hash, str(path), files.adapter_id, files.name, files.rank)
             self.adapters[files.content_hash] = res
+            self._alias(files, res)  # requests naming it now wait for it to be ready
+        return res, files
+
+    def _complete_quietly(self, res: Resident, files: AdapterFiles) -> None:
+        try:
+            self._complete(res, files)
+        except BaseException:  # carried by res.ready to whoever waits
+            pass
+
+    def _complete(self, res: Resident, files: AdapterFiles) -> Resident:
         try:
             check_fits(files, self.base, self.base_id, allow_other_base=self.allow_other_base)
             started = time.perf_counter()
@@ -146,6 +171,7 @@ class ServingRuntime:
         except BaseException as exc:
             with self._lock:
                 self.adapters.pop(files.content_hash, None)
+                self._drop_aliases(files.content_hash)
             res.state = "failed"
             res.ready.set_exception(exc)
             if self.metrics is not None:
@@ -155,7 +181,6 @@ class ServingRuntime:
             raise exc from None
         with self._lock:
             res.state = "ready"
-            self._alias(files, res)
         res.ready.set_result(res)
         if self.metrics is not None:
             self.metrics.attach.observe(res.attach_s)
@@ -177,6 +202,14 @@ class ServingRuntime:
                 self.aliases[key] = res.content_hash
         res.adapter_id = res.adapter_id or files.adapter_id
         res.name = res.name or files.name
+
+    def _drop_aliases(self, content_hash: str) -> None:
+        """Names that pointed at a departing adapter go back to the newest other resident of that name."""
+        for key in [k for k, v in self.aliases.items() if v == content_hash]:
+            del self.aliases[key]
+            others = [r for r in self.adapters.values() if key in (r.adapter_id, r.name, r.path)]
+            if others:
+                self.aliases[key] = max(others, key=lambda r: r.loaded_at).content_hash
 
     def _inject(self, files: AdapterFiles) -> None:
         """Worker thread: add the adapter's LoRA layers to the model and load its weights."""
@@ -241,8 +274,7 @@ class ServingRuntime:
                 raise ServingError(f"adapter {content_hash} is not resident", status=404, code="adapter_not_found",
                                    param="model")
             del self.adapters[content_hash]
-            for k in [k for k, v in self.aliases.items() if v == content_hash]:
-                del self.aliases[k]
+            self._drop_aliases(content_hash)
         started = time.perf_counter()
         self._worker.submit(self._delete, res.peft_name).result()
         if self.metrics is not None:
