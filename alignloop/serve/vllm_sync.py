@@ -141,19 +141,20 @@ class FlagFollower:
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        from connectors.kafka import aiokafka_client_kwargs
+        from connectors.kafka import aiokafka_client_kwargs, end_offsets
         from schemas.topics import ROLLOUT
 
         topic = self.settings.topic(ROLLOUT)
+        try:
+            parts = await end_offsets(self.settings, topic)
+        except Exception:  # noqa: BLE001 - an unknown topic or an unreachable broker: one line for the user
+            parts = {}
+        if not parts:
+            raise ValueError(f"topic {topic} does not exist at {self.settings.kafka_bootstrap}; create it with "
+                             f"`alignloop broker topics` (or start the rollout controller)")
         self._consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(self.settings), enable_auto_commit=False,
                                           auto_offset_reset="earliest")
         await self._consumer.start()
-        await self._consumer.topics()  # fetch cluster metadata, so the topic's partitions are known
-        parts = self._consumer.partitions_for_topic(topic)
-        if not parts:
-            await self._consumer.stop()
-            raise ValueError(f"topic {topic} does not exist at {self.settings.kafka_bootstrap}; create it with "
-                             f"`alignloop broker topics` (or start the rollout controller)")
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)

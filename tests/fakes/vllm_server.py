@@ -111,8 +111,11 @@ class FakeVllmServer:
                 self.send_response(status)
                 self.send_header("content-type", "text/plain" if isinstance(payload, str) else "application/json")
                 self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timed out) first
+                    pass
 
             def do_GET(self) -> None:
                 if self.path == "/v1/models":
