@@ -106,7 +106,7 @@ def _runtime(base: Optional[str], adapter: Path) -> Any:
         rt = ServingRuntime(base, max_resident=4, golden_prompts=()).load()
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    typer.echo(f"base {base} loaded in {time.perf_counter() - started:.1f} s")
+    typer.echo(f"base {base} loaded in {time.perf_counter() - started:.1f} s", err=True)
     try:
         return rt, rt.attach_sync(adapter)
     except ServingError as exc:
