@@ -44,34 +44,4 @@ def peft_greedy(base: str, adapter_dir: Path, prompt: str, max_new_tokens: int) 
     return out[0, ids["input_ids"].shape[1]:].tolist()
 
 
-class ThreadServer:
-    """uvicorn on a free port in a background thread: a real socket, so streams and disconnects are real."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="off"))
-        self.thread: Any = None
-
-    def __enter__(self) -> "ThreadServer":
-        import threading
-        import time
-
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    @property
-    def url(self) -> str:
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+from alignloop.serve.server import ThreadServer  # noqa: E402,F401 - re-exported for the tests

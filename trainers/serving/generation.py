@@ -58,6 +58,20 @@ class _Streamer:
         pass
 
 
+def select_adapter(runtime: Any, resident: Any | None) -> Any:
+    """Worker thread: make ``resident`` the active adapter (the switch a request pays); returns the context to
+    generate in (adapters disabled for the base model)."""
+    model = runtime.model
+    if resident is None:
+        return model.disable_adapter() if model is not runtime.base else contextlib.nullcontext()
+    if resident.peft_name not in getattr(model, "peft_config", {}):
+        raise ServingError(f"adapter {resident.content_hash} was detached before this request ran; retry",
+                           status=503, type="server_error", code="adapter_detached", param="model")
+    if model.active_adapter != resident.peft_name:
+        model.set_adapter(resident.peft_name)
+    return contextlib.nullcontext()
+
+
 def generate_on_model(runtime: Any, req: GenerationRequest, resident: Any | None) -> GenerationResult:
     """Worker thread only. ``resident`` None = the base model (adapters disabled)."""
     import torch
@@ -66,15 +80,7 @@ def generate_on_model(runtime: Any, req: GenerationRequest, resident: Any | None
     model, tok = runtime.model, runtime.tokenizer
     if req.cancel.is_set():
         return GenerationResult([], "", "cancelled", len(req.input_ids))
-    if resident is None:
-        scope = model.disable_adapter() if model is not runtime.base else contextlib.nullcontext()
-    else:
-        if resident.peft_name not in getattr(model, "peft_config", {}):
-            raise ServingError(f"adapter {resident.content_hash} was detached before this request ran; retry",
-                               status=503, type="server_error", code="adapter_detached", param="model")
-        if model.active_adapter != resident.peft_name:
-            model.set_adapter(resident.peft_name)
-        scope = contextlib.nullcontext()
+    scope = select_adapter(runtime, resident)
     device = next(runtime.base.parameters()).device
     ids = torch.tensor([req.input_ids], device=device)
     kwargs: dict[str, Any] = dict(input_ids=ids, attention_mask=torch.ones_like(ids),
