@@ -11,7 +11,6 @@ Measurements on a shared CPU are noisy; the ratios within one run are what to re
 """
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
