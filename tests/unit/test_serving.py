@@ -280,3 +280,15 @@ def test_metrics_count_requests_tokens_and_latency_per_adapter(server: Any):
     assert delta("alignloop_serve_request_latency_seconds_count", adapter=label) == 1
     assert after[("alignloop_serve_resident_adapters", ())] >= 2
     assert after[("alignloop_serve_attach_seconds_count", ())] >= 2
+
+
+def test_the_last_adapter_detached_and_attached_again(world: dict[str, Any]):
+    rt = runtime(world["base"], max_resident=2, golden_prompts=())
+    try:
+        res = rt.attach_sync(world["a"])
+        rt.evict(res.content_hash)
+        assert rt.resident() == [] and rt.lookup("alpha") == (None, None)
+        again = rt.attach_sync(world["a"])
+        assert again.content_hash == res.content_hash and again.state == "ready"
+    finally:
+        rt.close()

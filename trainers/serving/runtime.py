@@ -221,7 +221,7 @@ class ServingRuntime:
         name = peft_name(files.content_hash)
         if not isinstance(self.model, PeftModel):
             self.model = PeftModel(self.base, cfg, adapter_name=name)
-        else:
+        elif name not in self.model.peft_config:  # else: the last one, detached but left injected (see _delete)
             self.model.add_adapter(name, cfg)
         device = next(self.base.parameters()).device
         dtype = next(self.base.parameters()).dtype
