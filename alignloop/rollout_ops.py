@@ -12,7 +12,6 @@ after a promotion is instant: one flag version, no redeploy.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import uuid
 from datetime import datetime, timezone
@@ -35,20 +34,15 @@ MIN_LATENCY_REFERENCE = 20
 
 
 def adapter_hash(path: str | Path) -> str:
-    """sha256 over the adapter's files (relative name and bytes, sorted), the manifest excluded: the manifest
-    changes when the adapter is gated or promoted, the weights do not."""
-    root = Path(path)
-    files = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"] if root.is_dir() \
-        else [root] if root.is_file() else []
-    if not files:
-        raise UserError(f"adapter weights not found at {root}; the registry row points at a missing path")
-    h = hashlib.sha256()
-    for p in files:
-        h.update(str(p.relative_to(root) if root.is_dir() else p.name).encode() + b"\0")
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return f"sha256:{h.hexdigest()}"
+    """The adapter's content hash, as the serving runtime and vllm-sync compute it (``sha256:`` over
+    adapter_config.json and the weights; the manifest, which gating rewrites, is not part of it)."""
+    from trainers.serving.adapter_files import adapter_content_hash
+
+    try:
+        return adapter_content_hash(path)
+    except ValueError:
+        raise UserError(f"adapter weights not found at {path}; the registry row points at a missing or incomplete "
+                        "adapter directory (needs adapter_config.json and the weights)") from None
 
 
 def startable_adapter(settings: "Settings", adapter_id: str) -> dict[str, Any]:

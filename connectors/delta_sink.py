@@ -151,7 +151,9 @@ class DeltaSink:
         txns = [Transaction(self.app_id(t, p), int(off)) for (t, p), off in sorted(advance.items())]
         props = CommitProperties(app_transactions=txns, max_commit_retries=self.max_commit_retries)
         table = self._load()
-        write_deltalake(table if table is not None else self.uri, data, mode="append",
+        # schema_mode="merge": a table created by an older release (before adapter_hash or conv_key) takes the new
+        # columns on its next append instead of refusing every write
+        write_deltalake(table if table is not None else self.uri, data, mode="append", schema_mode="merge",
                         partition_by=self.partition_by or None, storage_options=self.storage_options,
                         commit_properties=props)
         self._committed.update(advance)
@@ -178,14 +180,18 @@ def table_sink(settings: "Settings", table: str, name: str) -> DeltaSink:
     """The sink of one registered table (``schemas.tables.TABLES``) for one writer ``name``: the one way sinks are
     built, so a table's writers differ only by their name (their transactions' prefix)."""
     schema, partition_by = TABLES[table]
-    keys = None
-    if "conv_key" in schema.names:
-        from connectors.erasure_key import erasure_keys
-
-        keys = erasure_keys(settings).conv
     return DeltaSink(settings.table_uri(table), schema, partition_by, name=f"{settings.app_id}-{name}",
                      storage_options=settings.lake_storage_options or None,
-                     checkpoint_every=settings.checkpoint_every, conv_key=keys)
+                     checkpoint_every=settings.checkpoint_every, conv_key=conv_keys_for(settings, schema))
+
+
+def conv_keys_for(settings: "Settings", schema: pa.Schema) -> Callable[[str | None], str | None] | None:
+    """The erasure-key function for a table with a ``conv_key`` column (None for other tables)."""
+    if "conv_key" not in schema.names:
+        return None
+    from connectors.erasure_key import erasure_keys
+
+    return erasure_keys(settings).conv
 
 
 def read_table(uri: str, *, version: int | None = None, columns: list[str] | None = None,

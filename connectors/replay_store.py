@@ -10,7 +10,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from connectors.delta_sink import DeltaSink
+from connectors.delta_sink import DeltaSink, conv_keys_for
 from schemas.tables import REPLAY_TABLES
 
 if TYPE_CHECKING:
@@ -105,4 +105,4 @@ def replay_sink(settings: "Settings", name: str, table: str, writer: str) -> Del
     schema, partition_by = REPLAY_TABLES[table]
     return DeltaSink(replay_table_uri(settings.lake, name, table), schema, partition_by,
                      name=f"replay-{name}-{writer}", storage_options=settings.lake_storage_options or None,
-                     checkpoint_every=settings.checkpoint_every)
+                     checkpoint_every=settings.checkpoint_every, conv_key=conv_keys_for(settings, schema))

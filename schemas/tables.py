@@ -215,6 +215,18 @@ ROLLOUTS_SCHEMA = pa.schema([
 ])
 TABLES[ROLLOUTS_TABLE] = (ROLLOUTS_SCHEMA, ["date"])
 
+# Erasure (issue 17): every row of conversation data carries ``conv_key`` = HMAC-SHA256(erasure key,
+# conversation_id), a pseudonymous key, so an erasure deletes by it and no identifier is written into the Delta log.
+# ``connectors.delta_sink.table_sink`` stamps it on every row of a table that has the column.
+CONV_KEY = "conv_key"
+TRACES_SCHEMA = TRACES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
+SFT_EXAMPLES_SCHEMA = SFT_EXAMPLES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
+PREFERENCES_SCHEMA = PREFERENCES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
+LABELS_SCHEMA = LABELS_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
+for _name, _schema in ((TRACES_TABLE, TRACES_SCHEMA), (SFT_EXAMPLES_TABLE, SFT_EXAMPLES_SCHEMA),
+                       (PREFERENCES_TABLE, PREFERENCES_SCHEMA), (LABELS_TABLE, LABELS_SCHEMA)):
+    TABLES[_name] = (_schema, TABLES[_name][1])
+
 # Replay namespaces (issue 17): <lake>/replay/<name>/<table>. A replay lands `traces` (and, curated, `sft_examples`
 # and `preferences`) with the live schemas, plus these two of its own. No raw bytes: a value is kept as its hash.
 REPLAY_RECORDS_TABLE = "records"
@@ -246,18 +258,6 @@ REPLAY_TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     PREFERENCES_TABLE: TABLES[PREFERENCES_TABLE],
     REPLAY_RECORDS_TABLE: (REPLAY_RECORDS_SCHEMA, []), REPLAY_DLQ_TABLE: (REPLAY_DLQ_SCHEMA, []),
 }
-
-# Erasure (issue 17): every row of conversation data carries ``conv_key`` = HMAC-SHA256(erasure key,
-# conversation_id), a pseudonymous key, so an erasure deletes by it and no identifier is written into the Delta log.
-# ``connectors.delta_sink.table_sink`` stamps it on every row of a table that has the column.
-CONV_KEY = "conv_key"
-TRACES_SCHEMA = TRACES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
-SFT_EXAMPLES_SCHEMA = SFT_EXAMPLES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
-PREFERENCES_SCHEMA = PREFERENCES_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
-LABELS_SCHEMA = LABELS_SCHEMA.append(pa.field(CONV_KEY, pa.string()))
-for _name, _schema in ((TRACES_TABLE, TRACES_SCHEMA), (SFT_EXAMPLES_TABLE, SFT_EXAMPLES_SCHEMA),
-                       (PREFERENCES_TABLE, PREFERENCES_SCHEMA), (LABELS_TABLE, LABELS_SCHEMA)):
-    TABLES[_name] = (_schema, TABLES[_name][1])
 
 # Lineage (issue 17): which conversations every built dataset includes, one row per (dataset, conversation key),
 # written by the trainer next to its registry row; `alignloop lineage conversation` joins on it.

@@ -27,6 +27,7 @@ def make_adapter(settings: Settings, root: Path, name: str, *, passed: bool | No
     path = root / name
     path.mkdir(parents=True, exist_ok=True)
     (path / "adapter_model.safetensors").write_bytes(name.encode() * 64)
+    (path / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}')
     gate = None if passed is None else {"passed": passed, **({} if passed else {"reason": "win rate 0.41 < 0.5"})}
     m = AdapterManifest(adapter_id=f"{name}@1", name=name, version="1", kind="sft", base_model="tiny",
                         path=str(path), lora={}, qlora=False, seed=0, dataset={"table": "sft_examples"}, config={},

@@ -78,3 +78,29 @@ def test_table_sink_is_the_one_way_a_tables_sink_is_built(tmp_path):
     sink = table_sink(s, TRACES_TABLE, "traces")
     assert (sink.uri, sink.name, sink.checkpoint_every) == (s.table_uri(TRACES_TABLE), "app-traces", 7)
     assert (sink.schema, sink.partition_by) == TABLES[TRACES_TABLE]
+
+
+def test_a_table_from_an_older_release_takes_new_columns_on_append(tmp_path):
+    """A lake written before a column was added (adapter_hash, conv_key) keeps accepting appends: the old rows read
+    back with nulls in the new column, the new rows with their values."""
+    import pyarrow as pa
+
+    from connectors.delta_sink import DeltaSink, read_table
+
+    old = pa.schema([pa.field("trace_id", pa.string(), nullable=False), pa.field("date", pa.string())])
+    new = old.append(pa.field("adapter_hash", pa.string()))
+
+    class Src:
+        def __init__(self, offset):
+            self.topic, self.partition, self.offset = "t", 0, offset
+
+    uri = str(tmp_path / "t")
+    first = DeltaSink(uri, old, [], name="w")
+    first.add({"trace_id": "a", "date": "2026-12-01"}, Src(0))
+    first.flush()
+    second = DeltaSink(uri, new, [], name="w")
+    second.add({"trace_id": "b", "date": "2026-12-02", "adapter_hash": "sha256:1"}, Src(1))
+    assert second.flush() == 1
+    rows = sorted(read_table(uri).to_pylist(), key=lambda r: r["trace_id"])
+    assert rows == [{"trace_id": "a", "date": "2026-12-01", "adapter_hash": None},
+                    {"trace_id": "b", "date": "2026-12-02", "adapter_hash": "sha256:1"}]

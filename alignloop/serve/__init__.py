@@ -1,0 +1,1 @@
+"""`alignloop serve`: an OpenAI-compatible HTTP server over `trainers.serving.runtime.ServingRuntime`."""
