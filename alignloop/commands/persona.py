@@ -116,6 +116,147 @@ def synth_cmd(persona: Path = PERSONA_OPT,
         raise typer.Exit(1)
 
 
+def _overrides(config: Optional[Path], sets: Optional[list[str]]) -> dict:
+    from alignloop.commands.train import _overrides as parse_sets
+    from schemas.settings import read_yaml
+
+    raw: dict = {}
+    if config is not None:
+        if not config.is_file():
+            raise _user_error(f"training config {config} not found; pass --config configs/train/sft.yaml")
+        raw = {k: v for k, v in read_yaml(config, "training config", "fix the recipe").items()
+               if k not in ("kind", "base_model", "adapter_name", "version", "seed", "qlora", "output_root")}
+    for key, value in parse_sets(sets).items():
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return raw
+
+
+def fit_cmd(persona: Path = PERSONA_OPT,
+            data: Path = typer.Option(..., "--data", help="Synthetic SFT JSONL from `alignloop data synth`."),
+            base: str = typer.Option(..., "--base", help="Base model: local directory or hub id."),
+            out: Optional[Path] = typer.Option(None, "--out", help="Adapter dir [adapters/<persona>/<version>]."),
+            seed: int = SEED_OPT,
+            qlora: bool = typer.Option(False, "--qlora", help="4-bit NF4 base via bitsandbytes (CUDA only)."),
+            config: Optional[Path] = typer.Option(None, "--config", help="Recipe YAML for the hyperparameters "
+                                                  "(configs/train/sft.yaml; seed 003's defaults otherwise)."),
+            set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a field: epochs=2 (JSON value)."),
+            register: bool = typer.Option(False, "--register/--no-register", help="Write the registry row."),
+            runs_dir: Path = RUNS_OPT) -> None:
+    """Train the persona's LoRA/QLoRA SFT adapter with the project's SFT trainer; writes manifest.json."""
+    from schemas.persona import load_persona
+    from schemas.settings import ConfigError
+    from trainers.persona.rundir import new_run_dir, write_run
+
+    try:
+        p = load_persona(persona)
+        out = out or Path("adapters") / p.id / p.version
+        from trainers.persona.fit import fit_persona
+
+        manifest = fit_persona(persona, data, base, out, seed, qlora=qlora, overrides=_overrides(config, set_))
+        if register:
+            from schemas.settings import load_settings
+            from trainers.registry import register as register_adapter
+
+            manifest.metrics["registry"] = register_adapter(load_settings(), manifest, "trained", publish=False)
+            manifest.write(out)
+    except (ValueError, ImportError, ConfigError) as exc:
+        raise _user_error(str(exc)) from None
+    m = manifest.metrics
+    run = new_run_dir(runs_dir, "fit")
+    step = manifest.config.get("logging_steps", 1)
+    with open(run / "train_metrics.jsonl", "w") as fh:
+        for k, loss in enumerate(m.get("train_loss_curve", []), 1):
+            fh.write(json.dumps({"event": "train_step", "step": k * step, "loss": loss}) + "\n")
+    write_run(run, config={"command": "fit", "persona_file": str(persona), "data": str(data), "base": base,
+                           "out": str(out), "seed": seed, "train": manifest.config},
+              files={"manifest.json": json.loads(manifest.model_dump_json())})
+    shown = {k: m[k] for k in ("train_loss_first", "train_loss_last", "val_loss", "max_param_change", "steps")
+             if m.get(k) is not None}
+    typer.echo(f"trained {manifest.adapter_id} on {manifest.dataset['row_count']} rows {json.dumps(shown)}")
+    typer.echo(f"adapter: {manifest.path}")
+    typer.echo(f"run: {run}")
+
+
+def persona_eval(adapter: Path, persona: Path, evalset: Path, report: Optional[Path], gate: Optional[Path],
+                 register: bool, publish: bool, runs_dir: Path, max_new_tokens: Optional[int]) -> None:
+    from alignloop.bench._results import print_table
+    from schemas.persona import load_persona
+    from schemas.settings import ConfigError
+    from trainers.gate import load_evalset, load_gate
+    from trainers.manifest import read_manifest
+    from trainers.persona.rundir import new_run_dir, write_run
+
+    try:
+        p = load_persona(persona)
+        default_gate = Path("configs/eval/gate.yaml")
+        th = load_gate(gate if gate is not None else default_gate if default_gate.is_file() else None)
+        rows = load_evalset(evalset)
+        manifest = read_manifest(adapter)
+        from trainers.persona.fit import run_eval
+
+        result, samples = run_eval(adapter, rows, p, max_new_tokens=max_new_tokens or th.max_new_tokens,
+                                   batch_size=th.batch_size, style_delta_min=th.style_delta_min,
+                                   tox_p95_max=th.tox_p95_max)
+        run = new_run_dir(runs_dir, "eval")
+        path = report or run / "eval_report.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"adapter": str(adapter), "evalset": str(evalset), **result, "samples": samples}
+        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write_run(run, config={"command": "persona eval", "adapter": str(adapter), "persona": p.tag,
+                               "evalset": str(evalset), "thresholds": result["thresholds"]},
+                  files={} if path == run / "eval_report.json" else {"eval_report.json": payload},
+                  samples=samples[:50])
+        # seed 003's manifest metrics, and the gate the registry / rollout read
+        a = result["adapter"]
+        manifest.metrics.update(style=a["style"], refusal=a["refusal_rate"], tox_p95=a["toxicity_p95"],
+                                style_delta=result["style_delta"])
+        manifest.gate = {k: v for k, v in result.items() if k not in ("base", "adapter")} | {
+            "kind": "persona", "evalset": str(evalset), "report": str(path)}
+        manifest.write(adapter)
+        if register:
+            from schemas.settings import load_settings
+            from trainers.registry import register as register_adapter
+
+            register_adapter(load_settings(), manifest, "gated", publish=publish)
+    except (ValueError, ImportError, ConfigError) as exc:
+        raise _user_error(str(exc)) from None
+    b, a = result["base"], result["adapter"]
+
+    def fmt(x: object) -> object:
+        return "n/a" if x is None else x
+    figures = [("prompts", result["n_prompts"]), ("style base", fmt(b["style"])), ("style adapter", fmt(a["style"])),
+               ("style delta", fmt(result["style_delta"])), ("refusal rate", fmt(result["refusal_rate"])),
+               ("refusal band", str(result["refusal_band"])), ("toxicity mean", fmt(result["toxicity_mean"])),
+               ("toxicity p95", fmt(result["toxicity_p95"])), ("neutrality", fmt(result["neutrality"])),
+               ("neutrality drift", fmt(result["neutrality_drift"]))]
+    figures += [(f"check {k}", "pass" if v else "FAIL") for k, v in result["checks"].items()]
+    print_table(f"persona eval: {manifest.adapter_id} ({p.tag})", figures)
+    typer.echo(f"gate {'passed' if result['passed'] else 'FAILED'}; report: {path}")
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
+@persona_app.command("eval")
+def persona_eval_cmd(adapter: Path = typer.Option(..., "--adapter", help="Adapter dir written by `alignloop fit`."),
+                     persona: Path = PERSONA_OPT,
+                     evalset: Path = typer.Option(Path("configs/eval/golden_v0.jsonl"), "--evalset",
+                                                  help="Frozen eval set JSONL (id, prompt, tags)."),
+                     report: Optional[Path] = typer.Option(None, "--report", help="Report JSON [run dir]."),
+                     gate: Optional[Path] = typer.Option(None, "--gate", help="Thresholds [configs/eval/gate.yaml]."),
+                     register: bool = typer.Option(False, "--register/--no-register",
+                                                   help="Write the gate row to `adapters` (rollouts read it)."),
+                     publish: bool = typer.Option(False, "--publish/--no-publish", help="Publish the gate event."),
+                     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1),
+                     runs_dir: Path = RUNS_OPT) -> None:
+    """Base vs adapter: style adherence, refusal rate vs the persona's band, toxicity, neutrality; exit 1 on fail."""
+    persona_eval(adapter, persona, evalset, report, gate, register, publish, runs_dir, max_new_tokens)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("fit")(fit_cmd)
     app.add_typer(persona_app, name="persona")
     app.add_typer(data_app, name="data")

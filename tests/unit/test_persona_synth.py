@@ -57,16 +57,17 @@ def test_offline_rows_are_seed_format_deterministic_and_resumable(tmp_path: Path
     raw = (tmp_path / "a" / "full.raw.jsonl").read_text().splitlines()
     (tmp_path / "b" / "part.raw.jsonl").write_text("\n".join(raw[:15]) + "\n" + raw[15][:40])
     (tmp_path / "b" / "part.raw.jsonl.meta.json").write_text((tmp_path / "a" / "full.raw.jsonl.meta.json").read_text())
-    resumed = synthesize(SOCRATIC, 40, part_out, 5, style=False, runs_dir=tmp_path / "runs")
+    resumed = synthesize(SOCRATIC, 40, part_out, 5, style=False, runs_dir=tmp_path / "runs", plots=False)
     # (the banding extras sat after the torn line, so they are generated again too)
     assert resumed.report["resumed_rows"] == 15
     assert resumed.report["endpoint_counts"]["generated"] == 25 + resumed.report["banding"]["extra_generated"]
     assert _lines(part_out) == rows
-    again = synthesize(SOCRATIC, 40, part_out, 5, style=False, runs_dir=tmp_path / "runs")
+    again = synthesize(SOCRATIC, 40, part_out, 5, style=False, runs_dir=tmp_path / "runs", plots=False)
     assert again.report["resumed_rows"] == 40 and again.report["endpoint_counts"]["generated"] == 0
     with pytest.raises(ValueError, match="different seed"):
-        synthesize(SOCRATIC, 40, part_out, 6, style=False, runs_dir=tmp_path / "runs")
-    assert synthesize(SOCRATIC, 40, part_out, 6, style=False, fresh=True, runs_dir=tmp_path / "runs").rows != rows
+        synthesize(SOCRATIC, 40, part_out, 6, style=False, runs_dir=tmp_path / "runs", plots=False)
+    assert synthesize(SOCRATIC, 40, part_out, 6, style=False, fresh=True, runs_dir=tmp_path / "runs",
+                      plots=False).rows != rows
 
 
 def _row(instruction: str, output: str, i: int = 0) -> dict:
@@ -117,7 +118,7 @@ def test_refusal_banding_moves_fraction_into_band(tmp_path: Path):
     raw["refusal_policy"]["band"] = [0.2, 0.35]
     high = tmp_path / "high.yaml"
     high.write_text(yaml.safe_dump(raw))
-    res = synthesize(high, 60, tmp_path / "h.jsonl", 3, style=False, runs_dir=tmp_path / "runs")
+    res = synthesize(high, 60, tmp_path / "h.jsonl", 3, style=False, runs_dir=tmp_path / "runs", plots=False)
     b = res.report["banding"]
     assert b["before"] < 0.2 <= b["after"] <= 0.35 and b["added"] > 0 and b["in_band"]
     assert sum(r["metadata"]["refusal"] for r in res.rows) == b["added"] + round(b["before"] * res.report[
@@ -125,7 +126,7 @@ def test_refusal_banding_moves_fraction_into_band(tmp_path: Path):
     raw["refusal_policy"]["band"] = [0.0, 0.0]
     none = tmp_path / "none.yaml"
     none.write_text(yaml.safe_dump(raw))
-    res0 = synthesize(none, 60, tmp_path / "n.jsonl", 3, style=False, runs_dir=tmp_path / "runs")
+    res0 = synthesize(none, 60, tmp_path / "n.jsonl", 3, style=False, runs_dir=tmp_path / "runs", plots=False)
     assert res0.report["banding"]["dropped"] > 0 and not any(r["metadata"]["refusal"] for r in res0.rows)
 
 
@@ -163,7 +164,7 @@ def test_endpoint_generator_retries_failures_and_counts_them(tmp_path: Path):
         client = _client(fake.base_url)
         cfg = SynthConfig(endpoint=client.cfg)
         res = synthesize(SOCRATIC, 24, tmp_path / "llm.jsonl", 9, cfg=cfg, client=client, style=False,
-                         runs_dir=tmp_path / "runs")
+                         runs_dir=tmp_path / "runs", plots=False)
         bodies = [r for r in fake.requests if r["messages"][0]["content"].startswith("You are the model")]
     counts = res.report["endpoint_counts"]
     assert res.report["n_generated"] == 24 and res.report["missing_rows"] == 0
@@ -184,7 +185,7 @@ def test_endpoint_down_then_resumed(tmp_path: Path):
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
     down = _client(dead)
     res = synthesize(NEUTRAL, 16, tmp_path / "d.jsonl", 2, cfg=SynthConfig(endpoint=down.cfg), client=down,
-                     style=False, runs_dir=tmp_path / "runs")
+                     style=False, runs_dir=tmp_path / "runs", plots=False)
     assert res.report["n_generated"] == 0 and res.report["missing_rows"] == 16
     assert res.report["endpoint_counts"]["connection_errors"] >= 4 and res.problems
     with FakeLlmServer() as fake:
@@ -192,7 +193,7 @@ def test_endpoint_down_then_resumed(tmp_path: Path):
         fake.script(["garbage", "malformed"])  # a proxy error page, then prose with no instruction lines
         up = _client(fake.base_url)
         res2 = synthesize(NEUTRAL, 16, tmp_path / "d.jsonl", 2, cfg=SynthConfig(endpoint=up.cfg), client=up,
-                          style=False, runs_dir=tmp_path / "runs")
+                          style=False, runs_dir=tmp_path / "runs", plots=False)
     assert res2.report["n_generated"] == 16 and res2.report["missing_rows"] == 0
     assert res2.report["endpoint_counts"]["malformed"] == 2
 

@@ -84,11 +84,13 @@ def _mix(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
 
 def synthesize(persona_path: str | Path, n: int, out: str | Path, seed: int, *, cfg: SynthConfig | None = None,
                client: Any = None, runs_dir: str | Path = "runs", fresh: bool = False,
-               style: Callable[..., Any] | None | bool = True, progress: bool = False) -> SynthResult:
+               style: Callable[..., Any] | None | bool = True, progress: bool = False,
+               plots: bool = True) -> SynthResult:
     """Generate ``n`` planned rows (resuming what ``<out stem>.raw.jsonl`` holds), filter, band, write ``out``.
 
     ``client``: a ``connectors.llm_chat.ChatClient`` for the endpoint generator; None: offline templates.
     ``style``: True builds the MiniLM scorer, False/None skips the style filter, or pass a scorer.
+    ``plots``: write the PNG histograms (matplotlib; the JSON histograms are always written).
     """
     from trainers.persona.report import histograms, plot
     from trainers.persona.rundir import new_run_dir, write_run
@@ -158,7 +160,7 @@ def synthesize(persona_path: str | Path, n: int, out: str | Path, seed: int, *, 
         problems.append(f"refusal fraction {banding['after']} is outside the band {banding['band']}")
     report["problems"] = problems
     run_dir = new_run_dir(runs_dir, "synth")
-    report["plots"] = plot(report, run_dir)
+    report["plots"] = plot(report, run_dir) if plots else []
     write_run(run_dir, config={"command": "data synth", "persona_file": str(persona_path), "n": n, "seed": seed,
                                "out": str(out), "persona": persona.model_dump(mode="json"),
                                "synth": json.loads(cfg.model_dump_json())},
