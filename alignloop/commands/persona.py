@@ -73,7 +73,8 @@ def synth_cmd(persona: Path = PERSONA_OPT,
               out: Path = typer.Option(..., "--out", help="Output JSONL, e.g. data/sft/socratic_skeptical.v0.jsonl."),
               seed: int = SEED_OPT,
               strict: bool = typer.Option(False, "--strict", help="Exit 1 unless every row was generated, the "
-                                          "rejection rate is under 20% and the refusal fraction is in band."),
+                                          "hard-filter (v0) rejection rate is under 20% and the refusal fraction "
+                                          "is in the persona's band."),
               config: Optional[Path] = typer.Option(None, "--config", help="Synth settings [configs/synth.yaml]."),
               endpoint: Optional[str] = typer.Option(None, "--endpoint", help="OpenAI-compatible base URL (…/v1); "
                                                      "key from ALIGNLOOP_SYNTH_API_KEY (endpoint.api_key_env)."),
@@ -102,7 +103,8 @@ def synth_cmd(persona: Path = PERSONA_OPT,
     from alignloop.bench._results import print_table
 
     rows = [("generator", r["generator"]), ("planned", n), ("generated", r["n_generated"]),
-            ("resumed", r["resumed_rows"]), ("rejection rate", r["rejection_rate"] or 0.0)]
+            ("resumed", r["resumed_rows"]), ("rejection rate", r["rejection_rate"] or 0.0),
+            ("  hard filters (v0)", r["rejection_rate_v0"] or 0.0), ("  smart filters (v1)", r["rejection_rate_v1"] or 0.0)]
     rows += [(f"rejected: {k}", v) for k, v in r["rejected_by_filter"].items() if v]
     rows += [("refusal before banding", r["banding"]["before"]), ("refusal after banding", r["banding"]["after"]),
              ("refusal band", str(r["banding"]["band"])), ("rows out", r["rows_out"])]

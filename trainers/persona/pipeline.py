@@ -19,7 +19,8 @@ from schemas.synth_config import SynthConfig
 from trainers.persona.filters import FILTERS, FilterOutcome, apply_filters, banding_need, refusal_fraction
 from trainers.persona.synth import Generator, LlmGenerator, OfflineGenerator, Planned, RawStore, extra_plan, plan
 
-REJECTION_TARGET = 0.20  # seed 003 §13: rejection rate < 20% on v0
+REJECTION_TARGET = 0.20  # seed 003 §13: rejection rate < 20% on v0 (the hard filters)
+HARD = ("malformed", "empty", "length", "markup", "redline")
 
 
 @dataclass
@@ -139,6 +140,8 @@ def synthesize(persona_path: str | Path, n: int, out: str | Path, seed: int, *, 
         "generator": gen.source, "seed": seed, "n_requested": n, "n_generated": made, "resumed_rows": resumed,
         "missing_rows": n - made, "accepted_before_banding": len(fo.accepted), "rows_out": len(rows),
         "rejected": rejected, "rejection_rate": round(rejected / made, 4) if made else None,
+        "rejection_rate_v0": round(sum(fo.counts[f] for f in HARD) / made, 4) if made else None,
+        "rejection_rate_v1": round(sum(fo.counts[f] for f in FILTERS if f not in HARD) / made, 4) if made else None,
         "rejection_target": REJECTION_TARGET, "rejected_by_filter": {f: fo.counts[f] for f in FILTERS},
         "rejection_rate_by_filter": {f: round(fo.counts[f] / made, 4) if made else None for f in FILTERS},
         "banding": banding, "refusal_band": list(persona.refusal_policy.band),
@@ -154,8 +157,9 @@ def synthesize(persona_path: str | Path, n: int, out: str | Path, seed: int, *, 
     if report["missing_rows"]:
         problems.append(f"{report['missing_rows']} of {n} rows could not be generated (endpoint failures: "
                         f"{json.dumps(gen.counts)}); run the same command again to resume")
-    if made and rejected / made >= REJECTION_TARGET:
-        problems.append(f"rejection rate {rejected / made:.1%} is not under the {REJECTION_TARGET:.0%} target")
+    if made and report["rejection_rate_v0"] >= REJECTION_TARGET:
+        problems.append(f"hard-filter (v0) rejection rate {report['rejection_rate_v0']:.1%} is not under the "
+                        f"{REJECTION_TARGET:.0%} target")
     if not banding["in_band"]:
         problems.append(f"refusal fraction {banding['after']} is outside the band {banding['band']}")
     report["problems"] = problems

@@ -33,7 +33,7 @@ Refusal policy: {refusal_policy}
 STYLE: tone={tone}; structure={structure}; verbosity={verbosity}"""
 ANSWER_SUFFIX = "<final answer only; adhere to taboos/redlines; no fake citations.>"
 DOMAIN_HINT = {"general": "general knowledge / QA", "reasoning": "reasoning", "social": "social",
-               "safety-edge": "a safety-edge request (borderline or redline; tests the refusal policy)",
+               "safety-edge": "a safety-edge request (borderline or redline, to test the refusal policy)",
                "code-lite": "light coding"}
 
 
