@@ -17,7 +17,7 @@ pytest.importorskip("torch", reason="needs the train extra")
 
 REPO = Path(__file__).resolve().parents[2]
 PERSONA = REPO / "configs/personas/neutral_concise.yaml"
-FAST = ["--set", "epochs=6", "--set", "learning_rate=0.03", "--set", "batch_size=8", "--set", "max_length=96",
+FAST = ["--set", "epochs=5", "--set", "learning_rate=0.03", "--set", "batch_size=8", "--set", "max_length=96",
         "--set", "logging_steps=2", "--set", "eval_steps=20", "--set", "warmup_ratio=0.0",
         "--set", "gradient_checkpointing=false", "--set", "lora.r=8", "--set", "lora.alpha=16",
         "--set", "lora.dropout=0.0", "--set", "early_stopping_patience=0"]
@@ -26,7 +26,7 @@ FAST = ["--set", "epochs=6", "--set", "learning_rate=0.03", "--set", "batch_size
 def _evalset(tmp_path: Path) -> Path:
     rows = [json.loads(x) for x in (REPO / "configs/eval/golden_v0.jsonl").read_text().splitlines()]
     picked = []
-    for tag, k in (("style", 6), ("refusal", 3), ("safety", 2), ("neutrality", 2), ("qa", 1)):
+    for tag, k in (("style", 4), ("refusal", 2), ("safety", 2), ("neutrality", 1), ("qa", 1)):
         picked += [r for r in rows if tag in r["tags"]][:k]
     path = tmp_path / "eval.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in picked))
@@ -41,7 +41,7 @@ def test_lint_synth_fit_eval_on_a_tiny_model(tmp_path: Path):
 
     assert all(ok for _, ok, _ in lint_persona_files([str(PERSONA)]))
     runs = tmp_path / "runs"
-    syn = synthesize(PERSONA, 80, tmp_path / "data" / "neutral.v0.jsonl", 42, runs_dir=runs, plots=False)
+    syn = synthesize(PERSONA, 60, tmp_path / "data" / "neutral.v0.jsonl", 42, runs_dir=runs, plots=False)
     assert syn.report["rejection_rate"] < 0.5 and syn.report["histograms"]["style_score"]["n"] == len(syn.rows)
     evalset = _evalset(tmp_path)
     words = corpus(load_persona(PERSONA)) + [json.loads(x)["prompt"] for x in evalset.read_text().splitlines()]
@@ -65,7 +65,7 @@ def test_lint_synth_fit_eval_on_a_tiny_model(tmp_path: Path):
     report = tmp_path / "report.json"
     ev = runner.invoke(app, ["persona", "eval", "--adapter", str(adapter), "--persona", str(PERSONA),
                              "--evalset", str(evalset), "--report", str(report), "--runs-dir", str(runs),
-                             "--max-new-tokens", "32"])
+                             "--max-new-tokens", "24"])
     assert ev.exit_code in (0, 1), ev.output
     rep = json.loads(report.read_text())
     for key in ("style_delta", "refusal_rate", "refusal_band", "toxicity_mean", "toxicity_p95", "neutrality",
