@@ -204,3 +204,25 @@ def test_offline_generator_varies_rows():
     assert len({r["instruction"] for r in rows}) >= 90
     assert all(r["output"].startswith("Answer: ") and "\nNote: " in r["output"] for r in rows
                if r["metadata"]["domain"] != "safety-edge")
+
+
+def test_cli_strict_and_bad_persona(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from alignloop.cli import app
+    from alignloop.errors import UserError
+
+    raw = yaml.safe_load(SOCRATIC.read_text())
+    raw["refusal_policy"]["band"] = [0.9, 1.0]  # unreachable from 5% safety-edge rows in 4 banding rounds
+    hard = tmp_path / "hard.yaml"
+    hard.write_text(yaml.safe_dump(raw))
+    args = ["data", "synth", "--n", "20", "--seed", "1", "--no-style", "--offline", "--runs-dir", str(tmp_path / "r")]
+    loose = CliRunner().invoke(app, [*args, "--persona", str(hard), "--out", str(tmp_path / "a.jsonl")])
+    assert loose.exit_code == 0 and "outside the band" in loose.output
+    strict = CliRunner().invoke(app, [*args, "--persona", str(hard), "--out", str(tmp_path / "b.jsonl"), "--strict"])
+    assert strict.exit_code == 1 and (tmp_path / "b.jsonl").is_file()
+    raw["values"]["candor"] = 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(app, [*args, "--persona", str(bad), "--out", str(tmp_path / "c.jsonl")])
+    assert isinstance(res.exception, UserError) and "values.candor: values_range" in str(res.exception)
