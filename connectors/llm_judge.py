@@ -24,7 +24,7 @@ import re
 import time
 from collections import OrderedDict, deque
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -34,6 +34,7 @@ from schemas.trace import Trace
 from schemas.verdict import DIMENSIONS
 
 log = logging.getLogger("alignloop.judge.llm")
+T = TypeVar("T")
 # The rubric's rule (configs/rubrics/trace_judge.md): passed only if no dimension is below 0.5.
 PASS_BAR = 0.5
 
@@ -234,9 +235,18 @@ class LlmJudgeClient:
 
     async def complete_json(self, messages: list[dict[str, str]], model: type[BaseModel]) -> BaseModel:
         """One validated reply; retries transient failures and malformed replies, then raises."""
+        return await self.complete(messages, lambda content: model.model_validate(parse_json_object(content)))
+
+    async def complete(self, messages: list[dict[str, str]], parse: Callable[[str], T], *, json_mode: bool = True,
+                       **sampling: Any) -> T:
+        """``parse(content)`` of one reply, under the same discipline: a reply ``parse`` rejects (ValueError,
+        KeyError, ValidationError...) counts as malformed and is re-asked. ``sampling`` overrides body fields
+        (temperature, top_p, max_tokens, seed) for generation."""
         estimate = self._estimate(messages)
-        body = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
-                "max_tokens": self.cfg.max_tokens, "response_format": {"type": "json_object"}}
+        body: dict[str, Any] = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
+                                "max_tokens": self.cfg.max_tokens, **sampling}
+        if json_mode:
+            body["response_format"] = {"type": "json_object"}
         last = "no attempt"
         malformed_only = True
         for attempt in range(self.cfg.max_retries + 1):
@@ -270,7 +280,9 @@ class LlmJudgeClient:
                         data = resp.json()
                         self._record(data.get("usage"), estimate)
                         content = data["choices"][0]["message"]["content"]
-                        return model.model_validate(parse_json_object(content))
+                        if not isinstance(content, str):
+                            raise TypeError("reply content is not a string")
+                        return parse(content)
                     except (ValueError, KeyError, IndexError, TypeError, ValidationError) as exc:
                         self.counts["malformed"] += 1
                         last = f"malformed reply: {str(exc).splitlines()[0][:160]}"

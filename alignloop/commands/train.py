@@ -108,8 +108,15 @@ def eval_cmd(adapter: Path = typer.Option(..., "--adapter", help="Adapter direct
              llm_judge: bool = typer.Option(False, "--llm-judge/--no-llm-judge", help="Also score with the LLM "
                                             "judge configured in configs/judges.yaml (llm.*; key from "
                                             "ALIGNLOOP_LLM_API_KEY)."),
+             persona: Optional[Path] = typer.Option(None, "--persona", help="Persona YAML: seed 003's persona "
+                                                    "eval (style, refusal band, toxicity, neutrality) instead."),
              ) -> None:
     """Generate with base and adapter on the eval set, judge both, apply the gate; exit 1 when it fails."""
+    if persona is not None:
+        from alignloop.commands.persona import persona_eval
+
+        persona_eval(adapter, persona, evalset, report, gate, register, publish, Path("runs"), None)
+        return
     from alignloop.bench._results import print_table
     from schemas.settings import load_settings
     from trainers.gate import load_evalset, load_gate

@@ -11,6 +11,8 @@ request, says nothing for ``hang_s``), ``trickle`` (sends the headers, then one 
 
 Successful judgements are deterministic: a trace whose text contains ``BAD`` fails, otherwise it passes; in
 pairwise mode the answer containing ``GOOD`` wins, or — with ``position_bias=True`` — always answer A.
+A ``responder(messages) -> str | None`` answers other protocols (synthetic data, completions): a string is the
+reply's content, None falls through to the judge.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class FakeLlmServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.position_bias = False
+        self.responder: Any = None
         self.confidence = 0.9
         self.in_flight = 0
         self.max_in_flight = 0
@@ -155,6 +158,8 @@ class FakeLlmServer:
                 elif mode == "unjudgeable":
                     content = json.dumps({"scores": {}, "passed": False, "confidence": 0.0,
                                           "rationale": "unreadable", "unjudgeable": True})
+                elif fake.responder is not None and (own := fake.responder(req["messages"])) is not None:
+                    content = own
                 else:
                     content = "```json\n" + json.dumps(fake.judgement(req["messages"])) + "\n```"
                 body = {"id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion", "created": int(time.time()),
