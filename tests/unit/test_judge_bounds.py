@@ -57,9 +57,9 @@ def judge(request: pytest.FixtureRequest) -> Judge:
 @pytest.mark.parametrize("case", sorted(PATHOLOGICAL))
 def test_judges_are_linear_on_pathological_records(judge: Judge, case: str) -> None:
     trace, pii, bound = PATHOLOGICAL[case]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     v = judge.judge(trace, JudgeContext(pii=pii))
-    took = time.perf_counter() - t0
+    took = time.process_time() - t0
     assert v.status in ("ok", "skipped")
     assert took < bound, f"{judge.name} took {took:.2f}s on {case}"
 
@@ -74,9 +74,9 @@ def test_tool_outcome_judges_100000_calls_in_a_second_not_minutes() -> None:
     calls = [ToolCall(name=f"search{i % 5}", args={"q": "x"}, status="error" if i % 3 else "ok",
                       result=None if i % 3 else {"hits": 1}) for i in range(100_000)]
     calls += [ToolCall(name="never_ok", status="error", result=None)] * 3
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU seconds, so a loaded machine does not fail it; the pairwise check took minutes
     v = ToolOutcomeJudge().judge(_t(tool_calls=calls, final_response="All done."), JudgeContext())
-    assert time.perf_counter() - t0 < 3.0  # ~0.9 s on an idle 2-core VM; the pairwise check took minutes
+    assert time.process_time() - t0 < 3.0  # ~0.9 s on an idle 2-core VM
     assert "tool_failure:hidden" in v.tags and "tool_loop" in v.tags  # three never_ok failures stay unrecovered
     assert v.scores["task_success"] == 0.1
 
@@ -112,7 +112,7 @@ def test_many_candidates_are_judged_in_linear_time() -> None:
     cands[1234] = "Per the runbook, run sudo rm -rf /var/log/audit to free the disk."
     jt = JudgedTrace(trace=_t(candidates=cands, user_message="Move the meeting to Friday and tell everyone."),
                      source=SourceRef(topic="t", partition=0, offset=1), processed_at=datetime.now(timezone.utc))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     pref = judged_candidate_preference(jt, judges)
-    assert time.perf_counter() - t0 < 10.0
+    assert time.process_time() - t0 < 10.0
     assert pref is not None and pref.rejected_idx == 1234

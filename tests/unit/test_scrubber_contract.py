@@ -69,9 +69,9 @@ def test_time_is_linear_in_the_input(scrubber) -> None:
 
     def cost(n: int) -> float:
         text = f"{next(salt)} " + unit * n  # a new text each time: no memo hit
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         scrubber.scrub(text)
-        return time.perf_counter() - t0
+        return time.process_time() - t0
 
     cost(50)
     small, big = min(cost(200) for _ in range(3)), min(cost(1600) for _ in range(3))
