@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     lake_root: str = Field("", description="Local path or object-store URI; default <home>/lake.")
     lake_storage_options: dict[str, str] = Field(default_factory=dict, description="deltalake storage_options.")
 
+    # --- labeling UI (issue 16) ---
+    ui_db_url: str = Field("", description="SQLAlchemy URL of the labeling DB; default sqlite:///<home>/ui/labeling.db"
+                                           " (postgresql+psycopg://user:pw@host/db for a team).")
+    ui_secret_key: SecretStr | None = Field(None, description="Signs UI session cookies; unset: a random key kept in "
+                                                               "<home>/ui/secret (0600).")
+    ui_session_ttl_s: int = Field(8 * 3600, ge=60, description="A UI login expires after this many seconds.")
+    ui_port: int = Field(8700, ge=1, le=65535, description="`alignloop ui` listens here.")
+    labeling_config: Path | None = Field(None, description="Labeling queues; unset: configs/labeling.yaml.")
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap(cls, v: str) -> str:
