@@ -16,8 +16,8 @@
       dims[at].querySelectorAll("input[type=radio]")[n - 1].checked = true;
       at = Math.min(at + 1, dims.length); show(); e.preventDefault();
     } else if (e.key === "Backspace") { at = Math.max(0, at - 1); show(); e.preventDefault(); }
-    else if (e.key === "Enter") { form.submit(); e.preventDefault(); }
-    else if (e.key === "s") { var sk = document.getElementById("skip"); if (sk) { sk.submit(); e.preventDefault(); } }
+    else if (e.key === "Enter") { HTMLFormElement.prototype.submit.call(form); e.preventDefault(); }
+    else if (e.key === "s") { var sk = document.getElementById("skip"); if (sk) { HTMLFormElement.prototype.submit.call(sk); e.preventDefault(); } }
     else if (e.key === "r" || e.key === "c") {
       var box = document.getElementById(e.key === "r" ? "rationale" : "correction");
       if (box) { box.focus(); e.preventDefault(); }
