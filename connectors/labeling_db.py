@@ -156,6 +156,7 @@ class LabelStore:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: no lost update, no deadlock
         Base.metadata.create_all(self.engine)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self._expired_at: datetime | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -274,7 +275,9 @@ class LabelStore:
         """The user's current lease in ``queue``, else a due hidden repeat, else (sometimes) a gold item, else the
         next open item they have not labelled and that still needs labels."""
         now = now or _now()
-        self.expire_leases(now)
+        if self._expired_at is None or not timedelta(0) <= now - self._expired_at < timedelta(seconds=1):
+            self.expire_leases(now)  # at most once a second: a lease's expiry is accurate to that
+            self._expired_at = now
         with self.Session.begin() as s:
             user = s.get(User, user_id)
             held = s.execute(select(Assignment).join(Item, Item.id == Assignment.item_id).where(
