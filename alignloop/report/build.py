@@ -51,6 +51,9 @@ def build_report(table_uri: Callable[[str], str], since: datetime, until: dateti
     drift_cols = ["detected_at", "since", "policy_id", "signal", "magnitude", "z", "example_trace_ids"]
     sections.append("<h2>Drift events</h2>" + _table(drift, drift_cols if not drift.empty else []))
     sections.append("<h2>Error clusters (traces the judges got wrong)</h2>" + _clusters(calib))
+    from alignloop.report.agreement import section as agreement_section  # issue 16
+
+    sections.append(agreement_section(table_uri, storage_options))
     counts = {"traces": len(t), "drift_events": len(drift), "calibration_rows": len(calib), "labels": len(labels)}
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>alignloop report</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:auto}} img{{max-width:100%}}
