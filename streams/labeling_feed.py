@@ -47,9 +47,9 @@ def items_from_records(msgs: list[Any], cfg: "LabelingConfig") -> tuple[list[dic
 
 
 async def consume_queue(settings: "Settings", store: "LabelStore", cfg: "LabelingConfig", stop: asyncio.Event,
-                        *, batch: int = 2000, on_batch: Any = None) -> int:
+                        *, batch: int = 2000, on_batch: Any = None, ready: asyncio.Event | None = None) -> int:
     """Follow judge.human_queue into the DB until ``stop``; returns new items. ``on_batch(new, skipped,
-    seconds)`` is told about each batch (metrics)."""
+    seconds)`` is told about each batch (metrics); ``ready`` is set once partitions are assigned."""
     from aiokafka import AIOKafkaConsumer
 
     from connectors.kafka import aiokafka_client_kwargs
@@ -62,6 +62,8 @@ async def consume_queue(settings: "Settings", store: "LabelStore", cfg: "Labelin
     try:
         while not stop.is_set():
             got = await consumer.getmany(timeout_ms=200, max_records=batch)
+            if ready is not None and consumer.assignment():
+                ready.set()
             msgs = [m for ms in got.values() for m in ms]
             if not msgs:
                 continue

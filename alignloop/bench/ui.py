@@ -61,8 +61,10 @@ async def queue_latency(n: int, rate: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ui-q-"))
     store = LabelStore(f"sqlite:///{tmp / 'q.db'}")
     stop = asyncio.Event()
-    task = asyncio.create_task(consume_queue(s, store, _cfg(), stop))
-    await asyncio.sleep(3)  # the consumer joins its group
+    ready = asyncio.Event()
+    task = asyncio.create_task(consume_queue(s, store, _cfg(), stop, ready=ready))
+    await asyncio.wait_for(ready.wait(), 60)  # the consumer has joined its group: measure serving, not joining
+    await asyncio.sleep(1)
     async with producer(s) as prod:
         for i in range(n):
             hq = human_queue_item(i, pair=i % 2 == 0, tag="q")
