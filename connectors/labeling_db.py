@@ -144,22 +144,21 @@ class LabelStore:
             kw.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine = create_engine(url, **kw)
         self.sqlite = url.startswith("sqlite")
+        self.reader = self.engine
         if self.sqlite:
-            @event.listens_for(self.engine, "connect")
-            def _connect(dbapi_conn: Any, _: Any) -> None:
-                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-                dbapi_conn.execute("PRAGMA journal_mode=WAL")
-                dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-
-            @event.listens_for(self.engine, "begin")
-            def _begin(conn: Any) -> None:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: no lost update, no deadlock
+            # Writes: BEGIN IMMEDIATE, one writer at a time (no lost update, no deadlock). Reads: a second engine
+            # with plain deferred transactions, which WAL lets run beside the writer.
+            self.reader = create_engine(url, **kw)
+            for engine, begin in ((self.engine, "BEGIN IMMEDIATE"), (self.reader, "BEGIN")):
+                _sqlite_events(engine, begin)
         Base.metadata.create_all(self.engine)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self.Reader = sessionmaker(self.reader, expire_on_commit=False)
         self._expired_at: datetime | None = None
 
     def close(self) -> None:
         self.engine.dispose()
+        self.reader.dispose()
 
     def _lock(self, stmt: Any) -> Any:
         return stmt if self.sqlite else stmt.with_for_update(skip_locked=True)
@@ -176,11 +175,11 @@ class LabelStore:
         return u
 
     def user(self, name: str) -> User | None:
-        with self.Session() as s:
+        with self.Reader() as s:
             return s.scalar(select(User).where(User.name == name))
 
     def users(self) -> list[User]:
-        with self.Session() as s:
+        with self.Reader() as s:
             return list(s.scalars(select(User).order_by(User.name)))
 
     def set_user(self, name: str, *, role: str | None = None, active: bool | None = None,
@@ -208,7 +207,7 @@ class LabelStore:
         return ls
 
     def session_user(self, sid: str, now: datetime | None = None) -> tuple[LoginSession, User] | None:
-        with self.Session() as s:
+        with self.Reader() as s:
             ls = s.get(LoginSession, sid)
             if ls is None or _aware(ls.expires_at) <= (now or _now()):
                 return None
@@ -239,11 +238,11 @@ class LabelStore:
         return len(seen)
 
     def item(self, item_id: str) -> Item | None:
-        with self.Session() as s:
+        with self.Reader() as s:
             return s.get(Item, item_id)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        with self.Session() as s:
+        with self.Reader() as s:
             out: dict[str, dict[str, int]] = {}
             for q, st, n in s.execute(select(Item.queue, Item.status, func.count()).group_by(Item.queue, Item.status)):
                 out.setdefault(q, {})[st] = n
@@ -315,7 +314,7 @@ class LabelStore:
             return _lease(a)
 
     def assignment(self, assignment_id: int) -> tuple[Assignment, Item] | None:
-        with self.Session() as s:
+        with self.Reader() as s:
             a = s.get(Assignment, assignment_id)
             return (a, s.get(Item, a.item_id)) if a is not None else None
 
@@ -388,21 +387,21 @@ class LabelStore:
             return s.get(Item, item_id)
 
     def disputed(self, queue: str | None = None, limit: int = 100) -> list[Item]:
-        with self.Session() as s:
+        with self.Reader() as s:
             q = select(Item).where(Item.status == "disputed")
             if queue:
                 q = q.where(Item.queue == queue)
             return list(s.scalars(q.order_by(Item.created_at).limit(limit)))
 
     def answers(self, item_id: str) -> list[tuple[str, Assignment]]:
-        with self.Session() as s:
+        with self.Reader() as s:
             return [(n, a) for n, a in s.execute(select(User.name, Assignment).join(
                 User, User.id == Assignment.user_id).where(Assignment.item_id == item_id,
                                                            Assignment.status == "done").order_by(Assignment.id))]
 
     def done_answers(self, queue: str | None = None) -> list[tuple[str, str, str, bool, dict[str, Any], Item]]:
         """Every answer: (item id, annotator, kind, swapped, answer, item) — the agreement statistics' input."""
-        with self.Session() as s:
+        with self.Reader() as s:
             q = select(Assignment.item_id, User.name, Assignment.kind, Assignment.swapped, Assignment.answer,
                        Item).join(User, User.id == Assignment.user_id).join(Item, Item.id == Assignment.item_id
                                                                             ).where(Assignment.status == "done")
@@ -422,13 +421,25 @@ class LabelStore:
                          published=False))
 
     def pending(self, limit: int = 500) -> list[Outbox]:
-        with self.Session() as s:
+        with self.Reader() as s:
             return list(s.scalars(select(Outbox).where(Outbox.published.is_(False)).order_by(Outbox.id).limit(limit)))
 
     def mark_published(self, ids: list[int]) -> None:
         if ids:
             with self.Session.begin() as s:
                 s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(published=True))
+
+
+def _sqlite_events(engine: Any, begin: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
 
 
 def _lease(a: Assignment) -> Lease:
