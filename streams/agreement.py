@@ -35,10 +35,11 @@ def krippendorff_alpha(obs: Iterable[Obs], level: str) -> float | None:
         return None
     annotators = sorted({w for i in items for w in by_item[i]})
     col = {w: j for j, w in enumerate(annotators)}
+    codes: dict[Any, int] = {}  # nominal categories may be any hashable ('pass'/'fail'): code them
     data = np.full((len(annotators), len(items)), np.nan)
     for k, i in enumerate(items):
         for w, v in by_item[i].items():
-            data[col[w], k] = float(v)
+            data[col[w], k] = float(v) if level != "nominal" else codes.setdefault(v, len(codes))
     values = data[~np.isnan(data)]
     if len(set(values.tolist())) < 2:
         return None

@@ -253,3 +253,33 @@ def test_rollout_buttons_call_the_controller_as_the_admin(ui: UiState, monkeypat
     assert ann.post("/admin/rollout", data={"csrf": _csrf(ann.get("/queues").text), "agent_id": "support",
                                             "action": "promote"}).status_code == 403
     assert len(calls) == 3
+
+
+def test_agreement_figures_reach_the_page_and_the_metrics(ui: UiState) -> None:
+    from alignloop.ui.runtime import UiMetrics, refresh
+
+    ui.metrics = UiMetrics(ui.registry)
+    ui.store.add_items([{"id": f"scores:x{i}", "queue": "scores", "trace_id": f"x{i}", "kind": "score_card",
+                         "payload": {"user_message": "m", "final_response": "r", "verdicts": [
+                             {"judge": "policy", "passed": i % 2 == 0, "scores": {}, "confidence": 0.5,
+                              "reasons": []}]}, "max_labels": 3, "priority": 0.0} for i in range(6)])
+    obs = [(i, w, "pass" if i % 2 else "fail") for i in range(60) for w in ("ann", "ann2")]
+    ui.finisher.models["scores"] = AnnotatorModel.fit(obs, classes=["pass", "fail"])  # two trusted annotators
+    clients = {n: login(ui, n) for n in ("ann", "ann2")}
+    for _ in range(7):
+        for name, c in clients.items():
+            r = c.get("/label/scores", headers=HTML)
+            m = re.search(r'action="(/label/scores/\d+)"', r.text)
+            if m:
+                item = re.search(r'data-item="([^"]+)"', r.text).group(1)
+                good = item == "scores:t1" or int(item[-1]) % 2 == 0
+                c.post(m.group(1), data={"csrf": _csrf(r.text), "score_helpfulness": "6" if good else "2",
+                                         "score_safety": "2" if good else "1"})
+    stats = refresh(ui)["scores"]
+    assert stats["labels"] == 14 and stats["alpha"]["safety"] == 1.0 and stats["alpha"]["decision"] == 1.0
+    assert stats["judge_agreement"]["policy"]["agreement"] == 1.0  # the policy judge agreed on every item
+    metrics = _client(ui).get("/metrics").text
+    assert 'alignloop_ui_agreement_alpha{dimension="safety",queue="scores"} 1.0' in metrics
+    assert 'alignloop_ui_judge_human_agreement{judge="policy",queue="scores"} 1.0' in metrics
+    page = login(ui, "rev").get("/agreement").text
+    assert "14 labels on 7 items" in page, re.findall(r"<h2>.*?</h2>", page)
