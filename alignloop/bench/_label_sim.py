@@ -30,8 +30,8 @@ def human_queue_item(i: int, *, pair: bool = False, text: str = "", judge_passed
 
 @dataclass
 class SimAnnotator:
-    """Answers with probability ``accuracy`` the truth (else a random answer); ``left_bias`` picks the left side
-    regardless (position bias); ``accuracy=0.5`` with two classes is a random annotator."""
+    """Answers the truth with probability ``accuracy`` (else the other answer); ``left_bias`` picks the left side
+    regardless (position bias); ``accuracy=0.5`` is a coin flip, a random annotator."""
     name: str
     accuracy: float = 0.9
     left_bias: bool = False
@@ -45,12 +45,12 @@ class SimAnnotator:
         if self.left_bias:
             side = "left"
         else:
-            chosen = truth_idx if self.rng.random() < self.accuracy else self.rng.randint(0, 1)
+            chosen = truth_idx if self.rng.random() < self.accuracy else 1 - truth_idx
             side = "left" if (chosen ^ int(swapped)) == 0 else "right"
         return {"choice": side, "strength": str(self.rng.randint(1, 4))}
 
     def score_card(self, truth_pass: bool, dims: list[Any]) -> dict[str, str]:
-        ok = truth_pass if self.rng.random() < self.accuracy else self.rng.random() < 0.5
+        ok = truth_pass if self.rng.random() < self.accuracy else not truth_pass
         form = {}
         for d in dims:
             if d.scale == "binary":
