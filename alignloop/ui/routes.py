@@ -6,12 +6,13 @@ import dataclasses
 import inspect
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool as bg
 
-from alignloop.ui.app import HttpError, UiState, Who, current, form_of, require
+from alignloop.ui.app import HttpError, UiState, Who, form_of, require
 from alignloop.ui.security import COOKIE, LOGIN_CSRF_COOKIE, burn_time, check_password, hash_password, same
 from connectors.labeling_db import ROLES, Finish, StoreError
 from streams.labeling import AnswerError, adjudicated, audit_record, parse_answer
@@ -171,7 +172,7 @@ def install(app: FastAPI, ui: UiState, templates: Any) -> None:
                 await bg(ui.store.set_gold, item.id, c)
         except StoreError as exc:
             raise HttpError(409, str(exc)) from None
-        return _see(f"/review/item?id={item.id}&msg=adjudicated")
+        return _see(f"/review/item?id={quote(item.id)}&msg=adjudicated")
 
     @app.get("/agreement", response_class=HTMLResponse)
     async def agreement(request: Request) -> Response:
@@ -236,7 +237,8 @@ def install(app: FastAPI, ui: UiState, templates: Any) -> None:
             raise HttpError(409, f"{action} {agent} refused: {exc}") from None
         await bg(ui.store.record, [audit_record(who.user.name, f"ui.rollout_{action}", None,
                                                 subject=f"agent:{agent}")])
-        return _see(f"/admin?msg={action}+done:+{str(result)[:80]}")
+        stage = getattr(result, "stage", None)
+        return _see("/admin?msg=" + quote(f"{action} {agent}: done" + (f" (stage {stage})" if stage else "")))
 
 
 def _queue(ui: UiState, name: str) -> Any:
