@@ -7,9 +7,9 @@ EXTRAS ?= test,pii,judge,drift,train,web,integrations,persona
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 JARS := .alignloop/kafka/libs/.resolved
 
-.PHONY: install demo test test-fast bench clean-state promtool compose-plugin
+.PHONY: install demo test test-fast bench clean-state promtool compose-plugin chromium postgresql
 
-install: $(STAMP) $(JARS) promtool
+install: $(STAMP) $(JARS) promtool chromium postgresql
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ $(JARS): deploy/kafka/pom.xml
 promtool:
 	@command -v promtool >/dev/null || { $$(command -v sudo) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$(command -v sudo) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# The labeling UI's browser test drives Debian's chromium (Playwright's own browser download is unavailable);
+# its store test starts a real PostgreSQL server from Debian's package (issue 16).
+chromium:
+	@test -x /usr/bin/chromium || { $$(command -v sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$(command -v sudo) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+postgresql:
+	@test -x /usr/lib/postgresql/15/bin/initdb || { $$(command -v sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$(command -v sudo) apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null; }
 
 demo: install
 	$(BIN)/alignloop demo

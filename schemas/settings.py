@@ -91,6 +91,15 @@ class Settings(BaseSettings):
         "Key of the pseudonymous erasure key (conv_key = HMAC-SHA256(key, conversation_id)) on every row; unset: "
         "generated once into <home>/erasure.key (mode 0600). Set it when writers run on several hosts."))
 
+    # --- labeling UI (issue 16) ---
+    ui_db_url: str = Field("", description="SQLAlchemy URL of the labeling DB; default sqlite:///<home>/ui/labeling.db"
+                                           " (postgresql+psycopg://user:pw@host/db for a team).")
+    ui_secret_key: SecretStr | None = Field(None, description="Signs UI session cookies; unset: a random key kept in "
+                                                               "<home>/ui/secret (0600).")
+    ui_session_ttl_s: int = Field(8 * 3600, ge=60, description="A UI login expires after this many seconds.")
+    ui_port: int = Field(8700, ge=1, le=65535, description="`alignloop ui` listens here.")
+    labeling_config: Path | None = Field(None, description="Labeling queues; unset: configs/labeling.yaml.")
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap(cls, v: str) -> str:

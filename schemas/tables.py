@@ -274,3 +274,19 @@ DATASET_CONVERSATIONS_SCHEMA = pa.schema([
     pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
 ])
 TABLES[DATASET_CONVERSATIONS_TABLE] = (DATASET_CONVERSATIONS_SCHEMA, [])
+
+# Human-label agreement snapshots (issue 16): one row per queue per snapshot, written by `alignloop ui`; the newest
+# row per queue is the export gate's input (connectors.agreement_table.latest_agreement).
+AGREEMENT_TABLE = "agreement"
+AGREEMENT_SCHEMA = pa.schema([
+    pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("date", pa.string(), nullable=False),
+    pa.field("queue", pa.string(), nullable=False),
+    pa.field("kind", pa.string()),
+    pa.field("labels", pa.int64()),
+    pa.field("items", pa.int64()),
+    pa.field("min_alpha", pa.float64()),                    # lowest alpha over the dimensions (None: undefined)
+    pa.field("alpha_json", pa.string()),                    # {dimension: alpha | null}
+    pa.field("summary_json", pa.string()),                  # kappa per pair, self-consistency, position bias, ...
+])
+TABLES[AGREEMENT_TABLE] = (AGREEMENT_SCHEMA, ["date"])

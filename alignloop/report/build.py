@@ -67,6 +67,9 @@ def build_report(table_uri: Callable[[str], str], since: datetime, until: dateti
         from alignloop.report.replay import replay_section
 
         sections.extend(replay_section(d) for d in replay_diffs)
+    from alignloop.report.agreement import section as agreement_section  # issue 16
+
+    sections.append(agreement_section(table_uri, storage_options))
     counts = {"traces": len(t), "drift_events": len(drift), "calibration_rows": len(calib), "labels": len(labels),
               "rollout_decisions": len(ro)}
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>alignloop report</title>

@@ -1,0 +1,322 @@
+"""`alignloop bench ui`: the labeling UI's numbers (→ bench/results/ui-<ts>.json).
+
+1. queue → servable: items published to judge.human_queue (a trickle) until the consumer has them in the DB; p95
+   of (DB insert − queued_at) against the 2 s target (needs a broker; skipped with a note when none answers).
+2. page/API latency with ``--items`` queued and ``--annotators`` concurrent simulated annotators over real HTTP
+   (uvicorn + httpx): p95 of every request against 200 ms, and zero lost / duplicated labels (client-counted
+   successes = answers in the DB = unique outbox records).
+3. reliability: simulated annotators of known reliability (good ones, one random, one always-left) — the
+   agreement figures must single out the bad ones; adaptive overlap (Dawid–Skene stop) vs a fixed 3-way
+   majority: consensus accuracy and labels per resolved item.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from alignloop.bench._label_sim import SimAnnotator, crowd, human_queue_item, truth_of
+
+CONFIG = {"export_min_alpha": 0.5, "queues": [
+    {"name": "pairs", "kind": "pairwise", "min_labels": 2, "max_labels": 3, "stop_confidence": 0.95,
+     "gold_rate": 0.0, "repeat_rate": 0.1, "repeat_gap": 3, "correction": False, "lease_s": 300},
+    {"name": "scores", "kind": "score_card", "min_labels": 2, "max_labels": 3,
+     "dimensions": [{"name": "helpfulness"}, {"name": "safety", "scale": "binary"}]}]}
+
+
+def p95(xs: list[float]) -> float | None:
+    return round(statistics.quantiles(xs, n=20)[18], 4) if len(xs) >= 20 else (round(max(xs), 4) if xs else None)
+
+
+def _cfg(**pairs: Any) -> Any:
+    from schemas.labeling import LabelingConfig
+
+    data = {**CONFIG, "queues": [{**CONFIG["queues"][0], **pairs}, CONFIG["queues"][1]]}
+    return LabelingConfig.model_validate(data)
+
+
+# --- 1. queue -> servable -------------------------------------------------------------------------------------
+async def queue_latency(n: int, rate: float) -> dict[str, Any]:
+    import uuid
+
+    from connectors.kafka import create_topics, producer
+    from connectors.labeling_db import Item, LabelStore
+    from schemas.settings import load_settings
+    from schemas.topics import HUMAN_QUEUE
+    from streams.labeling_feed import consume_queue
+
+    s = load_settings(topic_prefix=f"bench-ui-{uuid.uuid4().hex[:6]}.", app_id=f"bench-ui-{uuid.uuid4().hex[:6]}")
+    try:
+        await asyncio.wait_for(create_topics(s), 15)
+    except Exception as exc:
+        return {"skipped": f"no broker at {s.kafka_bootstrap} ({type(exc).__name__}); `alignloop broker start`"}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ui-q-"))
+    store = LabelStore(f"sqlite:///{tmp / 'q.db'}")
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(consume_queue(s, store, _cfg(), stop, ready=ready))
+    await asyncio.wait_for(ready.wait(), 60)  # the consumer has joined its group: measure serving, not joining
+    await asyncio.sleep(1)
+    async with producer(s) as prod:
+        for i in range(n):
+            hq = human_queue_item(i, pair=i % 2 == 0, tag="q")
+            await prod.send(s.topic(HUMAN_QUEUE), hq.model_dump_json().encode(), key=hq.trace_id.encode())
+            await asyncio.sleep(1 / rate)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(sum(v.values()) for v in store.counts().values()) < n:
+        await asyncio.sleep(0.2)
+    stop.set()
+    await task
+    with store.Session() as sess:
+        from sqlalchemy import select
+
+        rows = list(sess.execute(select(Item.created_at, Item.queued_at)))
+    lat = [(c.replace(tzinfo=None) - q.replace(tzinfo=None)).total_seconds() for c, q in rows]
+    store.close()
+    return {"items": n, "servable": len(rows), "rate_per_s": rate, "p50_s": round(statistics.median(lat), 4),
+            "p95_s": p95(lat), "target_p95_s": 2.0, "met": bool(lat) and p95(lat) <= 2.0 and len(rows) == n}
+
+
+# --- 2. page latency under load -------------------------------------------------------------------------------
+def _load_items(store: Any, n: int) -> float:
+    from streams.labeling import item_from_queue
+
+    cfg = _cfg()
+    t0 = time.perf_counter()
+    batch = []
+    for i in range(n):
+        batch.append(item_from_queue(human_queue_item(i, pair=True, tag="p"), cfg))
+        if len(batch) == 5000:
+            store.add_items(batch)
+            batch = []
+    store.add_items(batch)
+    return time.perf_counter() - t0
+
+
+async def _annotator(base: str, sim: SimAnnotator, seconds: float, lat: list[float], ok: list[tuple[str, str]],
+                     errors: list[str]) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+        async def timed(method: str, url: str, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            r = await c.request(method, url, **kw)
+            lat.append(time.perf_counter() - t0)
+            return r
+
+        page = await timed("GET", "/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        r = await timed("POST", "/login", data={"csrf": token, "name": sim.name, "password": "bench-password"})
+        if r.status_code != 303:
+            errors.append(f"login {sim.name}: {r.status_code}")
+            return
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                r = await timed("GET", "/label/pairs", headers={"accept": "text/html"})
+                m = re.search(r'action="(/label/pairs/(\d+))"', r.text)
+                if not m:
+                    break
+                csrf = re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
+                item = re.search(r'data-item="([^"]+)"', r.text).group(1)
+                swapped = "Call support" in re.search(r'id="side-1">([^<]*)<', r.text).group(1)
+                form = {"csrf": csrf, **sim.pairwise(truth_of(item), swapped)}
+                r = await timed("POST", m.group(1), data=form)
+            except httpx.HTTPError as exc:  # a timeout is an error, not a label; the DB says what landed
+                errors.append(f"{type(exc).__name__}")
+                continue
+            if r.status_code == 303:
+                ok.append((item, sim.name))
+            else:
+                errors.append(f"{r.status_code}: {r.text[:80]}")
+
+
+def page_latency(n_items: int, n_annotators: int, seconds: float, port: int) -> dict[str, Any]:
+    import uvicorn
+    from argon2 import PasswordHasher
+    from prometheus_client import CollectorRegistry
+    from sqlalchemy import func, select
+
+    from alignloop.ui import security
+    from alignloop.ui.app import UiState, create_app
+    from connectors.labeling_db import Assignment, LabelStore, Outbox
+    from schemas.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    store = LabelStore(f"sqlite:///{tmp / 'ui.db'}")
+    load_s = _load_items(store, n_items)
+    security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # logins are not the subject
+    pw = security.hash_password("bench-password")
+    rng = random.Random(5)
+    sims = [SimAnnotator(f"a{i:02d}", rng.choice([0.9, 0.8, 0.7]), seed=i) for i in range(n_annotators)]
+    for sim in sims:
+        store.add_user(sim.name, "annotator", pw)
+    ui = UiState(settings=Settings(home=tmp, metrics_port=0), store=store, cfg=_cfg(repeat_rate=0.0),
+                 signer=security.Signer("bench-key" * 4, 3600), registry=CollectorRegistry())
+    server = uvicorn.Server(uvicorn.Config(create_app(ui), host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    while not server.started:
+        time.sleep(0.05)
+    lat: list[float] = []
+    ok: list[tuple[str, str]] = []
+    errors: list[str] = []
+
+    async def run_all() -> None:
+        await asyncio.gather(*[_annotator(f"http://127.0.0.1:{port}", sim, seconds, lat, ok, errors)
+                               for sim in sims])
+    t0 = time.perf_counter()
+    asyncio.run(run_all())
+    wall = time.perf_counter() - t0
+    server.should_exit = True
+    th.join(10)
+    with store.Session() as s:
+        from connectors.labeling_db import User
+
+        landed = set(s.execute(select(Assignment.item_id, User.name).join(User, User.id == Assignment.user_id)
+                               .where(Assignment.status == "done")).tuples())
+        done = s.scalar(select(func.count()).select_from(Assignment).where(Assignment.status == "done"))
+        pairs = s.execute(select(Assignment.item_id, Assignment.user_id, func.count()).where(
+            Assignment.status == "done").group_by(Assignment.item_id, Assignment.user_id).having(func.count() > 1))
+        dup_pairs = len(list(pairs))
+        keys = [k for (k,) in s.execute(select(Outbox.key).where(Outbox.kind == "preference"))]
+    store.close()
+    return {"items_queued": n_items, "load_s": round(load_s, 2), "annotators": n_annotators,
+            "seconds": round(wall, 1), "requests": len(lat), "requests_per_s": round(len(lat) / wall, 1),
+            "p50_ms": round(statistics.median(lat) * 1000, 1), "p95_ms": round(p95(lat) * 1000, 1),
+            "target_p95_ms": 200, "labels_client_ok": len(ok), "labels_in_db": done,
+            "labels_published": len(keys), "lost": len(set(ok) - landed),
+            "unacknowledged": done - len(ok), "duplicated": (len(keys) - len(set(keys))) + dup_pairs,
+            "errors": len(errors), "error_sample": errors[:3],
+            "met": p95(lat) * 1000 <= 200 and not set(ok) - landed and done == len(set(keys)) == len(keys)}
+
+
+# --- 3. reliability -------------------------------------------------------------------------------------------
+def simulate(n_items: int, adaptive: bool, seed: int) -> dict[str, Any]:
+    from connectors.labeling_db import LabelStore
+    from streams.agreement import majority
+    from streams.agreement_summary import fit_model, summarise
+    from streams.labeling import Finisher, item_from_queue
+
+    cfg = _cfg(min_labels=2 if adaptive else 3, max_labels=3, repeat_rate=0.1)  # adaptive: stop early at 2
+    q = cfg.queue("pairs")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ui-sim-"))
+    store = LabelStore(f"sqlite:///{tmp / 'sim.db'}")
+    store.add_items([item_from_queue(human_queue_item(i, pair=True, tag="s"), cfg) for i in range(n_items)])
+    sims = crowd(seed)
+    ids = {s.name: store.add_user(s.name, "annotator", "x").id for s in sims}
+    fin = Finisher(cfg)
+    rng = random.Random(seed)
+    answered = 0
+    active = list(sims)
+    while active:
+        sim = rng.choice(active)
+        lease = store.next_item(ids[sim.name], "pairs", lease_s=600)
+        if lease is None:
+            active.remove(sim)
+            continue
+        form = sim.pairwise(truth_of(lease.item_id), lease.swapped)
+        from streams.labeling import parse_answer
+
+        store.submit(ids[sim.name], lease.assignment_id, parse_answer(q, form, lease.swapped), fin,
+                     repeat_rate=q.repeat_rate, repeat_gap=q.repeat_gap)
+        answered += 1
+        if adaptive and answered % 200 == 0:
+            fin.models["pairs"] = fit_model(q, store.done_answers("pairs"))
+    rows = store.done_answers("pairs")
+    by_item: dict[str, list[tuple[str, int]]] = {}
+    for item_id, who, kind, _sw, ans, _it in rows:
+        if kind == "label":
+            by_item.setdefault(item_id, []).append((who, ans["chosen"]))
+    if adaptive:
+        consensus = {}
+        for item_id, votes in by_item.items():
+            it = store.item(item_id)
+            consensus[item_id] = it.consensus["decision"] if it.consensus else majority([v for _, v in votes])
+        method = "dawid_skene adaptive 2-3"
+    else:
+        consensus = {i: majority([v for _, v in votes]) for i, votes in by_item.items()}
+        method = "majority fixed 3"
+    correct = sum(consensus[i] == truth_of(i) for i in consensus)
+    labels = sum(len(v) for v in by_item.values())
+    summary = summarise(q, rows)
+    store.close()
+    return {"method": method, "items": len(by_item), "labels": labels,
+            "labels_per_resolved_item": round(labels / max(1, len(by_item)), 3),
+            "consensus_accuracy": round(correct / max(1, len(by_item)), 4), "summary": summary}
+
+
+def reliability(n_items: int, seed: int) -> dict[str, Any]:
+    adaptive, fixed = simulate(n_items, True, seed), simulate(n_items, False, seed)
+    s = fixed["summary"]
+    cons = {w: v["consistency"] for w, v in s["self_consistency"].items()}
+    left = {w: v["left_rate"] for w, v in s["position_bias"].items()}
+    kappa_with_good: dict[str, list[float]] = {}
+    for pair, v in s["kappa"].items():
+        a, b = pair.split("|")
+        k = v.get("decision", {}).get("kappa")
+        if k is None:
+            continue
+        for me, other in ((a, b), (b, a)):
+            if other.startswith("good"):
+                kappa_with_good.setdefault(me, []).append(k)
+    mean_kappa = {w: round(statistics.mean(v), 3) for w, v in kappa_with_good.items()}
+    good = [w for w in cons if w.startswith("good")]
+    singled = {"random_lowest_kappa": min(mean_kappa, key=mean_kappa.get) in ("random", "lefty")
+               and all(mean_kappa[w] > mean_kappa["random"] for w in good),
+               "lefty_position_bias": left.get("lefty") == 1.0 and all(abs(left[w] - 0.5) < 0.1 for w in good),
+               "random_lower_self_consistency": all(cons.get("random", 1) < cons[w] for w in good)}
+    return {"items": n_items, "adaptive": {k: v for k, v in adaptive.items() if k != "summary"},
+            "fixed_3": {k: v for k, v in fixed.items() if k != "summary"}, "self_consistency": cons,
+            "left_rate": left, "mean_kappa_with_good": mean_kappa, "alpha": s["alpha"], "singled_out": singled,
+            "adaptive_fewer_labels": adaptive["labels_per_resolved_item"] < fixed["labels_per_resolved_item"],
+            "adaptive_accuracy_gap": round(adaptive["consensus_accuracy"] - fixed["consensus_accuracy"], 4)}
+
+
+def register(bench_app: typer.Typer) -> None:
+    @bench_app.command("ui")
+    def ui(items: int = typer.Option(100_000, help="Items queued for the page-latency run."),
+           annotators: int = typer.Option(50, help="Concurrent simulated annotators."),
+           seconds: float = typer.Option(30.0, help="How long the annotators label."),
+           sim_items: int = typer.Option(600, help="Items in each reliability simulation."),
+           queue_items: int = typer.Option(300, help="Items trickled through judge.human_queue."),
+           queue_rate: float = typer.Option(50.0, help="Their rate per second."),
+           port: int = typer.Option(8791, help="Port for the bench's UI server."),
+           seed: int = typer.Option(7),
+           parts: str = typer.Option("queue,page,reliability", help="Which parts to run (comma-separated).")) -> None:
+        """Queue→servable p95, page p95 under load with zero lost/duplicated labels, and whether agreement
+        figures single out unreliable annotators; adaptive vs fixed overlap."""
+        from alignloop.bench._results import print_table, write_result
+
+        want = {x.strip() for x in parts.split(",")}
+        figures: dict[str, Any] = {"parts": sorted(want)}
+        if "queue" in want:
+            figures["queue_to_servable"] = asyncio.run(queue_latency(queue_items, queue_rate))
+        if "page" in want:
+            figures["page_latency"] = page_latency(items, annotators, seconds, port)
+        if "reliability" in want:
+            figures["reliability"] = reliability(sim_items, seed)
+        q = figures.get("queue_to_servable", {"skipped": "not run"})
+        p = figures.get("page_latency", {k: None for k in ("p95_ms", "requests_per_s", "labels_client_ok",
+                                                           "labels_in_db", "labels_published", "lost", "duplicated")})
+        r = figures.get("reliability", {"adaptive": {}, "fixed_3": {}, "singled_out": None})
+        print_table("labeling UI", [
+            ("queue→servable p95 s (≤ 2)", q.get("p95_s", q.get("skipped"))),
+            ("page p95 ms (≤ 200)", p["p95_ms"]), ("requests/s", p["requests_per_s"]),
+            ("labels ok / in db / published", f"{p['labels_client_ok']} / {p['labels_in_db']} / {p['labels_published']}"),
+            ("lost / duplicated", f"{p['lost']} / {p['duplicated']}"),
+            ("adaptive labels/item, accuracy", f"{r['adaptive'].get('labels_per_resolved_item')}, "
+                                               f"{r['adaptive'].get('consensus_accuracy')}"),
+            ("fixed-3 labels/item, accuracy", f"{r['fixed_3'].get('labels_per_resolved_item')}, "
+                                              f"{r['fixed_3'].get('consensus_accuracy')}"),
+            ("bad annotators singled out", r["singled_out"])])
+        typer.echo(f"wrote {write_result('ui', figures)}")

@@ -1,0 +1,154 @@
+"""``alignloop ui`` at run time: the web server plus its background tasks in one process — the human-queue consumer,
+the outbox drain (labels, preferences, audit entries, corrections), the labels and preferences landers, and the
+agreement refresher (Dawid–Skene refit, figures for the page, Prometheus gauges, the ``agreement`` table)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from alignloop.ui.app import UiState
+from alignloop.ui.security import Signer, db_url, secret_key
+from connectors.labeling_db import LabelStore
+from streams.agreement_summary import fit_model, summarise
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+
+log = logging.getLogger("alignloop.ui")
+
+
+class UiMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        r = registry
+        self.answers = Counter("alignloop_ui_answers_total", "Answers submitted, by queue.", ["queue"], registry=r)
+        self.items = Gauge("alignloop_ui_items", "Items by queue and status.", ["queue", "status"], registry=r)
+        self.ingested = Counter("alignloop_ui_items_ingested_total", "New items from judge.human_queue.", registry=r)
+        self.unservable = Counter("alignloop_ui_items_unservable_total", "Queue records that could not be served, "
+                                  "by reason.", ["reason"], registry=r)
+        self.ingest_s = Histogram("alignloop_ui_ingest_batch_seconds", "Seconds to make a batch servable.",
+                                  registry=r)
+        self.alpha = Gauge("alignloop_ui_agreement_alpha", "Krippendorff's alpha by queue and dimension.",
+                           ["queue", "dimension"], registry=r)
+        self.consistency = Gauge("alignloop_ui_annotator_self_consistency", "Share of hidden repeats answered the "
+                                 "same.", ["queue", "annotator"], registry=r)
+        self.left_rate = Gauge("alignloop_ui_annotator_left_rate", "Share of pairwise answers picking the left "
+                               "side (0.5 = no position bias).", ["queue", "annotator"], registry=r)
+        self.gold = Gauge("alignloop_ui_annotator_gold_accuracy", "Share of gold items answered right.",
+                          ["queue", "annotator"], registry=r)
+        self.judge = Gauge("alignloop_ui_judge_human_agreement", "Agreement of a judge's pass/fail with the human "
+                           "consensus.", ["queue", "judge"], registry=r)
+
+    def batch(self, new: int, skipped: dict[str, int], seconds: float) -> None:
+        self.ingested.inc(new)
+        self.ingest_s.observe(seconds)
+        for reason, n in skipped.items():
+            self.unservable.labels(reason).inc(n)
+
+    def show(self, stats: dict[str, Any], counts: dict[str, dict[str, int]]) -> None:
+        for q, by in counts.items():
+            for st, n in by.items():
+                self.items.labels(q, st).set(n)
+        for q, s in stats.items():
+            for dim, a in s["alpha"].items():
+                if a is not None:
+                    self.alpha.labels(q, dim).set(a)
+            for who, v in s["self_consistency"].items():
+                self.consistency.labels(q, who).set(v["consistency"])
+            for who, v in s["position_bias"].items():
+                self.left_rate.labels(q, who).set(v["left_rate"])
+            for who, v in s["gold_accuracy"].items():
+                self.gold.labels(q, who).set(v["accuracy"])
+            for judge, v in s["judge_agreement"].items():
+                self.judge.labels(q, judge).set(v["agreement"])
+
+
+def build_state(settings: "Settings", *, registry: CollectorRegistry | None = None) -> UiState:
+    from schemas.labeling import load_labeling_config
+
+    registry = registry or CollectorRegistry()
+    ui = UiState(settings=settings, store=LabelStore(db_url(settings)),
+                 cfg=load_labeling_config(settings.labeling_config),
+                 signer=Signer(secret_key(settings), settings.ui_session_ttl_s), registry=registry)
+    ui.metrics = UiMetrics(registry)
+    return ui
+
+
+def refresh(ui: UiState, *, write_table: bool = False) -> dict[str, Any]:
+    """Refit each queue's annotator model, recompute its agreement figures, update the gauges (and write the
+    ``agreement`` table). Returns the figures."""
+    for q in ui.cfg.queues:
+        rows = ui.store.done_answers(q.name)
+        ui.finisher.models[q.name] = fit_model(q, rows)
+        ui.stats[q.name] = summarise(q, rows)
+    if ui.metrics is not None:
+        ui.metrics.show(ui.stats, ui.store.counts())
+    if write_table:
+        from connectors.agreement_table import write_agreement
+
+        write_agreement(ui.settings, [s for s in ui.stats.values() if s["labels"]])
+    return ui.stats
+
+
+async def refresher(ui: UiState, stop: asyncio.Event, *, every_s: float = 10.0, table_every_s: float = 60.0) -> None:
+    last_table = 0.0
+    while not stop.is_set():
+        try:
+            due = time.monotonic() - last_table >= table_every_s
+            await asyncio.to_thread(refresh, ui, write_table=due)
+            if due:
+                last_table = time.monotonic()
+        except Exception as exc:  # figures are advisory: a bad refresh must not stop the labeling
+            log.warning("agreement refresh failed: %s", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def supervised(name: str, job: Any, stop: asyncio.Event, *, backoff_s: float = 2.0) -> None:
+    """Run ``job()`` until ``stop``, restarting it after a failure (a broker outage must not end the UI)."""
+    while not stop.is_set():
+        try:
+            await job()
+        except Exception as exc:
+            log.warning("background task %s failed (%s); restarting in %.0f s", name, exc, backoff_s)
+            try:
+                await asyncio.wait_for(stop.wait(), backoff_s)
+            except asyncio.TimeoutError:
+                pass
+
+
+async def serve(settings: "Settings", *, host: str = "127.0.0.1", port: int | None = None, land: bool = True,
+                ready: Any = None) -> None:
+    """Run the app and its tasks until interrupted."""
+    import uvicorn
+
+    from alignloop.ui.app import create_app
+    from connectors.audit import AuditTrail
+    from streams.curation.sink import land_preferences
+    from streams.labeling_feed import OutboxDrain, consume_queue, land_labels
+
+    ui = build_state(settings)
+    await asyncio.to_thread(refresh, ui)
+    trail = AuditTrail(settings)
+    stop = asyncio.Event()
+    drain = OutboxDrain(settings, ui.store, audit=trail)
+    jobs = {"queue": lambda: consume_queue(settings, ui.store, ui.cfg, stop, on_batch=ui.metrics.batch),
+            "outbox": lambda: drain.run(stop), "agreement": lambda: refresher(ui, stop)}
+    if land:
+        jobs["labels"] = lambda: land_labels(settings, stop, registry=ui.registry)
+        jobs["preferences"] = lambda: land_preferences(settings, stop)
+    tasks = [asyncio.create_task(supervised(name, job, stop)) for name, job in jobs.items()]
+    server = uvicorn.Server(uvicorn.Config(create_app(ui), host=host, port=port or settings.ui_port,
+                                           log_level="warning", access_log=False))
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await trail.close()
+        ui.store.close()
