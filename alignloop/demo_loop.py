@@ -80,7 +80,10 @@ class FleetThread:
         s = self.settings
         fleet = Fleet(load_fleet_profile(self.profile), agents=[AGENT], conversations=1_000_000, seed=self.seed,
                       turns=(2, 4), open_per_agent=40)
-        client = RolloutClient(s).start(wait_s=15)
+        # its own flag cache: each fleet follows the topic from the start, as a newly deployed fleet would
+        cache = s.home / "rollout" / f"demo-fleet-{self.profile}-{self.seed}.json"
+        cache.unlink(missing_ok=True)
+        client = RolloutClient(s, cache_path=cache).start(wait_s=15)
 
         def turns():
             for kv in fleet.run(client.served, client.end_conversation):
