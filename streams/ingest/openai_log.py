@@ -135,7 +135,7 @@ def log_to_trace(entry: Any, *, line: int, source: str, default_agent: str | Non
 
 def parse_line(raw: bytes, *, line: int, source: str, default_agent: str | None = None) -> Trace:
     try:
-        entry = json.loads(raw)
+        entry = json.loads(raw.decode("utf-8"))  # decoded first: json.loads(bytes) guesses UTF-16/32
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         reason = "invalid_utf8" if isinstance(exc, UnicodeDecodeError) else "invalid_json"
         raise LineError(reason, f"line {line} is not JSON: {exc}") from None
