@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     lake_root: str = Field("", description="Local path or object-store URI; default <home>/lake.")
     lake_storage_options: dict[str, str] = Field(default_factory=dict, description="deltalake storage_options.")
 
+    # --- exports (alignloop export) ---
+    export_min_alpha: float = Field(0.667, ge=-1.0, le=1.0, description=(
+        "Agreement gate: exports holding human labels are refused when the recorded Krippendorff alpha (Delta "
+        "table `agreement`) is below this."))
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap(cls, v: str) -> str:
