@@ -32,7 +32,7 @@ def receiver(kafka_settings, tmp_path):
     port = _port()
     log = open(tmp_path / "otlp.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "alignloop.cli", "ingest", "otlp", "--port", str(port),
-                             "--settle-s", "1"], cwd=REPO, env=settings_env(kafka_settings), stdout=log, stderr=log,
+                             "--settle-s", "10"], cwd=REPO, env=settings_env(kafka_settings), stdout=log, stderr=log,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
 
@@ -95,7 +95,7 @@ def test_sdk_spans_land_as_traces_without_pii_and_bad_input_is_dead_lettered(kaf
         return t.num_rows >= len(answers) and t
     rows = wait_for(landed, 90, what="every turn to land", worker=worker).to_pylist()
     assert proc.poll() is None, "the receiver died"
-    assert len(rows) == len(answers) == 7  # six agent turns + the JSON one: one row per turn, no duplicate
+    assert len(rows) == len(answers) == 7, sorted(r["trace_id"] for r in rows)  # six agent turns + the JSON one: one row per turn, no duplicate
     assert {r["final_response"] for r in rows} == answers
     agent_rows = [r for r in rows if r["agent_id"] == "support-bot"]
     assert len(agent_rows) == 6 and {r["conversation_id"] for r in agent_rows} == {"conv-0", "conv-1"}
@@ -118,3 +118,14 @@ def test_sdk_spans_land_as_traces_without_pii_and_bad_input_is_dead_lettered(kaf
     metrics = httpx.get(f"{url}/metrics").text
     assert 'alignloop_ingest_turns_total{source="otlp"} 7.0' in metrics
     assert 'alignloop_ingest_requests_total{status="400"} 1.0' in metrics
+
+    # and out again: the landed turns exported for fine-tuning, still without the planted PII
+    from trainers.export.openai_rules import check_sft
+    from trainers.export.run import run_export
+
+    res = run_export(s, "openai-sft", "traces", out=s.home / "export" / "sft.jsonl")
+    lines = [json.loads(x) for x in res.files[0].read_text().splitlines()]
+    assert len(lines) == 7 and all(check_sft(x) == [] for x in lines)
+    assert sum("tools" in x for x in lines) == 6
+    text = res.files[0].read_text()
+    assert EMAIL not in text and PHONE not in text and "555-0199" not in text
