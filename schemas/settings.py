@@ -30,6 +30,7 @@ OTHER_ENV: dict[str, str] = {
     "ALIGNLOOP_LLM_MODEL": "docker-compose: the judge service's --model",
     "ALIGNLOOP_BENCH_DIR": "benchmarks: where result files are written (default bench/results)",
     "ALIGNLOOP_TEST_BOOTSTRAP": "tests: run the integration tests against this cluster",
+    "ALIGNLOOP_WEBHOOK_SECRET": "webhooks: the Standard Webhooks secret of targets that name no secret_env",
 }
 # Used only when no key is configured; `alignloop worker` warns about it. Never use it in production.
 DEV_PII_KEY = "alignloop-dev-key-change-me"

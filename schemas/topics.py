@@ -18,6 +18,7 @@ from schemas.registry import RegistryEvent
 from schemas.rollout import RolloutFlag
 from schemas.trace import Trace
 from schemas.verdict import JudgedTrace
+from schemas.webhooks import WebhookDeadLetter
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -55,6 +56,7 @@ REGISTRY = "models.registry"
 ROLLOUT = "rollout.flags"
 AUDIT = "audit.log"
 FEEDBACK_DLQ = "feedback.dlq"
+WEBHOOKS_DLQ = "webhooks.dlq"
 
 TOPICS: dict[str, TopicSpec] = {
     s.name: s
@@ -81,6 +83,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(AUDIT, AuditEntry,
                   "Audit trail of promotions, rollbacks and config changes (one partition: total order).",
                   retention_ms=-1, partitions=1),
+        TopicSpec(WEBHOOKS_DLQ, WebhookDeadLetter, "Webhook deliveries that failed every attempt, with the signed "
+                  "payload, for re-sending.", retention_ms=30 * DAY_MS),
     ]
 }
 
