@@ -86,7 +86,14 @@ def _message_list(v: Any, what: str, default_role: str) -> list[Message]:
 
 
 def messages(span: Span, direction: str) -> list[Message]:
-    """The span's input (system instructions first) or output messages; [] when it records none."""
+    """The span's input (system instructions first) or output messages; [] when it records none. Parsed once per
+    span: a turn reads each model call's messages several times (history, tool results, the answer)."""
+    if direction not in span.memo:
+        span.memo[direction] = _parse_messages(span, direction)
+    return span.memo[direction]
+
+
+def _parse_messages(span: Span, direction: str) -> list[Message]:
     key = f"gen_ai.{direction}.messages"
     attrs = dict(span.attributes)
     for name, _, ev in span.events:

@@ -39,6 +39,7 @@ class Span:
     status_message: str = ""
     resource: dict[str, Any] = field(default_factory=dict)
     scope: str = ""
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # parsed messages, per span
 
     @property
     def genai(self) -> bool:
