@@ -151,6 +151,12 @@ def bench_export(n: int, formats: list[str], root: Path) -> dict[str, Any]:
         secs = time.perf_counter() - t0
         out[f"{fmt}_rows_per_s"] = res.lineage["row_count"] / secs
         out[f"{fmt}_cost_vs_read"] = out[f"read_{table}_rows_per_s"] / out[f"{fmt}_rows_per_s"]
+        if fmt == "trl-sft":  # the same export without the strict re-scrub: what the exporter itself costs
+            t0 = time.perf_counter()
+            res = run_export(s, fmt, table, out=root / "out" / "plain.jsonl", rescrub=False)
+            out["trl-sft_no_rescrub_rows_per_s"] = res.lineage["row_count"] / (time.perf_counter() - t0)
+            out["trl-sft_no_rescrub_cost_vs_read"] = (out["read_traces_rows_per_s"]
+                                                      / out["trl-sft_no_rescrub_rows_per_s"])
     return out
 
 

@@ -18,6 +18,9 @@ def register(app: typer.Typer) -> None:
                                                               "them, e.g. --where \"outcome = 'pass'\"."),
         min_alpha: float = typer.Option(None, "--min-alpha",
                                         help="Agreement gate for human labels (default: settings export_min_alpha)."),
+        rescrub: bool = typer.Option(True, "--rescrub/--no-rescrub",
+                                     help="Pass every text through the strict scrub tier again (defence in depth; "
+                                          "about 85% of the export time)."),
     ) -> None:
         """Export rows with a lineage sidecar (table, version, offsets, filters, row count, content hash)."""
         from alignloop.errors import UserError
@@ -27,7 +30,8 @@ def register(app: typer.Typer) -> None:
         try:
             settings = load_settings()
             res = run_export(settings, fmt, table, out=out, version=version, where=where or [],
-                             min_alpha=settings.export_min_alpha if min_alpha is None else min_alpha)
+                             min_alpha=settings.export_min_alpha if min_alpha is None else min_alpha,
+                             rescrub=rescrub)
         except (ConfigError, ExportError) as exc:
             raise UserError(str(exc)) from None
         lin = res.lineage

@@ -145,3 +145,9 @@ def test_preference_margin_comes_from_strength(settings, tmp_path):
     lines = [json.loads(x) for x in res.files[0].read_text().splitlines()]
     assert [x["margin"] for x in lines[:4]] == [0.25, 0.5, 0.75, 1.0]
     assert set(lines[0]) == {"prompt", "chosen", "rejected", "margin"}
+
+
+def test_no_rescrub_passes_text_through_and_says_so(settings, tmp_path):
+    res = run_export(settings, "trl-sft", "traces", out=tmp_path / "raw.jsonl", rescrub=False)
+    assert LEAKED_EMAIL in res.files[0].read_text() and res.lineage["rescrubbed"] is False
+    assert run_export(settings, "trl-sft", "traces", out=tmp_path / "s.jsonl").lineage["rescrubbed"] is True

@@ -54,7 +54,7 @@ class ArgillaExport(Exporter):
 
         out = []
         for r in rows:
-            c = conversation(r)
+            c = conversation(r, self.rescrub)
             prompt = "\n\n".join([f"**system**: {c.system}"] * bool(c.system) + [f"**{role}**: {t}"
                                  for role, t in c.history] + [f"**user**: {c.user}"])
             tools = "\n".join(f"{t.name}({json.dumps(t.args, sort_keys=True)}) -> {tool_text(t.error or t.result)}"

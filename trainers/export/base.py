@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from streams.scrub.strict import strict_text, strict_value
+from streams.scrub.strict import strict_text as _strict_text
+from streams.scrub.strict import strict_value as _strict_value
 
 CHAT_ROLES = ("system", "user", "assistant")
 
@@ -76,8 +77,14 @@ def inferred_schema(name: str, calls: list[ToolUse]) -> dict[str, Any]:
                                              "parameters": {"type": "object", "properties": props}}}
 
 
-def conversation(row: dict[str, Any]) -> Conversation:
-    """A ``traces`` or ``sft_examples`` row as a Conversation (text scrubbed strictly once more)."""
+def _keep(v: Any) -> Any:
+    return v
+
+
+def conversation(row: dict[str, Any], rescrub: bool = True) -> Conversation:
+    """A ``traces`` or ``sft_examples`` row as a Conversation (text scrubbed strictly once more unless
+    ``rescrub`` is off)."""
+    strict_text, strict_value = (_strict_text, _strict_value) if rescrub else (_keep, _keep)
     if "final_response" not in row:  # sft_examples: the prompt already renders the context in
         return Conversation(id=str(row.get("example_id")), user=strict_text(row["prompt"]),
                             answer=strict_text(row["response"]), row=row)
@@ -132,6 +139,9 @@ class Exporter:
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
     directory: ClassVar[bool] = False  # writes a directory (datasets, Argilla), never one JSONL file
+
+    def __init__(self, rescrub: bool = True) -> None:
+        self.rescrub = rescrub  # the strict scrub tier over every text again (about 85% of an export's time)
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise NotImplementedError

@@ -75,7 +75,7 @@ class TrlSft(Exporter):
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for r in rows:
-            c = conversation(r)
+            c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": trl_messages(c)}
             if c.tool_schemas:
                 rec["tools"] = c.tool_schemas
@@ -83,9 +83,10 @@ class TrlSft(Exporter):
         return out
 
 
-def preference_record(r: dict[str, Any]) -> dict[str, Any]:
-    return {"prompt": strict_text(r["prompt"]), "chosen": strict_text(r["chosen"]),
-            "rejected": strict_text(r["rejected"]), "margin": float(r["strength"] if r.get("strength") is not None
+def preference_record(r: dict[str, Any], rescrub: bool = True) -> dict[str, Any]:
+    clean = strict_text if rescrub else str
+    return {"prompt": clean(r["prompt"]), "chosen": clean(r["chosen"]),
+            "rejected": clean(r["rejected"]), "margin": float(r["strength"] if r.get("strength") is not None
                                                                      else 1.0)}
 
 
@@ -97,7 +98,7 @@ class TrlPreference(Exporter):
     tables = ("preferences",)
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [preference_record(r) for r in rows]
+        return [preference_record(r, self.rescrub) for r in rows]
 
 
 class HfDataset(Exporter):
@@ -113,13 +114,13 @@ class HfDataset(Exporter):
         from datasets import Dataset, DatasetDict
 
         if rows and "chosen" in rows[0]:
-            records = TrlPreference().records(rows)
+            records = TrlPreference(self.rescrub).records(rows)
         else:
             # messages as typed rows; tool arguments and the tools' schemas as JSON text: they differ per tool,
             # and one Arrow column cannot hold every shape
             records = [{"messages": [_typed(m) for m in r["messages"]],
                         "tools": json.dumps(r.get("tools") or [], ensure_ascii=False)}
-                       for r in TrlSft().records(rows)]
+                       for r in TrlSft(self.rescrub).records(rows)]
         DatasetDict({"train": Dataset.from_list(records)}).save_to_disk(str(out))
         return sorted(p for p in out.rglob("*") if p.is_file())
 
@@ -134,7 +135,7 @@ class OpenAISft(Exporter):
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for r in rows:
-            c = conversation(r)
+            c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": openai_messages(c)}
             if c.tool_schemas:
                 rec["tools"] = openai_tools(c)
@@ -151,7 +152,7 @@ class OpenAIDpo(Exporter):
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for r in rows:
-            p = preference_record(r)
+            p = preference_record(r, self.rescrub)
             out.append({"input": {"messages": [{"role": "user", "content": p["prompt"]}]},
                         "preferred_output": [{"role": "assistant", "content": p["chosen"]}],
                         "non_preferred_output": [{"role": "assistant", "content": p["rejected"]}]})
@@ -169,7 +170,7 @@ class OpenAIRft(Exporter):
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for r in rows:
-            c = conversation(r)
+            c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": openai_messages(c, final=False, weights=False),
                                    "reference_answer": c.answer,
                                    "reference_tools": [safe_function_name(t.name) for t in c.tools_used]}

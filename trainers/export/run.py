@@ -99,10 +99,10 @@ def gate(settings: "Settings", rows: list[dict[str, Any]], min_alpha: float) -> 
 
 
 def run_export(settings: "Settings", fmt: str, table: str, *, out: Path, version: int | None = None,
-               where: list[str] | None = None, min_alpha: float = 0.667) -> ExportResult:
+               where: list[str] | None = None, min_alpha: float = 0.667, rescrub: bool = True) -> ExportResult:
     if fmt not in EXPORTERS:
         raise ExportError(f"unknown format {fmt!r}; one of {', '.join(sorted(EXPORTERS))}")
-    exporter = EXPORTERS[fmt]()
+    exporter = EXPORTERS[fmt](rescrub)
     if table not in exporter.tables:
         raise ExportError(f"{fmt} exports the {' or '.join(exporter.tables)} table, not {table!r}")
     where = list(where or [])
@@ -118,7 +118,7 @@ def run_export(settings: "Settings", fmt: str, table: str, *, out: Path, version
     lineage = {
         "format": fmt, "table": table, "uri": uri, "delta_version": read_version, "version_requested": version,
         "filters": where, "rows_read": total, "row_count": len(rows), "offset_ranges": offset_ranges(rows),
-        "files": digests, "content_hash": content, "agreement_gate": decision,
+        "files": digests, "content_hash": content, "agreement_gate": decision, "rescrubbed": rescrub,
         "exported_at": datetime.now(timezone.utc).isoformat(),
     }
     sidecar = out / "lineage.json" if (exporter.directory or out.suffix != ".jsonl") else \
