@@ -105,6 +105,7 @@ class OtlpReceiver:
             bad = await self.publish(done, rejected)
         except Exception as exc:  # Kafka unavailable: the exporter retries the whole request
             log.warning("publishing to Kafka failed: %s", exc)
+            self.buffer.restore(done, time.monotonic())  # spans of earlier requests are in there too
             return 503, Response(f"could not publish to Kafka ({type(exc).__name__}); retry later".encode(),
                                  status_code=503, headers={"Retry-After": "5"})
         ours = [r for r in bad if r.span.span_id in mine]
@@ -125,8 +126,7 @@ class OtlpReceiver:
                 await self.publish(groups, [])
             except Exception as exc:  # keep them for the next round
                 log.warning("publishing settled turns failed (%s); retrying", exc)
-                for g in groups:
-                    self.buffer.add(g, time.monotonic())
+                self.buffer.restore(groups, time.monotonic())
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4")

@@ -44,6 +44,19 @@ class TurnBuffer:
                 done.append(s.trace_id)
         return [self._take(t) for t in dict.fromkeys(done)]
 
+    def restore(self, groups: list[list[Span]], now: float) -> None:
+        """Put taken traces back (their publish failed): held again, released by the settle window (a re-sent root
+        is a duplicate, so it does not release them)."""
+        for spans in groups:
+            p = self._pending.setdefault(spans[0].trace_id, _Pending()) if spans else None
+            for s in spans:
+                if p is not None and s.span_id not in p.ids:
+                    p.ids.add(s.span_id)
+                    p.spans.append(s)
+                    self.held += 1
+            if p is not None:
+                p.last_seen = now
+
     def settled(self, now: float) -> list[list[Span]]:
         """The OTel traces idle for ``settle_s``: taken out and returned."""
         idle = [t for t, p in self._pending.items() if now - p.last_seen >= self.settle_s]

@@ -100,6 +100,9 @@ def test_buffer_waits_for_the_root_then_releases_the_whole_turn(otel):
     done = buf.add([s for s in spans if not s.parent_id], now=2)
     assert len(done) == 1 and len(done[0]) == 4 and buf.held == 0
     assert buf.add(children, now=3) == [] and buf.settled(now=12) == [] and len(buf.settled(now=13)[0]) == 3
+    buf.restore(done, now=20)  # a failed publish puts the turn back; a re-sent root does not release it twice
+    assert buf.held == 4 and buf.add([s for s in spans if not s.parent_id], now=21) == []
+    assert len(buf.settled(now=31)[0]) == 4 and buf.held == 0
 
 
 def test_legacy_events_and_openllmetry_attributes_are_read(otel):
