@@ -49,24 +49,25 @@ class OtlpReceiver:
         self.requests = Counter("alignloop_ingest_requests", "OTLP requests, by HTTP status", ["status"],
                                 registry=self.registry)
         self.sink: IngestSink | None = None
-        self._lock = asyncio.Lock()  # one publish at a time keeps flush() covering exactly its own sends
 
     async def publish(self, groups: list[list[Span]], rejected: list[Rejected]) -> list[Rejected]:
         """Map complete OTel traces, send turns and dead letters, wait for the acks. Returns every rejected span."""
         assert self.sink is not None
         out = list(rejected)
         n = 0
-        async with self._lock:
-            for spans in groups:
-                traces, bad = map_otel_trace(spans)
-                for t in traces:
-                    await self.sink.trace(t)
-                n += len(traces)
-                out += bad
-            for r in out:
-                await self.sink.dead(dead_letter(source=SOURCE, reason=r.reason, error=r.error,
-                                                 key=r.span.trace_id.encode(), value=r.span.to_json()))
-            await self.sink.flush()
+        futures = []  # this call's deliveries only: concurrent requests wait for their own acks, not each other's
+        for spans in groups:
+            traces, bad = map_otel_trace(spans)
+            for t in traces:
+                futures.append(await self.sink.trace(t))
+            n += len(traces)
+            out += bad
+        for r in out:
+            futures.append(await self.sink.dead(dead_letter(source=SOURCE, reason=r.reason, error=r.error,
+                                                            key=r.span.trace_id.encode(), value=r.span.to_json())))
+        self.sink.forget()
+        for f in futures:
+            await f
         self.turns.labels("otlp").inc(n)
         return out
 

@@ -32,18 +32,26 @@ class IngestSink:
         self.sent_traces = 0
         self.sent_dead = 0
 
-    async def trace(self, trace: Trace) -> None:
+    async def trace(self, trace: Trace) -> Any:
+        """Start sending ``trace``; returns its delivery future (``flush`` waits for it too)."""
         # keyed by conversation: a conversation's turns stay in order on one partition
-        self._futures.append(await self.producer.send(self.traces_topic, trace.model_dump_json().encode(),
-                                                      key=trace.conversation_id.encode()))
+        fut = await self.producer.send(self.traces_topic, trace.model_dump_json().encode(),
+                                       key=trace.conversation_id.encode())
+        self._futures.append(fut)
         self.sent_traces += 1
+        return fut
 
-    async def dead(self, letter: DeadLetter) -> None:
-        self._futures.append(await self.producer.send(self.dlq_topic, letter.value, key=letter.key,
-                                                      headers=letter.headers()))
+    async def dead(self, letter: DeadLetter) -> Any:
+        fut = await self.producer.send(self.dlq_topic, letter.value, key=letter.key, headers=letter.headers())
+        self._futures.append(fut)
         self.sent_dead += 1
+        return fut
 
     async def flush(self) -> None:
         futures, self._futures = self._futures, []
         for f in futures:
             await f
+
+    def forget(self) -> None:
+        """Drop the futures kept for ``flush`` (a caller that awaits its own, as the OTLP receiver does)."""
+        self._futures.clear()
