@@ -69,3 +69,41 @@ def test_events_are_delivered_retried_and_dead_lettered(kafka_settings):
     finally:
         for r in (good, hang, refuse):
             r.close()
+
+
+def test_a_runner_killed_mid_delivery_redelivers_with_the_same_id(kafka_settings, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from alignloop.runner import REPO, settings_env
+    from tests.helpers import wait_for
+
+    s = kafka_settings
+    receiver = WebhookReceiver(SECRET, hang_s=60)
+    receiver.script(["hang"])  # the first attempt hangs: the runner is killed while it waits
+    config = tmp_path / "hooks.yaml"
+    config.write_text(f"webhooks:\n  - name: ops\n    url: {receiver.url}\n    events: [erasure.completed]\n"
+                      f"    secret_env: HOOK_SECRET\n    timeout_s: 30\n")
+    env = {**settings_env(s), "HOOK_SECRET": SECRET}
+    args = [sys.executable, "-m", "alignloop.cli", "webhooks", "run", "--config", str(config)]
+    try:
+        asyncio.run(publish(s, s.topic(AUDIT), [(None, json.dumps({"seq": 0, "action": "erase",
+                                                                   "subject": "c-1"}).encode())]))
+        first = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+        wait_for(lambda: len(receiver.requests) == 1, 60, what="the first (hanging) attempt")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        once = subprocess.run(args + ["--once"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert once.returncode == 0, once.stderr
+        assert "ops delivered=1" in once.stdout
+        ids = [r["headers"]["webhook-id"] for r in receiver.requests]
+        assert len(ids) == 2 and ids[0] == ids[1]  # redelivered after the crash, same idempotency key
+        assert receiver.requests[1]["verified"] and receiver.requests[1]["data"]["data"]["subject"] == "c-1"
+        again = subprocess.run(args + ["--once"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert "no deliveries" in again.stdout and len(receiver.requests) == 2  # committed after delivery
+    finally:
+        receiver.close()
