@@ -130,3 +130,35 @@ def test_argilla_records_rebuild_with_the_sdk_and_fit_the_settings(lake, tmp_pat
         verdicts.append(rec.suggestions["policy_verdict"].value)
         assert rec.suggestions["policy_verdict"].agent == "policy@2"
     assert verdicts.count("fail") == 3  # t0, t3, t6 failed the policy judge
+
+
+def test_a_grader_is_a_reward_function_for_trl_grpo(tiny, tmp_path):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from trainers.grading import Grader, reward_function
+
+    seen: list[list[float]] = []
+    grader = reward_function(Grader({"type": "text_similarity", "name": "sim", "input": "{{sample.output_text}}",
+                                     "reference": "{{item.reference_answer}}", "evaluation_metric": "rouge_1"}))
+
+    refs: list[str] = []
+
+    def reward(prompts, completions, **cols):
+        out = grader(prompts, completions, **cols)
+        seen.append(out)
+        refs.extend(cols["reference_answer"])
+        return out
+
+    ds = Dataset.from_list([{"prompt": f"Where is order {i}?", "reference_answer": f"Order {i} ships tomorrow."}
+                            for i in range(4)])
+    tok = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    args = GRPOConfig(output_dir=str(tmp_path / "grpo"), max_steps=1, per_device_train_batch_size=2,
+                      num_generations=2, max_completion_length=6, learning_rate=1e-2, report_to="none",
+                      disable_tqdm=True, save_strategy="no", use_cpu=True, dataloader_num_workers=0)
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=ds, processing_class=tok)
+    assert trainer.train().global_step == 1
+    assert seen and all(0.0 <= x <= 1.0 for batch in seen for x in batch)
+    assert refs and all(r.startswith("Order ") for r in refs)  # the item columns reach the grader
