@@ -151,3 +151,21 @@ def test_no_rescrub_passes_text_through_and_says_so(settings, tmp_path):
     res = run_export(settings, "trl-sft", "traces", out=tmp_path / "raw.jsonl", rescrub=False)
     assert LEAKED_EMAIL in res.files[0].read_text() and res.lineage["rescrubbed"] is False
     assert run_export(settings, "trl-sft", "traces", out=tmp_path / "s.jsonl").lineage["rescrubbed"] is True
+
+
+def test_cli_exports_and_refuses_with_one_line(settings, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from alignloop.runner import REPO
+    from schemas.settings import settings_env
+
+    env = settings_env(settings, os.environ)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "alignloop.cli", "export", *a], cwd=REPO, env=env,  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    ok = run("openai-sft", "--table", "traces", "--where", "outcome = 'fail'", "--out", str(tmp_path / "f.jsonl"))
+    assert ok.returncode == 0, ok.stderr
+    assert "4 of 12 rows of traces@0 -> openai-sft" in ok.stdout and (tmp_path / "f.jsonl.lineage.json").is_file()
+    missing = run("trl-sft", "--table", "traces", "--version", "9", "--out", str(tmp_path / "x.jsonl"))
+    assert missing.returncode == 2 and "has no version 9" in missing.stderr and len(missing.stderr.splitlines()) == 1
