@@ -57,8 +57,14 @@ def register(app: typer.Typer) -> None:
             path = Path(file)
             if not path.is_file():
                 raise UserError(f"no such log file: {file}; give a JSONL file or '-' for stdin")
-            with open(path, "rb") as fh:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+            with open(path, "rb") as fh, Progress("{task.description}", BarColumn(), DownloadColumn(),
+                                                  TimeRemainingColumn(), transient=True,
+                                                  disable=path.stat().st_size < 50 << 20) as bar:
+                task = bar.add_task(path.name, total=path.stat().st_size)
                 stats = asyncio.run(ingest_lines(settings, fh, source=f"openai-log:{path.name}",
-                                                 default_agent=agent_id))
+                                                 default_agent=agent_id,
+                                                 progress=lambda _n: bar.update(task, completed=fh.tell())))
         typer.echo(f"{stats['lines']} lines: {stats['traces']} traces to agent.traces, "
                    f"{stats['dead']} to agent.traces.dlq" + (f" ({stats['reasons']})" if stats["dead"] else ""))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from alignloop.ingest.sink import IngestSink, dead_letter
 from streams.ingest.openai_log import LineError, parse_line
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 async def ingest_lines(settings: "Settings", stream: BinaryIO, *, source: str, default_agent: str | None = None,
-                       flush_every: int = 2000) -> dict[str, Any]:
+                       flush_every: int = 2000, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Publish every line of ``stream``; returns counts (lines, traces, dead, reasons). Waits for every ack."""
     from connectors.kafka import producer
 
@@ -33,6 +33,8 @@ async def ingest_lines(settings: "Settings", stream: BinaryIO, *, source: str, d
                                             line=n))
             if lines % flush_every == 0:
                 await sink.flush()
+                if progress:
+                    progress(lines)
         await sink.flush()
     return {"lines": lines, "traces": sink.sent_traces, "dead": sink.sent_dead,
             "reasons": ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))}
