@@ -21,6 +21,7 @@ MAX_ERROR_CHARS = 2000  # a dead letter's error text is cut to this
 DeadLetterReason = Literal[
     "too_large", "invalid_utf8", "invalid_json", "not_an_object", "unsupported_schema_version",
     "validation_error", "processing_error", "over_limit", "over_budget", "output_too_large",
+    "unmappable",  # ingest (OTLP spans, OpenAI logs): valid input that says nothing a Trace can hold
 ]
 
 
@@ -28,7 +29,7 @@ class DeadLetter(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int = Field(DLQ_SCHEMA_VERSION, ge=1, le=DLQ_SCHEMA_VERSION,
                                 description="Contract version; consumers reject newer ones.")
-    stage: Literal["validate", "scrub", "judge", "sink"]
+    stage: Literal["validate", "scrub", "judge", "sink", "ingest"]
     reason: DeadLetterReason
     error: str = Field(..., description="Human-readable error, truncated to 2 KB.")
     topic: str = Field(..., description="Where the original record was read.")

@@ -31,6 +31,7 @@ OTHER_ENV: dict[str, str] = {
     "ALIGNLOOP_BENCH_DIR": "benchmarks: where result files are written (default bench/results)",
     "ALIGNLOOP_TEST_BOOTSTRAP": "tests: run the integration tests against this cluster",
     "ALIGNLOOP_SYNTH_API_KEY": "the synthetic-data endpoint's API key (endpoint.api_key_env in configs/synth.yaml)",
+    "ALIGNLOOP_WEBHOOK_SECRET": "webhooks: the Standard Webhooks secret of targets that name no secret_env",
 }
 # Used only when no key is configured; `alignloop worker` warns about it. Never use it in production.
 DEV_PII_KEY = "alignloop-dev-key-change-me"
@@ -99,6 +100,11 @@ class Settings(BaseSettings):
     ui_session_ttl_s: int = Field(8 * 3600, ge=60, description="A UI login expires after this many seconds.")
     ui_port: int = Field(8700, ge=1, le=65535, description="`alignloop ui` listens here.")
     labeling_config: Path | None = Field(None, description="Labeling queues; unset: configs/labeling.yaml.")
+
+    # --- exports (alignloop export) ---
+    export_min_alpha: float = Field(0.667, ge=-1.0, le=1.0, description=(
+        "Agreement gate: exports holding human labels are refused when the recorded Krippendorff alpha (Delta "
+        "table `agreement`) is below this."))
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -18,6 +18,7 @@ from schemas.registry import RegistryEvent
 from schemas.rollout import RolloutDecisionRecord, RolloutFlag
 from schemas.trace import Trace
 from schemas.verdict import JudgedTrace
+from schemas.webhooks import WebhookDeadLetter
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -56,6 +57,7 @@ ROLLOUT = "rollout.flags"
 AUDIT = "audit.log"
 FEEDBACK_DLQ = "feedback.dlq"
 ROLLOUT_DECISIONS = "rollout.decisions"
+WEBHOOKS_DLQ = "webhooks.dlq"
 
 TOPICS: dict[str, TopicSpec] = {
     s.name: s
@@ -85,6 +87,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(ROLLOUT_DECISIONS, RolloutDecisionRecord,
                   "Rollout controller decisions, each in one transaction with the flag it made (key: agent id).",
                   retention_ms=-1),
+        TopicSpec(WEBHOOKS_DLQ, WebhookDeadLetter, "Webhook deliveries that failed every attempt, with the signed "
+                  "payload, for re-sending.", retention_ms=30 * DAY_MS),
     ]
 }
 

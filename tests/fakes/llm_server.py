@@ -67,6 +67,8 @@ class FakeLlmServer:
     # -- replies -------------------------------------------------------------------------------------------
     def judgement(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         system, user = messages[0]["content"], messages[-1]["content"]
+        if '"result"' in system:  # an RFT score_model grader asking for {"result": <score>}
+            return {"result": 0.1 if "BAD" in user else 0.9}
         if "Answer A" in user:  # pairwise rubric
             a = user.split("## Answer A", 1)[1].split("## Answer B", 1)[0]
             b = user.split("## Answer B", 1)[1]

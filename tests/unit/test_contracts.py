@@ -132,6 +132,11 @@ def _fresh_drift_snapshot() -> dict[str, Any]:
 
 
 EXAMPLES["drift.state"] = _fresh_drift_snapshot()
+EXAMPLES["webhooks.dlq"] = {
+    "webhook": "ops", "url": "https://ops.example/hook", "webhook_id": "msg_0123", "event_type": "erasure.completed",
+    "payload": {"type": "erasure.completed", "timestamp": "2026-12-01T00:00:00Z", "data": {"subject": "c-9"}},
+    "attempts": 5, "last_error": "HTTP 503", "last_status": 503, "src_topic": "audit.log", "src_partition": 0,
+    "src_offset": 7, "failed_at": "2026-12-01T00:00:05Z"}
 
 
 def test_every_topic_has_an_example():

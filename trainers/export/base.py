@@ -1,0 +1,153 @@
+"""What every exporter shares: the plugin shape, and a table row as a neutral conversation.
+
+An exporter is one class: ``name``, the ``tables`` it reads, ``export(rows, out) -> files``. ``run_export``
+(``trainers.export.run``) reads the pinned snapshot, applies the filters and the agreement gate, calls
+``export`` and writes the lineage sidecar, so an exporter never deals with Delta, filters or lineage.
+Text is passed through the strict scrub tier once more on the way out (defence in depth, as the trainers do):
+tables are scrubbed already, but a row may predate a scrubber fix.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from streams.scrub.strict import strict_text as _strict_text
+from streams.scrub.strict import strict_value as _strict_value
+
+CHAT_ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class ToolUse:
+    name: str
+    args: dict[str, Any]
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class Conversation:
+    """One turn as messages: system (context that is not a chat turn folded in), history, the user message, the
+    turn's tool calls with their results, and the final answer."""
+
+    id: str
+    system: str = ""
+    history: list[tuple[str, str]] = field(default_factory=list)  # (user | assistant, text) before this turn
+    user: str = ""
+    tools_used: list[ToolUse] = field(default_factory=list)
+    answer: str = ""
+    tool_schemas: list[dict[str, Any]] = field(default_factory=list)  # OpenAI-style {"type": "function", ...}
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def _loads(v: Any, default: Any) -> Any:
+    if not v:
+        return default
+    try:
+        return json.loads(v)
+    except (TypeError, json.JSONDecodeError):
+        return default
+
+
+def _json_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    return "string"
+
+
+def inferred_schema(name: str, calls: list[ToolUse]) -> dict[str, Any]:
+    """A function schema for a tool the trace used but did not declare: its argument names and JSON types, as
+    seen in the calls."""
+    props: dict[str, Any] = {}
+    for c in calls:
+        for k, v in c.args.items():
+            props.setdefault(k, {"type": _json_type(v)})
+    return {"type": "function", "function": {"name": name, "description": f"{name} (schema inferred from logged calls)",
+                                             "parameters": {"type": "object", "properties": props}}}
+
+
+def _keep(v: Any) -> Any:
+    return v
+
+
+def conversation(row: dict[str, Any], rescrub: bool = True) -> Conversation:
+    """A ``traces`` or ``sft_examples`` row as a Conversation (text scrubbed strictly once more unless
+    ``rescrub`` is off)."""
+    strict_text, strict_value = (_strict_text, _strict_value) if rescrub else (_keep, _keep)
+    if "final_response" not in row:  # sft_examples: the prompt already renders the context in
+        return Conversation(id=str(row.get("example_id")), user=strict_text(row["prompt"]),
+                            answer=strict_text(row["response"]), row=row)
+    system: list[str] = []
+    history: list[tuple[str, str]] = []
+    for item in _loads(row.get("context_json"), []):
+        role, content = item.get("role", "context"), strict_text(item.get("content", ""))
+        if role in ("user", "assistant"):
+            history.append((role, content))
+        elif role == "system":
+            system.append(content)
+        else:  # memory, documents, retrieved context: what the model saw besides the chat, as system text
+            system.append(f"[{role}] {content}")
+    calls = [ToolUse(name=c["name"], args=strict_value(c.get("args") or {}), result=strict_value(c.get("result")),
+                     error=strict_text(c["error"]) if c.get("error") else None)
+             for c in _loads(row.get("tool_calls_json"), [])]
+    declared = [t for t in (_loads(row.get("metadata_json"), {}).get("tools") or [])
+                if isinstance(t, dict) and isinstance(t.get("function"), dict)]
+    names = {t["function"].get("name") for t in declared}
+    schemas = [t for t in declared if t["function"].get("name") in {c.name for c in calls}] if calls else []
+    for name in dict.fromkeys(c.name for c in calls):
+        if name not in names:
+            schemas.append(inferred_schema(name, [c for c in calls if c.name == name]))
+    return Conversation(id=str(row["trace_id"]), system="\n".join(system), history=history,
+                        user=strict_text(row.get("user_message") or ""), tools_used=calls,
+                        answer=strict_text(row.get("final_response") or ""), tool_schemas=schemas, row=row)
+
+
+def tool_text(v: Any) -> str:
+    """A tool result as the text a tool message carries."""
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True, ensure_ascii=False)
+
+
+def safe_function_name(name: str) -> str:
+    """OpenAI function names match ^[a-zA-Z0-9_-]{1,64}$ (``email.send`` becomes ``email_send``)."""
+    return (re.sub(r"[^a-zA-Z0-9_-]", "_", name) or "tool")[:64]
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+    return path
+
+
+class Exporter:
+    """The plugin shape. ``tables``: the tables it reads; ``human_labels``: rows whose source is ``human`` fall
+    under the agreement gate. ``export`` writes into ``out`` (a directory, or a ``.jsonl`` file for JSONL formats)
+    and returns the files written."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+    directory: ClassVar[bool] = False  # writes a directory (datasets, Argilla), never one JSONL file
+
+    def __init__(self, rescrub: bool = True) -> None:
+        self.rescrub = rescrub  # the strict scrub tier over every text again (about 85% of an export's time)
+
+    def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def target(self, out: Path) -> Path:
+        return out if out.suffix == ".jsonl" else out / f"{self.name}.jsonl"
+
+    def export(self, rows: list[dict[str, Any]], out: Path) -> list[Path]:
+        return [write_jsonl(self.target(out), self.records(rows))]
