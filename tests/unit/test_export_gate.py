@@ -5,10 +5,9 @@ from datetime import datetime, timezone
 
 import krippendorff
 import numpy as np
-import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
+from connectors.agreement_table import write_agreement
 from schemas.settings import Settings
 from trainers.export.agreement import recorded_alpha
 from trainers.export.run import ExportError, run_export
@@ -16,9 +15,9 @@ from tests.export_tables import seed
 
 
 def _record(s: Settings, alpha: float, when: int, scope: str = "preference") -> None:
-    write_deltalake(s.table_uri("agreement"), pa.table({
-        "scope": [scope], "alpha": [alpha], "n_items": [40],
-        "computed_at": [datetime(2026, 11, when, tzinfo=timezone.utc)]}), mode="append")
+    """As the labeling UI records it (connectors.agreement_table, the one writer of the table)."""
+    write_agreement(s, [{"queue": scope, "kind": "pairwise", "labels": 80, "items": 40, "alpha": {"choice": alpha}}],
+                    now=datetime(2026, 11, when, tzinfo=timezone.utc))
 
 
 @pytest.fixture
@@ -52,8 +51,10 @@ def test_low_agreement_refuses_and_the_latest_figure_decides(settings, tmp_path)
 
 
 def test_every_scope_must_clear_and_labels_from_judges_are_not_gated(settings, tmp_path):
-    _record(settings, 0.9, when=1, scope="helpfulness")
-    _record(settings, 0.3, when=1, scope="safety")
+    write_agreement(settings, [  # one snapshot of every queue, as the UI writes it
+        {"queue": "helpfulness", "kind": "score", "labels": 80, "items": 40, "alpha": {"helpfulness": 0.9}},
+        {"queue": "safety", "kind": "score", "labels": 80, "items": 40, "alpha": {"safety": 0.3, "tone": 0.8}}],
+        now=datetime(2026, 11, 1, tzinfo=timezone.utc))
     assert recorded_alpha(settings.table_uri("agreement"))["scope"] == "safety"
     with pytest.raises(ExportError, match="scope safety"):
         run_export(settings, "trl-preference", "preferences", out=tmp_path / "p.jsonl")

@@ -1,9 +1,9 @@
 """The agreement gate: human labels are exported only when annotators agreed well enough.
 
-The labeling UI records its inter-annotator agreement in the Delta table ``agreement`` (one row per computation:
-``alpha`` = Krippendorff's alpha, ``computed_at``, and optionally ``scope`` — a question or dataset — and
-``n_items``). ``recorded_alpha`` reads the latest row of each scope and returns the lowest alpha among them: every
-scope must clear the gate. No table, or no rows, means no agreement was recorded: the export goes ahead and the
+The labeling UI records its inter-annotator agreement in the Delta table ``agreement``
+(``connectors.agreement_table.write_agreement``: one row per queue and computation, ``min_alpha`` = the lowest
+Krippendorff alpha over the queue's dimensions, ``ts``, ``queue``). ``recorded_alpha`` reads the latest row of each
+queue and returns the lowest alpha among them: every queue must clear the gate. No table, or no rows, means no agreement was recorded: the export goes ahead and the
 sidecar says the gate was not applied.
 """
 from __future__ import annotations
@@ -23,17 +23,16 @@ def recorded_alpha(uri: str, storage_options: dict[str, str] | None = None) -> d
     except TableNotFoundError:
         return None
     latest: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        if r.get("alpha") is None:
-            continue
-        scope = str(r.get("scope") or "all")
-        if scope not in latest or str(r.get("computed_at") or "") >= str(latest[scope].get("computed_at") or ""):
+    for r in rows:  # newest row per queue, including one whose alpha is undefined (too few overlapping labels)
+        scope = str(r["queue"])
+        if scope not in latest or r["ts"] >= latest[scope]["ts"]:
             latest[scope] = r
-    if not latest:
+    measured = [r for r in latest.values() if r["min_alpha"] is not None]
+    if not measured:
         return None
-    worst = min(latest.values(), key=lambda r: r["alpha"])
-    return {"alpha": float(worst["alpha"]), "scope": str(worst.get("scope") or "all"),
-            "computed_at": str(worst.get("computed_at")), "scopes": len(latest)}
+    worst = min(measured, key=lambda r: r["min_alpha"])
+    return {"alpha": float(worst["min_alpha"]), "scope": str(worst["queue"]), "computed_at": str(worst["ts"]),
+            "scopes": len(measured)}
 
 
 def has_human_labels(rows: list[dict[str, Any]]) -> bool:
