@@ -86,8 +86,12 @@ def register(bench_app: typer.Typer) -> None:
         batch: int = typer.Option(5000, "--batch", min=100, help="Replay batch (records per step and commit)."),
         seed: int = typer.Option(0, "--seed"),
         keep: bool = typer.Option(False, "--keep", help="Keep the bench topics and lake."),
+        erasure_rows: int = typer.Option(1_000_000, "--erasure-rows", min=0,
+                                         help="Then erase one conversation from a lake of this many trace rows "
+                                              "(0: skip; `alignloop bench erasure` runs that part alone)."),
     ) -> None:
-        """Traces re-judged and landed per second by a replay against the live spine's landed/s, same traces."""
+        """Traces re-judged and landed per second by a replay against the live spine's landed/s, same traces; then
+        the erasure of one conversation across tables of ``--erasure-rows`` trace rows (wall time, bytes)."""
         from alignloop.bench._cleanup import delete_topics
         from alignloop.bench._results import print_table, write_result
         from alignloop.bench.pipeline import _Run
@@ -125,6 +129,12 @@ def register(bench_app: typer.Typer) -> None:
         figures["replay_to_live_cpu_ratio"] = round(figures["live"]["cpu_us_per_trace"]["spine"]
                                                     / figures["replay"]["cpu_us_per_trace"], 3)
         figures["targets"] = {"replay_to_live_ratio": 2.0}
+        if erasure_rows:
+            from alignloop.bench.erasure import run_erasure_bench
+
+            console.print(f"\\[erasure] one conversation out of {erasure_rows:,} trace rows …")
+            figures["erasure"] = run_erasure_bench(erasure_rows)
+            figures["targets"]["erasure_wall_s"] = 60.0
         path = write_result("replay", figures)
         print_table(f"bench replay ({n} traces, {partitions} partitions)", [
             (f"live spine landed traces/s ({spines} spine(s))", live),
