@@ -70,5 +70,43 @@ def generate_cmd(prompts: Path = typer.Option(..., "--prompts", help="JSONL with
                f"{out}")
 
 
+@completions_app.command("pairs")
+def pairs_cmd(completions: Path = typer.Option(..., "--completions", help="JSONL from `completions generate`."),
+              out: Path = typer.Option(..., "--out", help="Preference JSONL (schemas/preference.py)."),
+              publish: bool = typer.Option(False, "--publish/--no-publish", help="Also publish them to "
+                                           "feedback.preferences (landed in Delta `preferences`, once per id).")
+              ) -> None:
+    """Judge each prompt's completions with the fast judges; a clear winner over the worst is a preference pair."""
+    import asyncio
+
+    from alignloop.configs import load_configs
+    from alignloop.errors import UserError
+    from schemas.settings import load_settings
+    from streams.judges import build_fast_judges
+    from trainers.completion_pairs import preference_pairs
+
+    if not completions.is_file():
+        raise UserError(f"completions file {completions} not found; make one with `alignloop completions generate`")
+    try:
+        rows = [json.loads(x) for x in completions.read_text().splitlines() if x.strip()]
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{completions} is not JSONL: {exc}") from None
+    rows = [r for r in rows if isinstance(r, dict) and isinstance(r.get("prompt"), str)]
+    settings = load_settings()
+    configs = load_configs(settings)
+    prefs, outcomes = preference_pairs(rows, build_fast_judges(configs.policy, configs.judges))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(p.model_dump_json() + "\n" for p in prefs))
+    if publish and prefs:
+        from alignloop.publish import publish as publish_records
+        from schemas.topics import PREFERENCES
+
+        records = [(p.pref_id.encode(), p.model_dump_json().encode()) for p in prefs]
+        asyncio.run(publish_records(settings, settings.topic(PREFERENCES), records))
+    typer.echo(json.dumps(dict(outcomes)))
+    typer.echo(f"wrote {len(prefs)} preference pairs from {len(rows)} prompts to {out}"
+               + (f" and published them to {settings.topic('feedback.preferences')}" if publish and prefs else ""))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(completions_app, name="completions")
