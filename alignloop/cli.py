@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from alignloop.errors import UserError
+from alignloop.errors import UserError, exit_now
 from schemas.settings import ConfigError
 
 __all__ = ["UserError", "app", "bench_app", "main"]
@@ -47,11 +47,9 @@ def main() -> None:
         app()
     except (ConfigError, UserError) as exc:
         print(f"alignloop: {exc}", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
         # Skip interpreter teardown: native threads of deltalake/pyarrow can abort it ("terminate called without
         # an active exception") and turn a clean exit 2 into SIGABRT.
-        os._exit(2)
+        exit_now(2)
     except KeyboardInterrupt:
         sys.exit(130)
 

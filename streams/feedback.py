@@ -62,3 +62,63 @@ class FeedbackDeadLetters:
         self.counter.labels(topic, reason).inc()
         return await send_dead_letter(self.send, self.dlq_topic,
                                       dead_letter(raw, key, topic, partition, offset, reason, error))
+
+
+async def land_feedback(settings: Any, stop: Any, *, topic: str, model: type[M], table: str, writer: str,
+                        group: str, id_column: str, row_of: Any, batch: int = 500, registry: Any = None) -> int:
+    """Consume ``topic`` into the Delta ``table`` until ``stop`` is set; returns rows landed.
+
+    One row per record id (``id_column``): ids are deterministic (SDK retries, LLM replays, the labeling UI's
+    outbox), so a re-published record is not landed twice. A record that does not validate goes to feedback.dlq
+    with its reason, counted in ``alignloop_feedback_dead_letters_total`` on ``registry``; the broker has every
+    dead letter before the Delta commit, and the Delta commit comes before the consumer's, so nothing is lost."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from prometheus_client import CollectorRegistry
+
+    from connectors.delta_sink import read_table, table_sink
+    from connectors.kafka import aiokafka_client_kwargs, producer
+    from schemas.topics import FEEDBACK_DLQ
+    from schemas.verdict import SourceRef
+
+    sink = table_sink(settings, table, writer)
+    consumer = AIOKafkaConsumer(settings.topic(topic), **aiokafka_client_kwargs(settings), group_id=group,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    seen: set[str] = set()
+    existing = read_table(sink.uri, columns=[id_column], storage_options=sink.storage_options)
+    if existing.num_columns:  # an absent table reads as empty
+        seen.update(existing.column(id_column).to_pylist())
+    landed = 0
+    try:
+        async with producer(settings) as prod:
+            async def send(t: str, key: bytes | None, value: bytes, headers: Any = None) -> Any:
+                return await prod.send(t, value=value, key=key, headers=headers)
+
+            dead = FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry or CollectorRegistry())
+            while not stop.is_set():
+                got = await consumer.getmany(timeout_ms=500, max_records=batch)
+                futures = []
+                for tp, msgs in got.items():
+                    for m in msgs:
+                        src = SourceRef(topic=tp.topic, partition=tp.partition, offset=m.offset)
+                        if not sink.is_new(src):
+                            continue
+                        rec = parse(model, m.value)
+                        if isinstance(rec, tuple):
+                            futures.append(await dead(m.value, m.key, tp.topic, tp.partition, m.offset, *rec))
+                            sink.add(None, src)
+                        elif getattr(rec, id_column) in seen:
+                            sink.add(None, src)
+                        else:
+                            seen.add(getattr(rec, id_column))
+                            sink.add(row_of(rec, src), src)
+                if futures:
+                    await asyncio.gather(*futures)
+                if got:
+                    landed += await asyncio.to_thread(sink.flush)
+                    await consumer.commit()
+    finally:
+        await consumer.stop()
+    return landed

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from schemas.escalation import HumanQueueItem
 from schemas.preference import Label
-from schemas.topics import FEEDBACK_DLQ, HUMAN_QUEUE, LABELS, PREFERENCES
+from schemas.topics import HUMAN_QUEUE, LABELS, PREFERENCES
 from schemas.verdict import SourceRef
 from streams.feedback import parse
 from streams.labeling import item_from_queue
@@ -175,52 +175,9 @@ def label_row(lab: Label, src: SourceRef) -> dict[str, Any]:
 async def land_labels(settings: "Settings", stop: asyncio.Event, *, batch: int = 500, registry: Any = None) -> int:
     """Consume feedback.labels into the ``labels`` table until ``stop`` (like ``land_preferences``): one row per
     label id, bad records dead-lettered, Kafka offsets committed after the Delta commit."""
-    from aiokafka import AIOKafkaConsumer
-    from prometheus_client import CollectorRegistry
-
-    from connectors.delta_sink import read_table, table_sink
-    from connectors.kafka import aiokafka_client_kwargs, producer
     from schemas.tables import LABELS_TABLE
-    from streams.feedback import FeedbackDeadLetters
+    from streams.feedback import land_feedback
 
-    sink = table_sink(settings, LABELS_TABLE, "feedback-labels")
-    consumer = AIOKafkaConsumer(settings.topic(LABELS), **aiokafka_client_kwargs(settings),
-                                group_id=f"{settings.app_id}-labels", enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    seen: set[str] = set()
-    existing = read_table(sink.uri, columns=["label_id"], storage_options=sink.storage_options)
-    if existing.num_columns:
-        seen.update(existing.column("label_id").to_pylist())
-    landed = 0
-    try:
-        async with producer(settings) as prod:
-            async def send(topic: str, key: bytes | None, value: bytes, headers: Any = None) -> Any:
-                return await prod.send(topic, value=value, key=key, headers=headers)
-
-            dead = FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry or CollectorRegistry())
-            while not stop.is_set():
-                got = await consumer.getmany(timeout_ms=300, max_records=batch)
-                futures = []
-                for tp, msgs in got.items():
-                    for m in msgs:
-                        src = SourceRef(topic=tp.topic, partition=tp.partition, offset=m.offset)
-                        if not sink.is_new(src):
-                            continue
-                        lab = parse(Label, m.value)
-                        if isinstance(lab, tuple):
-                            futures.append(await dead(m.value, m.key, tp.topic, tp.partition, m.offset, *lab))
-                            sink.add(None, src)
-                        elif lab.label_id in seen:
-                            sink.add(None, src)
-                        else:
-                            seen.add(lab.label_id)
-                            sink.add(label_row(lab, src), src)
-                if futures:
-                    await asyncio.gather(*futures)
-                if got:
-                    landed += await asyncio.to_thread(sink.flush)
-                    await consumer.commit()
-    finally:
-        await consumer.stop()
-    return landed
+    return await land_feedback(settings, stop, topic=LABELS, model=Label, table=LABELS_TABLE,
+                               writer="feedback-labels", group=f"{settings.app_id}-labels", id_column="label_id",
+                               row_of=label_row, batch=batch, registry=registry)

@@ -96,6 +96,9 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         else:
             _print_manifest(manifest)
+        from alignloop.errors import exit_now
+
+        exit_now(0)  # the replay is committed and reported: nothing is left for interpreter teardown to do
 
     @replay_app.command("diff")
     def diff(name: str = typer.Argument(..., help="Replay name."),

@@ -12,11 +12,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from connectors.delta_sink import DeltaSink, read_table, table_sink
+from connectors.delta_sink import DeltaSink, table_sink
 from schemas.preference import Preference
 from schemas.tables import PREFERENCES_TABLE, SFT_EXAMPLES_TABLE
 from schemas.topics import PREFERENCES
-from schemas.verdict import JudgedTrace, SourceRef
+from schemas.verdict import JudgedTrace
 from streams.curation.rules import CurationConfig, judged_candidate_preference, preference_row, sft_row
 from streams.judges.base import Judge
 
@@ -75,56 +75,10 @@ def install(handler: Any, settings: "Settings", configs: "AreaConfigs") -> Curat
 
 async def land_preferences(settings: "Settings", stop: asyncio.Event, *, batch: int = 500,
                            registry: Any = None) -> int:
-    """Consume feedback.preferences into the preferences table until ``stop``; returns rows landed. A record
-    that is not a valid preference (or is from a newer schema) goes to feedback.dlq with its reason, counted in
-    ``alignloop_feedback_dead_letters_total`` on ``registry``; dead letters are acknowledged before the Delta
-    commit and the consumer commit, so none is lost."""
-    from aiokafka import AIOKafkaConsumer
-    from prometheus_client import CollectorRegistry
+    """Consume feedback.preferences into the preferences table until ``stop``; returns rows landed (one row per
+    pref_id; bad records to feedback.dlq with a reason: ``streams.feedback.land_feedback``)."""
+    from streams.feedback import land_feedback
 
-    from connectors.kafka import aiokafka_client_kwargs, producer
-    from schemas.topics import FEEDBACK_DLQ
-    from streams.feedback import FeedbackDeadLetters, parse
-
-    sink = table_sink(settings, PREFERENCES_TABLE, "feedback-prefs")
-    consumer = AIOKafkaConsumer(settings.topic(PREFERENCES), **aiokafka_client_kwargs(settings),
-                                group_id=f"{settings.app_id}-preferences", enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    landed = 0
-    # Preference ids are deterministic (SDK retries, LLM replays): a re-published preference is not landed twice.
-    seen: set[str] = set()
-    existing = read_table(sink.uri, columns=["pref_id"], storage_options=sink.storage_options)
-    if existing.num_columns:  # an absent table reads as empty
-        seen.update(existing.column("pref_id").to_pylist())
-    try:
-        async with producer(settings) as prod:
-            async def send(topic: str, key: bytes | None, value: bytes, headers: Any = None) -> Any:
-                return await prod.send(topic, value=value, key=key, headers=headers)
-
-            dead = FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry or CollectorRegistry())
-            while not stop.is_set():
-                got = await consumer.getmany(timeout_ms=500, max_records=batch)
-                futures = []
-                for tp, msgs in got.items():
-                    for m in msgs:
-                        src = SourceRef(topic=tp.topic, partition=tp.partition, offset=m.offset)
-                        if not sink.is_new(src):
-                            continue
-                        p = parse(Preference, m.value)
-                        if isinstance(p, tuple):
-                            futures.append(await dead(m.value, m.key, tp.topic, tp.partition, m.offset, *p))
-                            sink.add(None, src)
-                        elif p.pref_id in seen:
-                            sink.add(None, src)
-                        else:
-                            seen.add(p.pref_id)
-                            sink.add(preference_row(p, src), src)
-                if futures:
-                    await asyncio.gather(*futures)  # the broker has every dead letter before anything commits
-                if got:
-                    landed += await asyncio.to_thread(sink.flush)
-                    await consumer.commit()
-    finally:
-        await consumer.stop()
-    return landed
+    return await land_feedback(settings, stop, topic=PREFERENCES, model=Preference, table=PREFERENCES_TABLE,
+                               writer="feedback-prefs", group=f"{settings.app_id}-preferences", id_column="pref_id",
+                               row_of=preference_row, batch=batch, registry=registry)
