@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from connectors.kafka import aiokafka_client_kwargs
+from connectors.kafka import aiokafka_client_kwargs, discard_producer, start_transactional
 from schemas.rollout import RolloutDecisionRecord, RolloutFlag
 from schemas.tables import ROLLOUTS_TABLE
 from schemas.topics import ROLLOUT, ROLLOUT_DECISIONS
@@ -164,20 +164,11 @@ class FlagWriter:
 
     async def _ensure_started(self) -> None:
         if self._producer is None:
-            from aiokafka import AIOKafkaProducer
-
-            prod = AIOKafkaProducer(**aiokafka_client_kwargs(self.settings), acks="all", enable_idempotence=True,
-                                    transactional_id=f"alignloop-rollout:{self.flags_topic}")
-            await prod.start()
-            self._producer = prod
+            self._producer = await start_transactional(self.settings, f"alignloop-rollout:{self.flags_topic}")
 
     async def _reset(self) -> None:
         prod, self._producer = self._producer, None
-        if prod is not None:
-            try:
-                await prod.stop()
-            except Exception:  # a fenced producer may refuse a clean stop; it is discarded either way
-                pass
+        await discard_producer(prod)
 
     async def close(self) -> None:
         await self._reset()

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from connectors.kafka import aiokafka_client_kwargs
+from connectors.kafka import aiokafka_client_kwargs, discard_producer, start_transactional
 from schemas.audit import AuditEntry, verify_chain
 from schemas.tables import AUDIT_TABLE
 from schemas.topics import AUDIT
@@ -78,12 +78,8 @@ class AuditTrail:
     async def _ensure_started(self) -> None:
         if self._producer is not None:
             return
-        from aiokafka import AIOKafkaProducer
-
-        prod = AIOKafkaProducer(**aiokafka_client_kwargs(self.settings), acks="all", enable_idempotence=True,
-                                transactional_id=f"alignloop-audit:{self.topic}")
-        await prod.start()  # init_transactions: fences every other writer of this chain
-        self._producer = prod
+        # init_transactions: fences every other writer of this chain
+        self._producer = await start_transactional(self.settings, f"alignloop-audit:{self.topic}")
         tail = await self._read_tail()
         self._tail = tail[0] if tail else None
 
@@ -95,11 +91,7 @@ class AuditTrail:
 
     async def _reset(self) -> None:
         prod, self._producer = self._producer, None
-        if prod is not None:
-            try:
-                await prod.stop()
-            except Exception:  # a fenced producer may refuse a clean stop; it is discarded either way
-                pass
+        await discard_producer(prod)
 
     async def _read_tail(self) -> tuple[AuditEntry, int] | None:
         entries = await read_entries(self.settings, last=1)

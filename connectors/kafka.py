@@ -237,3 +237,24 @@ class Publisher:
         futures, self._futures = self._futures, []
         for f in futures:
             await f
+
+
+async def start_transactional(settings: "Settings", transactional_id: str) -> Any:
+    """A started transactional aiokafka producer: starting it fences every older producer of ``transactional_id``
+    (one writer at a time for the audit chain and the rollout flags)."""
+    from aiokafka import AIOKafkaProducer
+
+    prod = AIOKafkaProducer(**aiokafka_client_kwargs(settings), acks="all", enable_idempotence=True,
+                            transactional_id=transactional_id)
+    await prod.start()
+    return prod
+
+
+async def discard_producer(prod: Any) -> None:
+    """Stop ``prod`` if there is one; a fenced producer may refuse a clean stop, and it is discarded either way."""
+    if prod is None:
+        return
+    try:
+        await prod.stop()
+    except Exception:
+        pass

@@ -35,7 +35,8 @@ class Message:
     tool_responses: list[dict[str, Any]] = field(default_factory=list)  # {id, response}
 
 
-def _json(v: Any) -> Any:
+def decode_json_text(v: Any) -> Any:
+    """A JSON document given as a string, decoded; anything else (or text that is not JSON) as it is."""
     if isinstance(v, str):
         try:
             return json.loads(v)
@@ -60,24 +61,24 @@ def _message(raw: Any, default_role: str = "user") -> Message:
             if kind == "text" and isinstance(p.get("content"), str):
                 texts.append(p["content"])
             elif kind == "tool_call":
-                msg.tool_calls.append({"id": p.get("id"), "name": p.get("name"), "arguments": _json(p.get("arguments"))})
+                msg.tool_calls.append({"id": p.get("id"), "name": p.get("name"), "arguments": decode_json_text(p.get("arguments"))})
             elif kind == "tool_call_response":
-                msg.tool_responses.append({"id": p.get("id"), "response": _json(p.get("response"))})
+                msg.tool_responses.append({"id": p.get("id"), "response": decode_json_text(p.get("response"))})
     content = raw.get("content")  # the older event bodies and OpenLLMetry carry plain content
     if isinstance(content, str):
         texts.append(content)
     for tc in raw.get("tool_calls") or []:
         if isinstance(tc, dict):
             fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
-            msg.tool_calls.append({"id": tc.get("id"), "name": fn.get("name"), "arguments": _json(fn.get("arguments"))})
+            msg.tool_calls.append({"id": tc.get("id"), "name": fn.get("name"), "arguments": decode_json_text(fn.get("arguments"))})
     if msg.role == "tool" and raw.get("id") and isinstance(content, str):
-        msg.tool_responses.append({"id": raw["id"], "response": _json(content)})
+        msg.tool_responses.append({"id": raw["id"], "response": decode_json_text(content)})
     msg.text = "\n".join(t for t in texts if t)
     return msg
 
 
 def _message_list(v: Any, what: str, default_role: str) -> list[Message]:
-    v = _json(v)
+    v = decode_json_text(v)
     if isinstance(v, dict):
         v = [v]
     if not isinstance(v, list):
@@ -101,7 +102,7 @@ def _parse_messages(span: Span, direction: str) -> list[Message]:
             attrs = {**ev, **attrs}
     out: list[Message] = []
     if direction == "input" and "gen_ai.system_instructions" in attrs:
-        sys_parts = _json(attrs["gen_ai.system_instructions"])
+        sys_parts = decode_json_text(attrs["gen_ai.system_instructions"])
         sys_parts = sys_parts if isinstance(sys_parts, list) else [{"type": "text", "content": str(sys_parts)}]
         out.append(_message({"role": "system", "parts": sys_parts}))
     if key in attrs:
@@ -109,11 +110,11 @@ def _parse_messages(span: Span, direction: str) -> list[Message]:
     legacy: list[Message] = []
     for name, _, ev in span.events:  # the per-message events of semconv <= 1.36
         if direction == "input" and name in LEGACY_ROLE_EVENTS:
-            body = _json(ev.get("body", ev))
+            body = decode_json_text(ev.get("body", ev))
             legacy.append(_message(body if isinstance(body, dict) else {"content": body}, LEGACY_ROLE_EVENTS[name]))
         elif direction == "output" and name == "gen_ai.choice":
-            body = _json(ev.get("body", ev))
-            body = _json(body.get("message", body)) if isinstance(body, dict) else {"content": body}
+            body = decode_json_text(ev.get("body", ev))
+            body = decode_json_text(body.get("message", body)) if isinstance(body, dict) else {"content": body}
             legacy.append(_message(body, "assistant"))
     if legacy:
         return out + legacy
@@ -139,7 +140,7 @@ def _attr(spans: list[Span], *keys: str) -> Any:
 
 
 def _dict_args(v: Any) -> dict[str, Any]:
-    v = _json(v)
+    v = decode_json_text(v)
     if v is None:
         return {}
     return v if isinstance(v, dict) else {"value": v}
@@ -155,7 +156,7 @@ def _tool_calls(tools: list[Span], model_msgs: list[Message]) -> list[dict[str, 
             req = requested.get(cid, {})
             name = s.attributes.get("gen_ai.tool.name") or req.get("name") or s.name.removeprefix("execute_tool ").strip()
             args = s.attributes.get("gen_ai.tool.call.arguments", req.get("arguments"))
-            result = _json(s.attributes["gen_ai.tool.call.result"]) if "gen_ai.tool.call.result" in s.attributes \
+            result = decode_json_text(s.attributes["gen_ai.tool.call.result"]) if "gen_ai.tool.call.result" in s.attributes \
                 else answered.get(cid)
             error = None
             if s.status_code == 2:

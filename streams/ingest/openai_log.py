@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from schemas.dlq import validation_detail, validation_reason
 from schemas.trace import Trace
+from streams.ingest.genai import decode_json_text
 
 
 class LineError(ValueError):
@@ -37,17 +38,8 @@ def _text(content: Any) -> str:
     return str(content)
 
 
-def _loads(v: Any) -> Any:
-    if isinstance(v, str):
-        try:
-            return json.loads(v)
-        except json.JSONDecodeError:
-            return v
-    return v
-
-
 def _args(v: Any) -> dict[str, Any]:
-    v = _loads(v)
+    v = decode_json_text(v)
     return {} if v is None else v if isinstance(v, dict) else {"value": v}
 
 
@@ -76,7 +68,7 @@ def _calls(messages: list[dict[str, Any]], final: dict[str, Any]) -> list[dict[s
                 raise LineError("validation_error", "a tool call has no function.name")
             res = results.get(tc.get("id"))
             out.append({"name": str(fn["name"]), "args": _args(fn.get("arguments")),
-                        "result": _loads(res) if isinstance(res, str) else res})
+                        "result": decode_json_text(res) if isinstance(res, str) else res})
     return out
 
 
