@@ -218,6 +218,19 @@ class _Ctx:
                 self.metrics.latency.labels(self.label).observe(time.perf_counter() - self.started)
 
 
+def streamable(text: str, stops: list[str]) -> str:
+    """The part of ``text`` that may be streamed now: cut at the first stop sequence (OpenAI leaves it out), and
+    short of any tail that could still grow into one (``"... EN"`` while ``"END"`` is a stop), so a stop sequence is
+    never sent, even in part."""
+    if not stops:
+        return text
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    if cut >= 0:
+        return text[:cut]
+    hold = max((k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+    return text[: len(text) - hold]
+
+
 async def _stream(ctx: _Ctx, gen: Any, model_name: str, req: ChatRequest) -> Any:
     """SSE chunks as tokens arrive; a client that disconnects cancels its generation, nobody else's."""
     loop = asyncio.get_running_loop()
@@ -235,11 +248,15 @@ async def _stream(ctx: _Ctx, gen: Any, model_name: str, req: ChatRequest) -> Any
         yield sse(chunk_body(cid, model_name, h, {"role": "assistant", "content": ""}, None))
         ids: list[int] = []
         sent = ""
+        stops = gen.stop
         while (new := await queue.get()) is not None:
             ids.extend(i for i in new if i != tok.eos_token_id)
             text = tok.decode(ids, skip_special_tokens=True)
-            if len(text) > len(sent) and not text.endswith("\ufffd"):  # hold back a half-decoded character
-                delta, sent = text[len(sent):], text
+            if text.endswith("\ufffd"):  # hold back a half-decoded character
+                continue
+            safe = streamable(text, stops)
+            if len(safe) > len(sent):
+                delta, sent = safe[len(sent):], safe
                 yield sse(chunk_body(cid, model_name, h, {"content": delta}, None))
         try:
             result = task.result()

@@ -224,6 +224,30 @@ def test_streaming_sends_the_same_text_as_a_plain_request(server: Any):
     assert chunks[-1]["usage"]["completion_tokens"] == 10
 
 
+def _streamed_text(server: Any, body: dict[str, Any]) -> tuple[str, str]:
+    with server.http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r:
+        chunks = [json.loads(ln[len("data: "):]) for ln in r.iter_lines()
+                  if ln.startswith("data: ") and ln != "data: [DONE]"]
+    deltas = [c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]]
+    return "".join(deltas), [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1]
+
+
+def test_streaming_never_sends_a_stop_sequence_even_in_part(server: Any):
+    from alignloop.serve.app import streamable
+
+    assert streamable("the END", ["END"]) == "the " and streamable("the EN", ["END"]) == "the "
+    assert streamable("the E", ["END", "Ex"]) == "the " and streamable("the Ez", ["END"]) == "the Ez"
+    body = {"model": "beta", "messages": [{"role": "user", "content": "tell me about music"}], "max_tokens": 12,
+            "temperature": 0}
+    full = chat(server, "tell me about music", "beta", max_tokens=12).json()["choices"][0]["message"]["content"]
+    assert len(full) >= 8, full
+    stop = full[4:8]  # a stop sequence the greedy output reaches mid-way
+    plain = server.http.post("/v1/chat/completions", json={**body, "stop": stop}).json()["choices"][0]
+    text, finish = _streamed_text(server, {**body, "stop": stop})
+    assert text == plain["message"]["content"] == full[: full.find(stop)]
+    assert stop not in text and finish == plain["finish_reason"] == "stop"
+
+
 def test_rollout_headers_route_conversations_by_flagd_bucketing(world: dict[str, Any]):
     from alignloop.serve.app import create_app
     from alignloop.serve.routing import StaticRolloutSource

@@ -42,6 +42,24 @@ class _Cancel:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+class _StopText:
+    """A StoppingCriteria: stop once the new text contains a stop sequence. It decodes the last few tokens
+    itself, which works with any tokenizer (transformers' ``stop_strings`` needs one whose vocabulary it can
+    embed, and raised on the tiny test tokenizer)."""
+
+    def __init__(self, tokenizer: Any, stops: list[str], prompt_len: int) -> None:
+        self.tok, self.stops, self.start = tokenizer, stops, prompt_len
+        self.window = 4 * max(len(s) for s in stops) + 4  # tokens: a byte-level token may hold a quarter of a character
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        tail = input_ids[0, max(self.start, input_ids.shape[1] - self.window):].tolist()
+        text = self.tok.decode(tail, skip_special_tokens=True)
+        hit = any(s in text for s in self.stops)
+        return torch.full((input_ids.shape[0],), hit, dtype=torch.bool, device=input_ids.device)
+
+
 class _Streamer:
     """transformers' streamer protocol: ``put`` first gets the prompt (skipped), then each new token."""
 
@@ -85,15 +103,17 @@ def generate_on_model(runtime: Any, req: GenerationRequest, resident: Any | None
     ids = torch.tensor([req.input_ids], device=device)
     kwargs: dict[str, Any] = dict(input_ids=ids, attention_mask=torch.ones_like(ids),
                                   max_new_tokens=req.max_new_tokens, pad_token_id=tok.pad_token_id,
-                                  eos_token_id=tok.eos_token_id, stopping_criteria=StoppingCriteriaList([_Cancel(req.cancel)]))
+                                  eos_token_id=tok.eos_token_id)
+    criteria: list[Any] = [_Cancel(req.cancel)]
+    if req.stop:
+        criteria.append(_StopText(tok, req.stop, len(req.input_ids)))
+    kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
     if req.temperature > 0:
         kwargs.update(do_sample=True, temperature=req.temperature, top_p=req.top_p)
         if req.seed is not None:
             torch.manual_seed(req.seed)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    if req.stop:
-        kwargs.update(stop_strings=req.stop, tokenizer=tok)
     if req.on_tokens is not None:
         kwargs["streamer"] = _Streamer(req.on_tokens)
     with scope, torch.inference_mode():
