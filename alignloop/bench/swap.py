@@ -177,12 +177,15 @@ def outputs(base: str, a: Path, b: Path, max_tokens: int) -> dict[str, Any]:
                         for p, x, y in zip(DEMO_PROMPTS[:3], served_a, served_b)]}
 
 
-def _gpu_case(root: Path, rounds: int) -> dict[str, Any] | None:
-    """A ~1B-parameter Llama from a config (random weights, bf16) with rank-16 adapters, when CUDA is here."""
-    import torch
+GPU_LLAMA = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
+                 num_attention_heads=16, num_key_value_heads=8, max_position_embeddings=2048)  # ~1.1B parameters
 
-    if not torch.cuda.is_available():
-        return None
+
+def large_case(root: Path, rounds: int, shape: dict[str, int] = GPU_LLAMA) -> dict[str, Any]:
+    """A Llama of ``shape`` from a config (random weights, bf16) with rank-16 adapters: attach/switch, ours vs PEFT,
+    on whatever device the runtime picks (the GPU when there is one). The test suite runs it with a small shape on
+    CPU, so the GPU run is the same code."""
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from trainers.synthetic import corpus
@@ -190,19 +193,27 @@ def _gpu_case(root: Path, rounds: int) -> dict[str, Any] | None:
     from trainers.serving.tiny_adapters import make_adapter
 
     tok = build_tokenizer(corpus())
-    cfg = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
-                      num_attention_heads=16, num_key_value_heads=8, max_position_embeddings=2048,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    cfg = LlamaConfig(**shape, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                      bos_token_id=tok.bos_token_id)
     model = LlamaForCausalLM(cfg).to(torch.bfloat16)
-    base = root / "base-1b"
+    params = sum(p.numel() for p in model.parameters())
+    base = root / "base-large"
     model.save_pretrained(base)
     tok.save_pretrained(base)
     dirs = [make_adapter(str(base), root / f"g{i}", seed=i, r=16, alpha=32, name=f"g{i}", model=model)
             for i in range(5)]
     del model
     out = attach_switch(str(base), dirs, rounds)
-    out["params"] = "~1.1B (Llama 2048x16, vocab 32000, bf16)"
+    out["params"] = params
+    out["shape"] = dict(shape)
     return out
+
+
+def _gpu_case(root: Path, rounds: int) -> dict[str, Any] | None:
+    """The ~1B case, when CUDA is here."""
+    import torch
+
+    return large_case(root, rounds) if torch.cuda.is_available() else None
 
 
 def swap(requests: int = typer.Option(48, "--requests", help="Requests per throughput case."),

@@ -316,3 +316,16 @@ def test_the_last_adapter_detached_and_attached_again(world: dict[str, Any]):
         assert again.content_hash == res.content_hash and again.state == "ready"
     finally:
         rt.close()
+
+
+def test_the_gpu_benchmark_path_runs_on_a_small_shape(tmp_path: Path):
+    """`bench swap`'s ~1B GPU case is the same code as this small bf16 Llama on CPU: attach and switch are timed
+    for both sides, so the first GPU run cannot fail on a path that never ran."""
+    from alignloop.bench.swap import large_case
+
+    shape = dict(vocab_size=32000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    out = large_case(tmp_path, rounds=2, shape=shape)
+    assert out["device"] == "cpu" and out["shape"] == shape and out["params"] > 32000 * 64
+    assert out["attach"]["ours"]["n"] == out["attach"]["peft"]["n"] == 2 * 4
+    assert out["switch"]["ours_inline"]["n"] == out["switch"]["peft"]["n"] == 20
