@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,7 @@ class ReplayWriter:
         self._floors: dict[int, tuple[int, int, int]] = {}  # partition -> each sink's committed offset at start
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
+        self.waited_s = 0.0  # how long the last ``wait`` blocked on the committer
 
     @property
     def sinks(self) -> tuple["DeltaSink", ...]:
@@ -160,7 +162,11 @@ class ReplayWriter:
         """Block until the batch in flight (if any) has landed; its commit's error, if any, is raised here."""
         pending, self._pending = self._pending, None
         if pending is not None:
-            pending.result()
+            started = time.perf_counter()
+            try:
+                pending.result()
+            finally:
+                self.waited_s = time.perf_counter() - started
 
     def close(self) -> None:
         self.wait()
@@ -205,12 +211,17 @@ async def replay_partitions(settings: "Settings", configs: "AreaConfigs", task: 
         if on_ready is not None:
             on_ready()
         parent = os.getppid()
+        clock = time.perf_counter
         while todo:
+            asked = clock()
             got = await consumer.getmany(*todo, timeout_ms=1000, max_records=task.batch)
             batch = [Record(tp.topic, tp.partition, m.offset, m.key, m.value, m.timestamp)
                      for tp, msgs in got.items() for m in msgs if m.offset <= todo[tp]]
             if batch:
+                fetched = clock()
                 await asyncio.to_thread(writer.submit, batch)
+                log.info("batch of %d: fetched in %.2f s, step and hand-off %.2f s (commit wait %.2f s)",
+                         len(batch), fetched - asked, clock() - fetched, writer.waited_s)
                 if on_batch is not None:
                     on_batch(len(batch))
             for tp in list(todo):  # past the end (transaction markers and compacted offsets included): done
