@@ -128,14 +128,17 @@ class ReplayWriter:
                 status, trace, dead = "landed", out.trace, None
                 row = to_row(out, summarize(out.verdicts)) if off > ft else None
             key = (r.topic, part)
-            for i, (fl_i, got) in enumerate(((ft, row), (fd, dead), (fl, True))):
-                if off > fl_i:
-                    if got is True:
-                        ledger.append(ledger_row(r, digest, status, trace))
-                    elif got is not None:
-                        (traces, dlq)[i].append(got)
-                    if off > offsets[i].get(key, -1):
-                        offsets[i][key] = off
+            if off > ft:  # every sink advances past every record, with a row or without
+                if row is not None:
+                    traces.append(row)
+                _advance(offsets[0], key, off)
+            if off > fd:
+                if dead is not None:
+                    dlq.append(dead)
+                _advance(offsets[1], key, off)
+            if off > fl:
+                ledger.append(ledger_row(r, digest, status, trace))
+                _advance(offsets[2], key, off)
         return batch
 
     def commit(self, batch: "_Prepared") -> None:
@@ -173,6 +176,11 @@ class ReplayWriter:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+
+def _advance(offsets: dict[tuple[str, int], int], key: tuple[str, int], offset: int) -> None:
+    if offset > offsets.get(key, -1):
+        offsets[key] = offset
 
 
 @dataclass
