@@ -32,6 +32,7 @@ OTHER_ENV: dict[str, str] = {
     "ALIGNLOOP_TEST_BOOTSTRAP": "tests: run the integration tests against this cluster",
     "ALIGNLOOP_SYNTH_API_KEY": "the synthetic-data endpoint's API key (endpoint.api_key_env in configs/synth.yaml)",
     "ALIGNLOOP_WEBHOOK_SECRET": "webhooks: the Standard Webhooks secret of targets that name no secret_env",
+    "ALIGNLOOP_REPLAY_PROFILE": "replay: a folder each replay process writes its cProfile stats into (profiling)",
 }
 # Used only when no key is configured; `alignloop worker` warns about it. Never use it in production.
 DEV_PII_KEY = "alignloop-dev-key-change-me"

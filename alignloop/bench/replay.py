@@ -6,8 +6,12 @@
    the first file's rows left out.
 2. replay: ``alignloop replay`` of those same N traces (every offset of the topic) with ``--processes`` spawned
    processes into a replay namespace. landed/s = N / (last process done − first process ready): from the moment
-   its processes have loaded their configs (the spines, too, are started and settled before the live drain) to
-   the last commit, the first batch included. The live measure (Delta log, first file left out) is kept for the
+   its processes are ready — configs loaded, step built, sinks asked where to resume, partitions assigned; the
+   counterpart of spines that are started and settled in their group before the live drain — to the last commit,
+   the first fetch and the first batch included (the live measure leaves its first batch out). Its CPU µs per
+   trace is counted over the same span, every thread of the replay processes (the committer's included), as the
+   spines' CPU is over the drain. (Until 2026-12-02 ready was "configs loaded", which counted building the step,
+   opening the sinks and starting the consumer against the replay but not against the spines.) The live measure (Delta log, first file left out) is kept for the
    record as ``landed_per_s_delta_log``: with 5,000-record commits it leaves out a quarter of a 20k run and
    flatters the replay. End to end (window resolution, process start-up, manifest) too.
 
