@@ -1,0 +1,4 @@
+"""`python -m alignloop ...` is the `alignloop` command."""
+from alignloop.cli import main
+
+main()
