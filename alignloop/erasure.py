@@ -4,7 +4,8 @@ Plan (read only; ``--dry-run`` stops here): the conversation's pseudonymous key,
 and replay namespaces), the datasets and adapters trained on them (lineage), its records on the broker. Then, in
 this order: delete + vacuum + log cleanup per table (``connectors.delta_erase``), remove its rows from the dataset
 files kept next to each adapter, mark those adapters ``trained_on_erased_data`` in the registry, delete or schedule
-its broker records (``connectors.kafka_erase``), optionally request retraining, and append one audit entry. The
+its entries in the drift monitors' state (``streams.drift.erase``), its broker records
+(``connectors.kafka_erase``), optionally request retraining, and append one audit entry. The
 report (printed, and written to ``<home>/erasures/<id>.json``) names only keys, never the id or any text.
 
 An agent user is a scrubber pseudonym (``<EMAIL_1a2b3c4d>``, as the scrubbed text shows it): it is resolved to the
@@ -239,6 +240,10 @@ def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, trun
     dataset_rows = {a["adapter_id"]: scrub_dataset_files(a["path"], set(p.conv_keys), keys)
                     for a in p.adapters if a.get("path")}
     marks = _mark_adapters(settings, p, erasure_id)
+    from streams.drift.erase import erase_drift_state
+
+    drift = asyncio.run(erase_drift_state(settings, p.trace_ids, p.conversation_ids, erasure_id=erasure_id,
+                                          truncate=truncate_topics, wait_s=kafka_wait_s))
     needles = [json.dumps(x).encode() for x in [*p.conversation_ids, *p.trace_ids]]
     kafka = [h.as_dict() for h in asyncio.run(erase_records(settings, needles, truncate=truncate_topics,
                                                             wait_s=kafka_wait_s))]
@@ -252,7 +257,7 @@ def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, trun
         "bytes_rewritten": sum(t["bytes_rewritten"] for t in tables.values()),
         "datasets": p.datasets, "dataset_file_rows_dropped": dataset_rows, "adapters_marked": marks,
         "kafka": kafka, "kafka_last_copy_expires_by": max(pending) if pending else None,
-        "kafka_kept_forever": forever,
+        "kafka_kept_forever": forever, "drift_state": drift,
         "time_travel": {n: f"versions before {v} are gone" for n, v in versions.items()},
         "retrain_requests": _retrain(settings, p, erasure_id, versions) if retrain and p.adapters else [],
     }
@@ -266,7 +271,8 @@ def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, trun
                                  "datasets": [d["dataset_hash"] for d in p.datasets],
                                  "adapters": [m["adapter_id"] for m in marks],
                                  "kafka": {a: sum(h["action"] == a for h in kafka) for a in ("deleted", "pending")},
-                                 "kafka_last_copy_expires_by": report["kafka_last_copy_expires_by"]})
+                                 "kafka_last_copy_expires_by": report["kafka_last_copy_expires_by"],
+                                 "drift_state": {k: drift[k] for k in ("entries_removed", "remaining")}})
     report["audit_seq"] = entry.seq
     out = Path(settings.home) / "erasures" / f"{erasure_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
