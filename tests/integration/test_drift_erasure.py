@@ -73,7 +73,7 @@ def test_erasure_reaches_running_and_stopped_monitors_state(kafka_settings):
         stop = asyncio.Event()
         follower = asyncio.create_task(follow_labels(s, s.topic(DRIFT_ERASE), dict(running.erase_offsets),
                                                      running.on_erase, stop, unknown="earliest"))
-        report = await erase_drift_state(s, ["planted-trace-1"], ["planted-conv-1"], erasure_id="e1", wait_s=30)
+        report = await erase_drift_state(s, ["planted-trace-1"], ["planted-conv-1"], erasure_id="e1", wait_s=10)
         stop.set()
         await follower
         assert running.tracker.store.get("planted-trace-1") is None  # gone from memory too
