@@ -4,7 +4,8 @@ Plan (read only; ``--dry-run`` stops here): the conversation's pseudonymous key,
 and replay namespaces), the datasets and adapters trained on them (lineage), its records on the broker. Then, in
 this order: delete + vacuum + log cleanup per table (``connectors.delta_erase``), remove its rows from the dataset
 files kept next to each adapter, mark those adapters ``trained_on_erased_data`` in the registry, delete or schedule
-its broker records (``connectors.kafka_erase``), optionally request retraining, and append one audit entry. The
+its entries in the drift monitors' state (``streams.drift.erase``), its broker records
+(``connectors.kafka_erase``), optionally request retraining, and append one audit entry. The
 report (printed, and written to ``<home>/erasures/<id>.json``) names only keys, never the id or any text.
 
 An agent user is a scrubber pseudonym (``<EMAIL_1a2b3c4d>``, as the scrubbed text shows it): it is resolved to the
@@ -151,6 +152,47 @@ def scrub_dataset_files(adapter_dir: str, conv_keys: set[str], keys: ErasureKeys
     return dropped
 
 
+def labeling_db_url(settings: "Settings") -> str | None:
+    """The labeling UI's database when there is one (``ui_db_url``, or ``<home>/ui/labeling.db`` if it exists)."""
+    if settings.ui_db_url:
+        return settings.ui_db_url
+    path = Path(settings.home) / "ui" / "labeling.db"
+    return f"sqlite:///{path}" if path.is_file() else None
+
+
+def erase_labeling(url: str | None, trace_ids: list[str]) -> dict[str, Any] | None:
+    """Delete the traces' labeling items (the human-queue record with its text), their assignments (answers,
+    corrections) and outbox records naming them; then rewrite the database so the deleted rows' bytes are gone
+    (SQLite: VACUUM and a truncating WAL checkpoint; PostgreSQL: VACUUM FULL of the three tables, which locks
+    them briefly). None when there is no labeling database."""
+    if url is None or not trace_ids:
+        return None
+    from sqlalchemy import String, cast, create_engine, delete, or_, select
+
+    from connectors.labeling_db import Assignment, Item, Outbox
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            ids = list(conn.scalars(select(Item.id).where(Item.trace_id.in_(trace_ids))))
+            assignments = conn.execute(delete(Assignment).where(Assignment.item_id.in_(ids))).rowcount if ids else 0
+            items = conn.execute(delete(Item).where(Item.id.in_(ids))).rowcount if ids else 0
+            names = or_(*(cast(Outbox.payload, String).contains(t) for t in trace_ids),
+                        *(Outbox.key.contains(t) for t in trace_ids))
+            outbox = conn.execute(delete(Outbox).where(names)).rowcount
+        if items or assignments or outbox:
+            if engine.dialect.name == "sqlite":
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("VACUUM")
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            elif engine.dialect.name == "postgresql":
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("VACUUM FULL items, assignments, outbox")
+    finally:
+        engine.dispose()
+    return {"items": items, "assignments": assignments, "outbox": outbox}
+
+
 def _mark_adapters(settings: "Settings", p: ErasurePlan, erasure_id: str) -> list[dict[str, Any]]:
     from trainers.registry import publish_event, write_row
 
@@ -239,9 +281,14 @@ def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, trun
     dataset_rows = {a["adapter_id"]: scrub_dataset_files(a["path"], set(p.conv_keys), keys)
                     for a in p.adapters if a.get("path")}
     marks = _mark_adapters(settings, p, erasure_id)
+    from streams.drift.erase import erase_drift_state
+
+    drift = asyncio.run(erase_drift_state(settings, p.trace_ids, p.conversation_ids, erasure_id=erasure_id,
+                                          truncate=truncate_topics, wait_s=kafka_wait_s))
     needles = [json.dumps(x).encode() for x in [*p.conversation_ids, *p.trace_ids]]
     kafka = [h.as_dict() for h in asyncio.run(erase_records(settings, needles, truncate=truncate_topics,
                                                             wait_s=kafka_wait_s))]
+    labeling = erase_labeling(labeling_db_url(settings), p.trace_ids)
     pending = [h["expires_by"] for h in kafka if h["action"] == "pending" and h["expires_by"]]
     forever = [f"{h['topic']}:{h['partition']}" for h in kafka if h["action"] in ("pending", "leak", "compacted_kept")
                and not h["expires_by"]]
@@ -252,7 +299,7 @@ def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, trun
         "bytes_rewritten": sum(t["bytes_rewritten"] for t in tables.values()),
         "datasets": p.datasets, "dataset_file_rows_dropped": dataset_rows, "adapters_marked": marks,
         "kafka": kafka, "kafka_last_copy_expires_by": max(pending) if pending else None,
-        "kafka_kept_forever": forever,
+        "kafka_kept_forever": forever, "drift_state": drift, "labeling_db": labeling,
         "time_travel": {n: f"versions before {v} are gone" for n, v in versions.items()},
         "retrain_requests": _retrain(settings, p, erasure_id, versions) if retrain and p.adapters else [],
     }
@@ -266,7 +313,9 @@ def execute(settings: "Settings", p: ErasurePlan, *, retrain: bool = False, trun
                                  "datasets": [d["dataset_hash"] for d in p.datasets],
                                  "adapters": [m["adapter_id"] for m in marks],
                                  "kafka": {a: sum(h["action"] == a for h in kafka) for a in ("deleted", "pending")},
-                                 "kafka_last_copy_expires_by": report["kafka_last_copy_expires_by"]})
+                                 "kafka_last_copy_expires_by": report["kafka_last_copy_expires_by"],
+                                 "drift_state": {k: drift[k] for k in ("entries_removed", "remaining")},
+                                 "labeling_db": labeling})
     report["audit_seq"] = entry.seq
     out = Path(settings.home) / "erasures" / f"{erasure_id}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

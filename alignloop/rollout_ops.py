@@ -134,18 +134,38 @@ def canary_config(cfg: "RolloutControlConfig", steps: list[int] | None, min_conv
         raise UserError(f"bad rollout option: {exc.errors()[0]['msg']}") from None
 
 
+def as_scrubbed(settings: "Settings", agent_id: str, policy_id: str) -> tuple[str, str]:
+    """The (agent id, policy id) that traces.judged carries for them: the scrubber pseudonymises identifiers that
+    look like personal data, under this deployment's scrub config and key."""
+    from schemas.trace import Trace
+    from streams.scrub import build_scrubber, load_scrub_config, scrub_trace
+
+    probe = Trace(trace_id="probe", conversation_id="probe", agent_id=agent_id, policy_id=policy_id,
+                  user_message="", final_response="")
+    out = scrub_trace(probe, build_scrubber(settings, load_scrub_config(settings.scrub_config)))[0]
+    return out.agent_id, out.policy_id
+
+
 async def latency_reference(settings: "Settings", agent_id: str, baseline: RolloutVariant, n: int
                             ) -> list[float]:
-    """Latencies of the baseline's most recent judged turns of this agent (before the rollout)."""
+    """Latencies of the baseline's most recent judged turns of this agent (before the rollout: no rollout stamp,
+    so they are matched by the agent and policy ids as raw or as scrubbed)."""
     from schemas.verdict import JudgedTrace
 
+    agents, policies = {agent_id}, {baseline.policy_id}
+    try:
+        a, p = as_scrubbed(settings, agent_id, baseline.policy_id)
+        agents.add(a)
+        policies.add(p)
+    except ValueError:  # a scrub config that does not load (ConfigError): the raw ids still match
+        pass
     out: list[float] = []
     for m in await read_committed(settings, settings.topic(JUDGED), tail=n):
         try:
             t = JudgedTrace.model_validate_json(m.value).trace
         except ValueError:
             continue
-        if t.agent_id == agent_id and (t.policy_id, t.adapter_hash) == (baseline.policy_id, baseline.adapter_hash):
+        if t.agent_id in agents and t.policy_id in policies and t.adapter_hash == baseline.adapter_hash:
             out.append(t.latency_ms)
     return out[-n:]
 

@@ -103,6 +103,10 @@ class ErasureKeys:
     def user(self, pseudonym: str) -> str:
         return self._mac("user", pseudonym)
 
+    def trace(self, trace_id: str) -> str:
+        """The key of a trace id in an erasure command to the drift monitors (``drift.erase``)."""
+        return self._mac("trace", trace_id)
+
 
 def erasure_keys(settings: "Settings") -> ErasureKeys:
     return ErasureKeys(erasure_secret(settings))

@@ -126,7 +126,7 @@ def _expiry(name: str, ts_ms: int | None) -> str | None:
     return datetime.fromtimestamp((ts_ms + spec.retention_ms + segment) / 1000, timezone.utc).isoformat()
 
 
-async def _delete_records(settings: "Settings", cuts: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+async def delete_records(settings: "Settings", cuts: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
@@ -175,7 +175,7 @@ async def erase_records(settings: "Settings", needles: list[bytes], *, truncate:
         elif truncate and not h.blocking_groups:
             cuts[key] = h.last_offset + 1
     if cuts:
-        for key, start in (await _delete_records(settings, cuts)).items():
+        for key, start in (await delete_records(settings, cuts)).items():
             found[key].action, found[key].deleted_before = "deleted", start
     compacted = [h for h in found.values() if TOPICS[h.topic].compacted]
     if compacted and truncate:

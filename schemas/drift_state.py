@@ -156,4 +156,14 @@ class DriftSnapshot(_Data):
     tracker: TrackerState
     trigger: TriggerState
     label_offsets: list[LabelOffset]
+    erase_offsets: list[LabelOffset] = []  # positions on drift.erase: the erasure commands already applied
+
+
+class DriftErase(_Data):
+    """An erasure command on ``drift.erase``: every monitor drops the traces whose keyed ids
+    (``ErasureKeys.trace``: HMAC of the trace id under the erasure key) are listed. No id or text travels."""
+
+    schema_version: Literal[1] = 1
+    erasure_id: Ident
+    trace_keys: Annotated[list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]], Field(max_length=1_000_000)]
 

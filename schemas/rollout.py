@@ -115,8 +115,15 @@ class CanaryConfig(BaseModel):
     min_conversations_per_step: int = Field(200, ge=1, description="Candidate conversations at a weight first.")
     burn_in: int = Field(50, ge=2, description="Per arm and metric, before its test may decide anything.")
     min_judge_coverage: float = Field(0.5, ge=0, le=1, description="Judged share per arm; below it: hold.")
-    critical_max: int = Field(0, ge=0, description="Critical breaches the candidate may show; one more trips "
-                                                   "the circuit breaker (rollback at once).")
+    critical_max: int = Field(0, ge=0, description="Critical breaches the candidate may always show; beyond "
+                              "them the circuit breaker trips once the candidate's breaches are more than the "
+                              "baseline's rate explains (critical_alpha), or at once while the baseline has shown "
+                              "none over critical_baseline_min conversations.")
+    critical_alpha: float = Field(0.01, gt=0, lt=1, description="Chance that the circuit breaker trips, over every "
+                                  "look of a rollout, on a candidate whose breach rate equals the baseline's.")
+    critical_baseline_min: int = Field(500, ge=0, description="Baseline conversations without a breach after "
+                                       "which the baseline counts as clean: a breach rate below about one in "
+                                       "this many is treated as zero.")
 
     @model_validator(mode="after")
     def _steps(self) -> "CanaryConfig":

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from schemas.audit import AuditEntry
 from schemas.dlq import DeadLetter
 from schemas.drift import DriftEvent, TrainRequest
-from schemas.drift_state import DriftSnapshot
+from schemas.drift_state import DriftErase, DriftSnapshot
 from schemas.escalation import EscalationEvent, HumanQueueItem
 from schemas.preference import Label, Preference
 from schemas.registry import RegistryEvent
@@ -58,6 +58,7 @@ AUDIT = "audit.log"
 FEEDBACK_DLQ = "feedback.dlq"
 ROLLOUT_DECISIONS = "rollout.decisions"
 WEBHOOKS_DLQ = "webhooks.dlq"
+DRIFT_ERASE = "drift.erase"
 
 TOPICS: dict[str, TopicSpec] = {
     s.name: s
@@ -76,8 +77,11 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(DRIFT, DriftEvent, "Drift events from the online monitors.", retention_ms=365 * DAY_MS),
         TopicSpec(DRIFT_STATE, DriftSnapshot,
                   "Drift-monitor snapshots per monitor app id (compacted changelog; value: an 8-byte big-endian save "
-                  "counter, then the snapshot JSON).", compacted=True,
-                  configs={"max.message.bytes": "10485760"}),
+                  "counter, then the snapshot JSON). Compacted, and deletable: `alignloop erase` moves a partition's start past "
+                  "the snapshots that held an erased trace (DeleteRecords needs the delete policy; retention is "
+                  "infinite, so nothing else is deleted by time).", compacted=True,
+                  configs={"max.message.bytes": "10485760", "cleanup.policy": "compact,delete",
+                           "retention.ms": "-1", "retention.bytes": "-1"}),
         TopicSpec(TRAIN_REQUESTS, TrainRequest, "Retraining requests.", retention_ms=90 * DAY_MS),
         TopicSpec(REGISTRY, RegistryEvent, "Trained adapters with manifests and gate results.", compacted=True),
         TopicSpec(ROLLOUT, RolloutFlag, "Rollout flags per agent (compacted: latest wins).", compacted=True),
@@ -89,6 +93,9 @@ TOPICS: dict[str, TopicSpec] = {
                   retention_ms=-1),
         TopicSpec(WEBHOOKS_DLQ, WebhookDeadLetter, "Webhook deliveries that failed every attempt, with the signed "
                   "payload, for re-sending.", retention_ms=30 * DAY_MS),
+        TopicSpec(DRIFT_ERASE, DriftErase, "Erasure commands to the drift monitors: keyed trace ids to drop from "
+                  "their state (no id or text). Read by every monitor, group-less, from its stored position.",
+                  retention_ms=365 * DAY_MS, partitions=1),
     ]
 }
 

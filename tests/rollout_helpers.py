@@ -40,7 +40,8 @@ def write_config(path: Path, **over: Any) -> Path:
     """A small canary config: two metrics with wide margins, so a test rollout decides in a few hundred turns."""
     canary = {"metrics": [{"name": "judge_score", "direction": "higher_is_better", "margin": 0.1},
                           {"name": "violation", "direction": "lower_is_better", "margin": 0.1}],
-              "steps": [5, 25, 50, 100], "min_conversations": 20, "min_conversations_per_step": 15, "burn_in": 10}
+              "steps": [5, 25, 50, 100], "min_conversations": 20, "min_conversations_per_step": 15, "burn_in": 10,
+              "critical_baseline_min": 10}  # a clean baseline after 10 conversations: the first breach trips
     canary.update(over.pop("canary", {}))
     path.write_text(yaml.safe_dump({"canary": canary, "look_every_s": 0.3, "latency_threshold_ms": 500.0,
                                     **over}))

@@ -24,6 +24,12 @@ def _summary(report: dict) -> list[tuple[str, object]]:
              ("broker partitions pending", sum(h["action"] == "pending" for h in report["kafka"])),
              ("last broker copy expires by", report["kafka_last_copy_expires_by"] or "-"),
              ("broker copies kept (no expiry)", ", ".join(report["kafka_kept_forever"]) or "-"),
+             ("drift-monitor state entries removed", report["drift_state"]["entries_removed"]),
+             ("drift monitors that applied it / scrubbed here",
+              f"{len(report['drift_state']['applied_by_monitors'])} / {len(report['drift_state']['cleaned_here'])}"),
+             ("drift.state records still holding it (rerun)", report["drift_state"]["remaining"]),
+             ("labeling items / answers deleted", "-" if not report["labeling_db"] else
+              f"{report['labeling_db']['items']} / {report['labeling_db']['assignments']}"),
              ("retrain requests", len(report["retrain_requests"])), ("audit seq", report["audit_seq"])]
     return rows
 

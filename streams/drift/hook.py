@@ -34,7 +34,7 @@ class DriftHook:
     def __init__(self, cfg: DriftConfig, *, send: Send, metrics: DriftMetrics, drift_topic: str,
                  train_topic: str, labels_topic: str = "feedback.labels", events_sink: Any = None, calibration_sink: Any = None,
                  state: StateFile | KafkaStateStore | None = None, worker: str = "", clock: Callable[[], float] = time.time,
-                 dead_letters: Any = None):
+                 dead_letters: Any = None, trace_key: Callable[[str], str] | None = None):
         self.cfg, self.send, self.metrics = cfg, send, metrics
         self.drift_topic, self.train_topic, self.labels_topic = drift_topic, train_topic, labels_topic
         self.events_sink, self.calibration_sink = events_sink, calibration_sink
@@ -44,7 +44,10 @@ class DriftHook:
         self.tracker = CalibrationTracker(cfg.calibration)
         self.trigger = RetrainTrigger(cfg.trigger)
         self.label_offsets: dict[int, int] = {}
+        self.erase_offsets: dict[int, int] = {}  # drift.erase positions applied
+        self.trace_key = trace_key  # ErasureKeys.trace: how erasure commands name traces
         self._last_save = clock()
+        self._save_lock = asyncio.Lock()
         self.restore()
 
     # --- persistence: JSON validated by snapshot.DriftSnapshot (never pickle: the topic is writable) ---
@@ -53,6 +56,7 @@ class DriftHook:
             schema_version=SCHEMA_VERSION, bank=self.bank.state(), tracker=self.tracker.state(),
             trigger=self.trigger.state(),
             label_offsets=[LabelOffset(partition=p, offset=o) for p, o in self.label_offsets.items()],
+            erase_offsets=[LabelOffset(partition=p, offset=o) for p, o in self.erase_offsets.items()],
         ).model_dump_json().encode()
 
     def _load(self, body: bytes) -> None:
@@ -62,6 +66,7 @@ class DriftHook:
         trigger = RetrainTrigger.from_state(s.trigger, self.cfg.trigger)
         self.bank, self.tracker, self.trigger = bank, tracker, trigger
         self.label_offsets = {lo.partition: lo.offset for lo in s.label_offsets}
+        self.erase_offsets = {lo.partition: lo.offset for lo in s.erase_offsets}
 
     def restore(self) -> str:
         """Restore the newest usable snapshot; returns 'restored', 'fresh' (none stored) or 'discarded' (none
@@ -104,14 +109,47 @@ class DriftHook:
     async def save(self) -> None:
         if self.state is None:
             return
-        try:
-            blob = self.dumps()
-        except ValueError as exc:  # a value no snapshot may hold: keep running on the last good one
-            log.error("drift state not saved: %s", str(exc)[:300])
-            return
-        await asyncio.to_thread(self.state.save, blob)
+        async with self._save_lock:  # one save at a time, in order: a snapshot taken before an erasure never lands last
+            try:
+                blob = self.dumps()
+            except ValueError as exc:  # a value no snapshot may hold: keep running on the last good one
+                log.error("drift state not saved: %s", str(exc)[:300])
+                return
+            await asyncio.to_thread(self.state.save, blob)
         self._last_save = self.clock()
         self.metrics.state_saves.inc()
+
+    # --- erasure (streams.drift.erase) ---
+    async def on_erase(self, records: list[tuple[Any, ...]]) -> list[Any]:
+        """records: (partition, offset, value[, key]) from drift.erase. Drops every entry of the named traces
+        from the state and saves at once, so the next snapshot on drift.state and in the file holds none."""
+        from schemas.drift_state import DriftErase
+        from streams.drift.erase import scrub_snapshot
+
+        removed, applied = 0, False
+        for partition, offset, value, *_ in records:
+            if offset <= self.erase_offsets.get(partition, -1):
+                continue
+            self.erase_offsets[partition] = offset
+            applied = True
+            try:
+                cmd = DriftErase.model_validate_json(value)
+            except ValidationError as exc:
+                log.warning("erasure command at drift.erase %d@%d refused: %s", partition, offset,
+                            str(exc.errors()[0].get("msg", ""))[:200])
+                continue
+            if self.trace_key is None:
+                log.error("erasure command %s not applied: this monitor has no erasure key", cmd.erasure_id)
+                continue
+            keys, key_of = set(cmd.trace_keys), self.trace_key
+            snap, n = scrub_snapshot(DriftSnapshot.model_validate_json(self.dumps()), lambda t: key_of(t) in keys)
+            if n:
+                self._load(snap.model_dump_json().encode())
+            removed += n
+            log.warning("erasure %s: %d drift-state entries dropped", cmd.erasure_id, n)
+        if applied:
+            await self.save()
+        return []
 
     # --- traces ---
     async def __call__(self, judged: list[JudgedTrace]) -> list[Any]:

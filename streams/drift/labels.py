@@ -21,7 +21,10 @@ log = logging.getLogger("alignloop.drift")
 
 async def follow_labels(settings: "Settings", topic: str, positions: dict[int, int],
                         handle: Callable[[list[tuple[int, int, bytes, bytes | None]]], Awaitable[list[Any]]],
-                        stop: asyncio.Event, batch: int = 500) -> None:
+                        stop: asyncio.Event, batch: int = 500, unknown: str = "latest") -> None:
+    """Follow every partition of ``topic`` from ``positions`` (+1); a partition without one starts at the end
+    (``unknown="latest"``) or the beginning (``"earliest"``: the erasure commands, which a restored state may
+    not have seen yet)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(**aiokafka_client_kwargs(settings), enable_auto_commit=False, group_id=None,
@@ -36,13 +39,15 @@ async def follow_labels(settings: "Settings", topic: str, positions: dict[int, i
                 break
             await asyncio.sleep(0.2)
         if not parts:
-            log.warning("labels topic %s not found; calibration joins no labels", topic)
+            log.warning("topic %s not found; the drift monitor does not follow it", topic)
             return
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         for tp in tps:
             if tp.partition in positions:
                 consumer.seek(tp, positions[tp.partition] + 1)
+            elif unknown == "earliest":
+                await consumer.seek_to_beginning(tp)
             else:
                 await consumer.seek_to_end(tp)
         while not stop.is_set():

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry
 
 from schemas.tables import CALIBRATION_TABLE, DRIFT_EVENTS_TABLE
-from schemas.topics import DRIFT, FEEDBACK_DLQ, LABELS, TRAIN_REQUESTS
+from schemas.topics import DRIFT, DRIFT_ERASE, FEEDBACK_DLQ, LABELS, TRAIN_REQUESTS
 from streams.drift.config import DriftConfig
 from streams.drift.hook import DriftHook
 from streams.drift.metrics import DriftMetrics
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any, cfg: DriftConfig) -> DriftHook | None:
     """The hook for ``TraceHandler.hooks`` (None when drift monitoring is disabled in the drift config)."""
     from connectors.delta_sink import DeltaSink, table_sink
+    from connectors.erasure_key import erasure_keys
 
     if not cfg.enabled:
         return None
@@ -37,12 +38,13 @@ def build_hook(settings: "Settings", registry: CollectorRegistry, send: Any, cfg
                      train_topic=settings.topic(TRAIN_REQUESTS), labels_topic=settings.topic(LABELS),
                      events_sink=sink(DRIFT_EVENTS_TABLE), calibration_sink=sink(CALIBRATION_TABLE),
                      state=KafkaStateStore(settings, settings.app_id, StateFile(path)), worker=worker,
-                     dead_letters=FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry))
+                     dead_letters=FeedbackDeadLetters(send, settings.topic(FEEDBACK_DLQ), registry),
+                     trace_key=erasure_keys(settings).trace)
 
 
 def install(app: "faust.App", handler: Any, settings: "Settings", registry: CollectorRegistry,
             cfg: DriftConfig) -> DriftHook | None:
-    """Register the hook, the label follower task and a final state save at shutdown."""
+    """Register the hook, the label and erasure-command follower tasks and a final state save at shutdown."""
     from streams.drift.labels import follow_labels
 
     hook = build_hook(settings, registry, handler.send, cfg)
@@ -54,6 +56,11 @@ def install(app: "faust.App", handler: Any, settings: "Settings", registry: Coll
     @app.task
     async def _labels() -> None:
         await follow_labels(settings, settings.topic(LABELS), dict(hook.label_offsets), hook.on_labels, stop)
+
+    @app.task
+    async def _erasures() -> None:
+        await follow_labels(settings, settings.topic(DRIFT_ERASE), dict(hook.erase_offsets), hook.on_erase, stop,
+                            unknown="earliest")
 
     @app.on_before_shutdown.connect
     async def _save(app_: Any, **_: Any) -> None:

@@ -23,14 +23,30 @@ A metric is *harmful* when the sequence lies entirely above 0 (band metrics: ent
 *non-inferior* when it lies entirely below the margin (band: inside +-margin). Any harm rolls back; a step
 needs no harm, enough conversations per arm and at the current weight, and judge coverage; promotion (the step
 to 100) needs every metric non-inferior. Critical breaches (configured disallowed behaviours) trip a circuit
-breaker and roll back at once, without waiting for significance.
+breaker and roll back at once, without waiting for the metric tests.
+
+Circuit breaker. The candidate is compared with the baseline arm, not with zero: an A/A rollout whose baseline
+itself breaches at some rate must not roll back. With k_c and k_b critical conversations out of n_c and n_b,
+equal per-conversation rates make each breach the candidate's with probability s = n_c / (n_c + n_b) given the
+total K = k_c + k_b (the exact conditional test of two Poisson rates, Przyborowski & Wilenski 1940). The
+statistic is the likelihood ratio of that binomial, mixed uniformly over candidate shares p in (s, 1) (one-sided:
+candidate worse), against p = s:
+
+    M = [integral_s^1 p^k_c (1-p)^k_b dp / (1 - s)] / [s^k_c (1-s)^k_b]
+
+a nonnegative martingale in the breaches under equal rates, so by Ville's inequality M ever reaches
+1/critical_alpha with chance at most critical_alpha over all looks. It trips then. When the baseline has had no
+breach in critical_baseline_min conversations it counts as clean and the first breach beyond critical_max trips
+(a rate below about 1/critical_baseline_min is treated as zero); critical_max breaches are always allowed.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
+from typing import Any, Mapping
+
+import numpy as np
 
 from schemas.rollout import (ArmCounts, CanaryConfig, CanaryMetric, Decision, MetricResult, RolloutFlag,
                              StepRecord, VariantName)
@@ -104,6 +120,39 @@ def half_width(v: float, tau: float, alpha: float) -> float:
     return math.sqrt(2 * v * (v + t2) / t2 * (math.log(1 / alpha) + 0.5 * math.log((v + t2) / v)))
 
 
+def breaker_log_ratio(k_c: Any, n_c: Any, k_b: Any, n_b: Any) -> Any:
+    """log M of the circuit breaker (module doc), elementwise over arrays too: large when the candidate has more
+    of the critical breaches than its share of the conversations explains; 0 when it has no more than its share."""
+    from scipy.special import betaincc, betaln
+
+    k_c, n_c, k_b, n_b = (np.asarray(x, dtype=np.float64) for x in (k_c, n_c, k_b, n_b))
+    total, n = k_c + k_b, n_c + n_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(n > 0, n_c / np.maximum(n, 1), 0.5)
+        live = (k_c > 0) & (n_c > 0) & (n_b > 0) & (k_c > s * total)
+        s = np.where(live, s, 0.5)
+        tail = np.log(np.maximum(betaincc(k_c + 1, k_b + 1, s), 1e-300))
+        mix = betaln(k_c + 1, k_b + 1) + tail - np.log1p(-s)
+        out = np.where(live, mix - (k_c * np.log(s) + k_b * np.log1p(-s)), 0.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def breaker(cfg: CanaryConfig, b: "ArmSummary", c: "ArmSummary") -> str | None:
+    """Why the circuit breaker trips (None: it holds)."""
+    k_c, k_b = c.critical_breaches, b.critical_breaches
+    if k_c <= cfg.critical_max:
+        return None
+    if k_b == 0 and b.conversations >= cfg.critical_baseline_min:
+        return (f"{k_c} critical breaches > {cfg.critical_max} on the candidate, none in {b.conversations} "
+                f"baseline conversations")
+    log_m = breaker_log_ratio(k_c, c.conversations, k_b, b.conversations)
+    if log_m >= math.log(1 / cfg.critical_alpha):
+        return (f"{k_c} critical breaches in {c.conversations} candidate conversations against {k_b} in "
+                f"{b.conversations} baseline ones (likelihood ratio {math.exp(min(log_m, 700)):.3g} >= "
+                f"1/{cfg.critical_alpha:g})")
+    return None
+
+
 def compare_metric(metric: CanaryMetric, base: Moments, cand: Moments, alpha_harm: float, alpha_ni: float,
                    burn_in: int) -> MetricResult:
     common = dict(name=metric.name, direction=metric.direction, margin=metric.margin, n_baseline=base.n,
@@ -171,9 +220,9 @@ class CanaryAnalyzer:
             return Decision(action=action, reason=reason, weight=weight, next_weight=next_weight, decided_at=now,
                             counts=counts, metrics=results, steps=steps, method=METHOD, **about)
 
-        if c.critical_breaches > cfg.critical_max:
-            steps.append(StepRecord(name="circuit_breaker", outcome="tripped",
-                                    detail=f"{c.critical_breaches} critical breaches > {cfg.critical_max}"))
+        tripped = breaker(cfg, b, c)
+        if tripped:
+            steps.append(StepRecord(name="circuit_breaker", outcome="tripped", detail=tripped))
             return done("rollback", f"circuit breaker: {c.critical_breaches} critical breaches on the candidate", 0)
         steps.append(StepRecord(name="circuit_breaker", outcome="ok"))
         verdicts = {r.name: r.verdict for r in results}

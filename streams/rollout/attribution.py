@@ -3,7 +3,11 @@ conversation (the unit), and build the `CanaryWindow` the analyzer decides on. P
 
 A turn belongs to the candidate when it carries the candidate variant's policy id and adapter hash (the agent
 stamps what served it), to the baseline when it carries the baseline's, and to neither otherwise (counted, with
-a reason). A conversation takes the arm of its first turn; a later turn on the other arm (only a rollback moves
+a reason). The rollout's turns are recognised by the stamp ``RolloutClient`` writes before the trace is scrubbed
+(``metadata.rollout.rollout_id``), and by the agent id only for turns without one: the scrubber pseudonymises an
+agent id (or policy id) that looks like personal data, while flags and the client key variants by the raw id.
+For a stamped turn whose policy id the scrubber changed, the stamped variant counts when its adapter hash (never
+scrubbed) is that variant's. A conversation takes the arm of its first turn; a later turn on the other arm (only a rollback moves
 conversations) is skipped and counted as ``switched``, so a conversation is never in both arms.
 
 Per-turn values (all in [0, 1] except latency, which the latency metric's threshold turns into 1[slow]):
@@ -54,6 +58,28 @@ def turn_values(jt: JudgedTrace) -> tuple[dict[str, float], bool, list[str]]:
     return values, bool(ok), tags
 
 
+def stamp_of(jt: JudgedTrace) -> dict | None:
+    """The ``metadata.rollout`` stamp of a turn (rollout id, variant, flag version), or None."""
+    st = jt.trace.metadata.get("rollout") if isinstance(jt.trace.metadata, dict) else None
+    return st if isinstance(st, dict) and isinstance(st.get("rollout_id"), str) else None
+
+
+def arm_of_turn(flag: RolloutFlag, jt: JudgedTrace) -> tuple[bool, VariantName | None]:
+    """(is this rollout's turn, its arm or None): by the stamp when there is one, else by the agent id."""
+    t, st = jt.trace, stamp_of(jt)
+    if st is not None and flag.rollout_id is not None:
+        if st["rollout_id"] != flag.rollout_id:
+            return False, None  # another rollout (or a stable flag) of this agent
+        arm = arm_of(flag, t.policy_id, t.adapter_hash)
+        variant = {"candidate": flag.candidate, "baseline": flag.baseline}.get(st.get("variant"))
+        if arm is None and variant is not None and variant.adapter_hash == t.adapter_hash:
+            arm = st["variant"]  # the policy id was pseudonymised; the adapter hash and the stamp agree
+        return True, arm
+    if t.agent_id != flag.agent_id:
+        return False, None
+    return True, arm_of(flag, t.policy_id, t.adapter_hash)
+
+
 def arm_of(flag: RolloutFlag, policy_id: str, adapter_hash: str | None) -> VariantName | None:
     """Which variant of ``flag`` served a turn stamped (policy_id, adapter_hash); None: neither."""
     if flag.candidate is not None and (policy_id, adapter_hash) == (flag.candidate.policy_id,
@@ -96,9 +122,9 @@ class RolloutTraffic:
     def judged(self, jt: JudgedTrace, partition: int, offset: int) -> str | None:
         """Fold one judged turn; returns the arm it went to, or None (the reason is counted in ``skipped``)."""
         t = jt.trace
-        if t.agent_id != self.flag.agent_id:
-            return None  # another agent's traffic: not this rollout's business, not an error
-        arm = arm_of(self.flag, t.policy_id, t.adapter_hash)
+        ours, arm = arm_of_turn(self.flag, jt)
+        if not ours:
+            return None  # another agent's (or rollout's) traffic: not this rollout's business, not an error
         if arm is None:
             self.skipped["unattributed"] += 1
             return None

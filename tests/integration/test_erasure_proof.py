@@ -17,7 +17,7 @@ import pytest
 
 from alignloop.publish import publish
 from connectors.kafka_erase import read_retained
-from schemas.topics import TOPICS, TRACES
+from schemas.topics import DRIFT_STATE, TOPICS, TRACES
 from streams.scrub.pseudonym import Pseudonymizer
 from tests.helpers import settings_env, table_rows, wait_for
 
@@ -88,9 +88,9 @@ def test_planted_conversation_is_erased_everywhere_and_the_rest_is_intact(make_s
 
     from connectors.kafka import create_topics
 
-    # The drift monitor keeps recent trace ids with a text snippet in its state (docs/erasure.md: not erased), so
-    # the proof runs without it.
-    (tmp_path / "drift.yaml").write_text("enabled: false\n")
+    # The drift monitor runs and checkpoints every second: its state (file and drift.state) holds the planted
+    # trace ids and their text snippets until the erasure's command reaches it.
+    (tmp_path / "drift.yaml").write_text("checkpoint_interval_s: 1\n")
     s = make_settings(drift_config=tmp_path / "drift.yaml")
     asyncio.run(create_topics(s))
     others = [_trace(f"conv-other-{c}", t, f"parcel{c}") for c in range(5) for t in range(2)]
@@ -117,6 +117,11 @@ def test_planted_conversation_is_erased_everywhere_and_the_rest_is_intact(make_s
     assert any(pseudonym in r["user_message"] for r in traces if r["conversation_id"] == PLANT)
     needles = [PLANT, EMAIL, pseudonym, WORD, *(f"tr-{PLANT}-{t}" for t in range(3))]
     assert _file_hits(Path(s.lake), needles) and _topic_hits(s, needles)  # the scans do see them before
+    wait_for(lambda: any(f"tr-{PLANT}-2".encode() in p.read_bytes() and WORD.encode() in p.read_bytes()
+                         for p in (Path(s.home) / "worker").glob("drift-state-*.json")), 60,
+             what="the drift monitor's state to hold the planted trace", worker=worker)
+    wait_for(lambda: any(loc.startswith(DRIFT_STATE + ":") for loc, _ in _topic_hits(s, needles)), 30,
+             what="a drift.state snapshot holding it", worker=worker)
     from connectors.erasure_key import erasure_keys
 
     key = erasure_keys(s).conv(PLANT)
@@ -144,6 +149,7 @@ def test_planted_conversation_is_erased_everywhere_and_the_rest_is_intact(make_s
     assert {h["topic"] for h in report["kafka"] if h["action"] == "deleted"} >= {TRACES, "traces.judged"}
     assert report["kafka_last_copy_expires_by"] is None and report["kafka_kept_forever"] == []
     assert len(report["retrain_requests"]) == 1
+    assert report["drift_state"]["applied_by_monitors"] == [s.app_id] and report["drift_state"]["remaining"] == 0
     assert PLANT not in done.stdout and EMAIL not in done.stdout
 
     assert _file_hits(Path(s.lake), needles) == []

@@ -132,6 +132,8 @@ def _fresh_drift_snapshot() -> dict[str, Any]:
 
 
 EXAMPLES["drift.state"] = _fresh_drift_snapshot()
+EXAMPLES["drift.erase"] = {"schema_version": 1, "erasure_id": "0123abcd4567",
+                           "trace_keys": ["0f1e2d3c4b5a69788796a5b4c3d2e1f0"]}
 EXAMPLES["webhooks.dlq"] = {
     "webhook": "ops", "url": "https://ops.example/hook", "webhook_id": "msg_0123", "event_type": "erasure.completed",
     "payload": {"type": "erasure.completed", "timestamp": "2026-12-01T00:00:00Z", "data": {"subject": "c-9"}},

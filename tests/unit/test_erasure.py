@@ -194,3 +194,36 @@ def test_lineage_adapter_reads_the_dataset_keys_after_an_erasure_rewrote_them(tm
     assert len(_dataset_keys(s, h)) == 14
     erase_table(s.table_uri("dataset_conversations"), CONV_KEY, [keys.conv(PLANT)])
     assert len(_dataset_keys(s, h)) == 13 and keys.conv(PLANT) not in _dataset_keys(s, h)
+
+
+def test_labeling_items_answers_and_outbox_of_an_erased_trace_are_gone_from_the_database_file(tmp_path) -> None:
+    """The labeling UI's SQLite database holds the human-queue record (trace id and scrubbed text), the answers
+    (a correction's text) and outbox records: erasure deletes them and rewrites the file, so no byte of them is
+    left in the database, its WAL or free pages; the other items are untouched."""
+    from datetime import datetime, timezone
+
+    from connectors.labeling_db import Finish, LabelStore
+    from alignloop.erasure import erase_labeling
+
+    url = f"sqlite:///{tmp_path / 'labeling.db'}"
+    store = LabelStore(url)
+    items = [{"id": f"scores:{t}", "queue": "scores", "trace_id": t, "kind": "score_card", "max_labels": 1,
+              "priority": 0.0, "payload": {"user_message": f"{word} question", "final_response": "answer"}}
+             for t, word in (("tr-plant", "wombatique"), ("tr-keep", "keepsake"))]
+    store.add_items(items)
+    who = store.add_user("ann", "annotator", "h").id
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    while (lease := store.next_item(who, "scores", lease_s=60, now=now)) is not None:
+        finish = lambda _s, item, _a, _ans, _w: Finish(records=(("label", f"human:{item.id}:ann",  # noqa: E731
+                                                                  {"trace_id": item.trace_id}),))
+        store.submit(who, lease.assignment_id, {"correction": f"better than {lease.item_id}"}, finish,
+                     now=now)
+    store.close()
+    assert erase_labeling(url, ["tr-plant"]) == {"items": 1, "assignments": 1, "outbox": 1}
+    for f in tmp_path.glob("labeling.db*"):
+        assert b"tr-plant" not in f.read_bytes() and b"wombatique" not in f.read_bytes(), f.name
+    store = LabelStore(url)
+    assert store.item("scores:tr-plant") is None and store.item("scores:tr-keep").payload["user_message"] == (
+        "keepsake question")
+    store.close()
+    assert erase_labeling(url, ["tr-plant"]) == {"items": 0, "assignments": 0, "outbox": 0}  # idempotent

@@ -1,5 +1,5 @@
 """Canary analysis: anytime-valid (A/A false rollbacks stay under alpha when looking every 25 conversations),
-degradations roll back, the circuit breaker trips at once, thin data holds, promotion needs non-inferiority."""
+degradations roll back, the circuit breaker compares the candidate's critical breaches with the baseline's, thin data holds, promotion needs non-inferiority."""
 from __future__ import annotations
 
 import json
@@ -94,16 +94,63 @@ def test_degraded_candidates_roll_back_on_the_right_metric(change: dict, metric:
     assert harm[0].harm_lower > 0 or harm[0].harm_upper < -harm[0].margin
 
 
-def test_circuit_breaker_rolls_back_at_the_first_critical_breach() -> None:
-    analyzer = CanaryAnalyzer(_config())
-    window = CanaryWindow()
-    analyzer.observe(window, "baseline", Conversation(values={}, critical=True))  # baseline breaches don't count
-    assert analyzer.decide(window, 5, 0, NOW).action == "continue"
-    analyzer.observe(window, "candidate", Conversation(values={"violation": 0.0}, critical=True))
-    d = analyzer.decide(window, 5, 1, NOW)
-    assert (d.action, d.next_weight, d.steps[0].name, d.steps[0].outcome) == ("rollback", 0, "circuit_breaker",
-                                                                             "tripped")
-    assert d.counts["candidate"].critical_breaches == 1
+def test_circuit_breaker_trips_at_the_allowance_when_the_baseline_is_clean() -> None:
+    for allowance in (0, 2):
+        analyzer = CanaryAnalyzer(_config(critical_max=allowance, critical_baseline_min=100))
+        window = CanaryWindow()
+        for _ in range(100):
+            analyzer.observe(window, "baseline", Conversation(values={"violation": 0.0}))
+        for i in range(1, allowance + 2):
+            analyzer.observe(window, "candidate", Conversation(values={"violation": 0.0}, critical=True))
+            d = analyzer.decide(window, 5, i, NOW)
+            tripped = (d.action, d.next_weight, d.steps[0].name, d.steps[0].outcome) == (
+                "rollback", 0, "circuit_breaker", "tripped")
+            assert tripped == (i == allowance + 1), (allowance, i, d.action)
+        assert d.counts["candidate"].critical_breaches == allowance + 1
+        assert "none in 100 baseline conversations" in d.steps[0].detail
+
+
+def _breaker_trips(rng: np.random.Generator, rate_c: float, rate_b: float, cfg: CanaryConfig,
+                   schedule=((0.05, 4000), (0.25, 1000), (0.5, 1500))) -> int | None:
+    """Conversations until the breaker trips (None: it never did), looking after every candidate breach and every
+    25 conversations (the statistic jumps only at a candidate breach): the candidate's share ramps like a
+    rollout's steps."""
+    share = np.concatenate([np.full(n, w) for w, n in schedule])
+    cand = rng.random(share.size) < share
+    crit = rng.random(share.size) < np.where(cand, rate_c, rate_b)
+    looks = np.flatnonzero((crit & cand) | (np.arange(share.size) % 25 == 24))
+    n_c, n_b = np.cumsum(cand)[looks], np.cumsum(~cand)[looks]
+    k_c, k_b = np.cumsum(crit & cand)[looks], np.cumsum(crit & ~cand)[looks]
+    log_m = analysis.breaker_log_ratio(k_c, n_c, k_b, n_b)
+    trip = (k_c > cfg.critical_max) & ((log_m >= math.log(1 / cfg.critical_alpha))
+                                       | ((k_b == 0) & (n_b >= cfg.critical_baseline_min)))
+    hit = np.flatnonzero(trip)
+    return int(looks[hit[0]]) + 1 if hit.size else None
+
+
+def test_circuit_breaker_a_a_with_a_violating_baseline_rarely_trips_and_a_worse_candidate_trips_fast() -> None:
+    """The baseline breaches too (3 % and 1 % of conversations): an A/A rollout trips in at most about alpha of
+    runs over a ramp 5 -> 25 -> 50 %; a candidate at 5x the baseline's rate trips in every run, mostly within
+    the 5 % step."""
+    cfg, rng = _config(), np.random.default_rng(11)
+    assert cfg.critical_alpha == 0.01
+    runs = 300
+    false = sum(_breaker_trips(rng, r, r, cfg) is not None for r in (0.03, 0.01) for _ in range(runs))
+    assert false <= 2 * cfg.critical_alpha * 2 * runs, false  # measured: 5 of 600 (0.8 %)
+    fast = [_breaker_trips(rng, 0.05, 0.01, cfg) for _ in range(100)]
+    print("A/A trips", false, "of", 2 * runs, "; 5x: conversations to trip, quartiles",
+          np.percentile([t or 10**9 for t in fast], [25, 50, 75, 100]))  # noqa: T201 (shown with -s)
+    assert all(t is not None for t in fast), fast
+    assert float(np.median(fast)) < 4000
+    # and the analyzer's own decision agrees with the vectorised statistic at a tripping point
+    analyzer, window = CanaryAnalyzer(cfg), CanaryWindow()
+    for i in range(600):
+        analyzer.observe(window, "baseline", Conversation(values={}, critical=i % 100 == 0))
+    for i in range(60):
+        analyzer.observe(window, "candidate", Conversation(values={}, critical=i % 10 == 0))
+    d = analyzer.decide(window, 10, 60, NOW)
+    assert d.action == "rollback" and "likelihood ratio" in d.steps[0].detail
+    assert analysis.breaker_log_ratio(6, 60, 6, 600) >= math.log(100)
 
 
 def test_thin_judge_coverage_holds_and_sample_gates_steps() -> None:

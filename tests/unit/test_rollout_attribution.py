@@ -116,3 +116,39 @@ def test_rollout_config_loads_defaults_and_names_a_bad_field(tmp_path) -> None:
         load_rollout_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_rollout_config(tmp_path / "missing.yaml")
+
+
+def test_attribution_survives_an_agent_id_the_scrubber_pseudonymises() -> None:
+    """The RolloutClient keys variants by the raw agent id and stamps ``metadata.rollout`` before the trace is
+    scrubbed; the scrubber then pseudonymises an agent id that looks like PII (and a policy id too). The
+    controller reads scrubbed traces.judged: the turns must still land in their arms."""
+    from connectors.rollout_client import stamp_served
+    from schemas.trace import Trace
+    from streams.scrub import Pseudonymizer, TieredScrubber, scrub_trace
+
+    agent = "support/jane.doe@acme.io"
+    cand = RolloutVariant(policy_id="sft-for-jane.doe@acme.io", adapter_id="a@1", adapter_hash="sha256:cd")
+    flag = FLAG.model_copy(update={"agent_id": agent, "candidate": cand})
+    scrubber = TieredScrubber(Pseudonymizer("k"))
+    t = RolloutTraffic(flag, critical_tags=("disallowed:*",))
+    arms = []
+    for i, arm in enumerate([cand, BASE, cand, BASE, BASE]):
+        name = "candidate" if arm is cand else "baseline"
+        raw = Trace(trace_id=f"t{i}", conversation_id=f"c{i}", agent_id=agent, user_message="hi",
+                    final_response="hello")
+        scrubbed, _ = scrub_trace(stamp_served(raw, (name, arm, flag)), scrubber)
+        assert scrubbed.agent_id != agent  # the scrubber did change it
+        jt = judged(agent, f"c{i}", arm).model_copy(update={"trace": scrubbed})
+        arms.append(t.judged(jt, 0, i))
+    assert arms == ["candidate", "baseline", "candidate", "baseline", "baseline"]
+    assert not t.skipped
+    # a stamp of another rollout of the same (scrubbed) agent is not this rollout's traffic
+    other = Trace(trace_id="t9", conversation_id="c9", agent_id=agent, user_message="hi", final_response="ok")
+    other = scrub_trace(stamp_served(other, ("candidate", cand, flag.model_copy(update={"rollout_id": "r2"}))),
+                        scrubber)[0]
+    assert t.judged(judged(agent, "c9", cand).model_copy(update={"trace": other}), 0, 9) is None
+    # unstamped turns from before the rollout (the latency reference) match by the ids as the scrubber writes them
+    from alignloop.rollout_ops import as_scrubbed
+    from schemas.settings import Settings
+
+    assert as_scrubbed(Settings(pii_hmac_key="k"), agent, "base") == (scrubbed.agent_id, "base")
