@@ -135,15 +135,11 @@ def canary_config(cfg: "RolloutControlConfig", steps: list[int] | None, min_conv
 
 
 def as_scrubbed(settings: "Settings", agent_id: str, policy_id: str) -> tuple[str, str]:
-    """The (agent id, policy id) that traces.judged carries for them: the scrubber pseudonymises identifiers that
-    look like personal data, under this deployment's scrub config and key."""
-    from schemas.trace import Trace
-    from streams.scrub import build_scrubber, load_scrub_config, scrub_trace
+    """The (agent id, policy id) that traces.judged carries for them, under this deployment's scrub config and key."""
+    from streams.pipeline import scrubbed_ids
+    from streams.scrub import build_scrubber, load_scrub_config
 
-    probe = Trace(trace_id="probe", conversation_id="probe", agent_id=agent_id, policy_id=policy_id,
-                  user_message="", final_response="")
-    out = scrub_trace(probe, build_scrubber(settings, load_scrub_config(settings.scrub_config)))[0]
-    return out.agent_id, out.policy_id
+    return scrubbed_ids(build_scrubber(settings, load_scrub_config(settings.scrub_config)), agent_id, policy_id)
 
 
 async def latency_reference(settings: "Settings", agent_id: str, baseline: RolloutVariant, n: int

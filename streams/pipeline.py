@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from streams.configs import AreaConfigs
     from streams.judges.base import Judge
     from streams.scrub.base import Scrubber
+    from streams.judges.policy_config import PolicyConfig
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,10 @@ class Pipeline:
 
     @classmethod
     def from_settings(cls, settings: "Settings", configs: "AreaConfigs") -> "Pipeline":
-        from streams.judges import build_fast_judges
         from streams.scrub import build_scrubber
 
-        return cls(build_scrubber(settings, configs.scrub), build_fast_judges(configs.policy, configs.judges),
-                   limits=RecordLimits.from_settings(settings))
+        scrubber = build_scrubber(settings, configs.scrub)
+        return cls(scrubber, fast_judges_for(configs, scrubber), limits=RecordLimits.from_settings(settings))
 
     @staticmethod
     def dead_letter(record: Record, *, stage: str, reason: str, error: str) -> DeadLetter:
@@ -186,4 +186,33 @@ class Pipeline:
         return JudgedTrace(trace=clean, verdicts=verdicts, outcome=aggregate(verdicts), pii=pii,
                            source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
                            processed_at=datetime.now(timezone.utc))
+
+
+def scrubbed_ids(scrubber: "Scrubber", agent_id: str, policy_id: str) -> tuple[str, str]:
+    """The (agent id, policy id) a scrubbed trace carries for these raw ids: the scrubber pseudonymises
+    identifiers that look like personal data (``support/jane.doe@acme.io`` → ``support/<EMAIL_…>``)."""
+    probe = Trace(trace_id="probe", conversation_id="probe", agent_id=agent_id, policy_id=policy_id,
+                  user_message="", final_response="")
+    out = scrub_trace(probe, scrubber)[0]
+    return out.agent_id, out.policy_id
+
+
+def with_scrubbed_agent_ids(policy: "PolicyConfig", scrubber: "Scrubber") -> "PolicyConfig":
+    """``policy`` whose per-agent tool allowlists also answer under each agent id as scrubbed: the judges see
+    scrubbed traces, so an agent whose id the scrubber changes would otherwise silently get the default allowlist.
+    Unchanged (the same object) when no configured id is changed by the scrubber."""
+    agents = policy.tools.agents
+    aliases = {scrubbed_ids(scrubber, a, "p")[0]: tools for a, tools in agents.items()}
+    extra = {a: tools for a, tools in aliases.items() if a not in agents}
+    if not extra:
+        return policy
+    return policy.model_copy(update={"tools": policy.tools.model_copy(update={"agents": {**agents, **extra}})})
+
+
+def fast_judges_for(configs: "AreaConfigs", scrubber: "Scrubber") -> list["Judge"]:
+    """The configured fast judges, for traces scrubbed by ``scrubber`` (the spine's, the monitor's curation and a
+    replay's all judge through this)."""
+    from streams.judges import build_fast_judges
+
+    return build_fast_judges(with_scrubbed_agent_ids(configs.policy, scrubber), configs.judges)
 

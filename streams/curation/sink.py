@@ -64,9 +64,10 @@ def install(handler: Any, settings: "Settings", configs: "AreaConfigs") -> Curat
     if pipeline is not None:
         judges = pipeline.judges
     else:
-        from streams.judges import build_fast_judges
+        from streams.pipeline import fast_judges_for
+        from streams.scrub import build_scrubber
 
-        judges = build_fast_judges(configs.policy, configs.judges)
+        judges = fast_judges_for(configs, build_scrubber(settings, configs.scrub))
     hook = CurationHook(table_sink(settings, SFT_EXAMPLES_TABLE, "sft"),
                         table_sink(settings, PREFERENCES_TABLE, "curated-prefs"), judges)
     handler.hooks.append(hook)

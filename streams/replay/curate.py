@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 
 
 def curation_hook(settings: "Settings", configs: "AreaConfigs", name: str) -> CurationHook:
-    from streams.judges import build_fast_judges
+    from streams.pipeline import fast_judges_for
+    from streams.scrub import build_scrubber
 
     return CurationHook(replay_sink(settings, name, SFT_EXAMPLES_TABLE, "sft"),
                         replay_sink(settings, name, PREFERENCES_TABLE, "prefs"),
-                        build_fast_judges(configs.policy, configs.judges))
+                        fast_judges_for(configs, build_scrubber(settings, configs.scrub)))
 
 
 def replay_rows(settings: "Settings", name: str, table: str = TRACES_TABLE) -> list[dict[str, Any]]:

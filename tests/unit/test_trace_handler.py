@@ -246,3 +246,28 @@ def test_a_refused_delivery_fails_the_batch_before_the_table_commit(tmp_path: Pa
     h2, _ = _handler(tmp_path, LateAckProducer())  # the restarted worker replays the batch: each row once
     assert asyncio.run(h2.handle(batch)) == 6
     assert read_table(s.table_uri(TRACES_TABLE), columns=["trace_id"]).num_rows == 6
+
+
+def test_per_agent_tool_allowlist_holds_for_an_agent_id_the_scrubber_changes(tmp_path: Path) -> None:
+    """The judges see scrubbed traces: an allowlist configured for ``ops/jane.doe@acme.io`` must still apply once
+    the id reads ``ops/<EMAIL_…>``, and an agent without one still gets the default."""
+    from streams.pipeline import scrubbed_ids
+
+    s = Settings(home=tmp_path / "home", lake_root=str(tmp_path / "lake"), pii_hmac_key="k")
+    configs = load_configs(s)
+    agent = "ops/jane.doe@acme.io"
+    configs.policy.tools.agents = {agent: ["pager.page"]}
+    assert "pager.page" not in configs.policy.tools.default_allowed
+    p = Pipeline.from_settings(s, configs)
+    assert scrubbed_ids(p.scrubber, agent, "base")[0] != agent
+
+    def policy_tags(agent_id: str) -> list[str]:
+        rec = {"trace_id": f"t-{agent_id}", "conversation_id": "c1", "agent_id": agent_id, "policy_id": "base",
+               "user_message": "page the on-call engineer", "final_response": "Paged the on-call engineer.",
+               "tool_calls": [{"name": "pager.page", "args": {"team": "db"}, "result": {"ok": True}}]}
+        j = p.process(json.dumps(rec).encode(), "agent.traces", 0, 0)
+        assert isinstance(j, JudgedTrace)
+        return next(v.tags for v in j.verdicts if v.judge == "policy")
+
+    assert "tool_not_allowed:pager.page" not in policy_tags(agent)
+    assert "tool_not_allowed:pager.page" in policy_tags("ops/other-agent")
