@@ -333,6 +333,8 @@ def register(bench_app: typer.Typer) -> None:
                                                     "or latency phase)."),
     ) -> None:
         """Throughput, latency and step costs of the stream worker against the in-process ceiling."""
+        if only not in ("", "system"):
+            raise typer.BadParameter("--only takes 'system'", param_hint="--only")
         from alignloop.bench._results import print_table, write_result
         from alignloop.runner import ensure_local_broker
         from schemas.settings import load_settings
@@ -355,8 +357,6 @@ def register(bench_app: typer.Typer) -> None:
         mean_size = statistics.mean(len(v) for v in values)
 
         if only:
-            if only != "system":
-                raise typer.BadParameter("--only takes 'system'")
             _system_only(base, tag, work, partitions, spines, repeats, records[:n], broker_pid, keep)
             return
         console.print("ceiling: step functions in-process, best of 3 …")
