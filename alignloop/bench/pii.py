@@ -152,9 +152,10 @@ def _corpus_mode(paths: list[str], stream_sentences: int, seed: int) -> None:
     from alignloop.bench._pii_corpus import load_corpus, run_corpus, sentences_through_stream
     from alignloop.bench._results import print_table, write_result
     from schemas.settings import load_settings
-    from streams.scrub import build_scrubber
+    from streams.scrub import build_scrubber, load_scrub_config
 
-    scrubber = build_scrubber(load_settings())
+    settings = load_settings()
+    scrubber = build_scrubber(settings, load_scrub_config(settings.scrub_config))
     analyzer = presidio_analyzer()
     figures: dict[str, Any] = {"corpora": {}}
     for path in paths:

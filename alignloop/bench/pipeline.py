@@ -270,6 +270,45 @@ def _concurrent_pair(base, tag: str, name: str, work: Path, partitions: int, var
                 r.discard()
 
 
+def _system_only(base, tag: str, work: Path, partitions: int, spines: int, repeats: int, records: list,
+                 broker_pid: int | None, keep: bool) -> None:
+    """``--only system``: the whole system's landed/s (spines + monitor), ``repeats`` drains, each on fresh topics
+    and a fresh table; the best counts, as for the other variants."""
+    from alignloop.bench._results import print_table, write_result
+
+    drains = []
+    for rep in range(repeats):
+        run = _Run(base, tag, f"system-{rep}", work, partitions, {})
+        console.print(f"\\[system {rep + 1}/{repeats}] {spines} spine(s) and the monitor, {len(records)} traces …")
+        run.start(spines, monitor=True)
+        try:
+            got = run.drain(records, broker_pid)
+        finally:
+            run.stop()
+            if not keep:
+                run.discard()
+        console.print(f"    {got['landed_per_s']:,.0f} landed/s; CPU µs/trace {got['cpu_us_per_trace']}")
+        drains.append(got)
+    best = max(drains, key=lambda d: d["landed_per_s"])
+    figures = {"n": len(records), "repeats": repeats, "spines": spines, "partitions": partitions,
+               "landed_per_s_with_monitor": best["landed_per_s"],
+               "cpu_us_per_trace_with_monitor": best["cpu_us_per_trace"], "drains": drains}
+    path = write_result("pipeline-system", figures)
+    print_table(f"bench pipeline --only system ({len(records)} traces, {spines} spine(s) + monitor, best of "
+                f"{repeats})", [("landed traces/s with the monitor process", best["landed_per_s"]),
+                                *((f"CPU µs/trace: {k}", v) for k, v in best["cpu_us_per_trace"].items()),
+                                ("landed/s of each drain", ", ".join(f"{d['landed_per_s']:,.0f}" for d in drains))],
+                console)
+    console.print(f"wrote {path}")
+    if not keep:
+        import shutil
+
+        from alignloop.bench._cleanup import delete_topics
+
+        delete_topics(base.model_copy(update={"topic_prefix": f"bench-{tag}."}))
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def register(bench_app: typer.Typer) -> None:
     @bench_app.command("pipeline")
     def pipeline(
@@ -289,8 +328,13 @@ def register(bench_app: typer.Typer) -> None:
         pairs: int = typer.Option(3, "--pairs", min=0, max=7,
                                   help="With --compare: drains of the full pipeline beside each lighter variant at "
                                        "the same time (one spine each), so the machine's drift cancels out."),
+        only: str = typer.Option("", "--only", help="'system': only the whole-system figure, --repeats drains of "
+                                                    "the spines with the monitor beside them (no ceiling, variants "
+                                                    "or latency phase)."),
     ) -> None:
         """Throughput, latency and step costs of the stream worker against the in-process ceiling."""
+        if only not in ("", "system"):
+            raise typer.BadParameter("--only takes 'system'", param_hint="--only")
         from alignloop.bench._results import print_table, write_result
         from alignloop.runner import ensure_local_broker
         from schemas.settings import load_settings
@@ -312,6 +356,9 @@ def register(bench_app: typer.Typer) -> None:
         values = [v for _, v in records]
         mean_size = statistics.mean(len(v) for v in values)
 
+        if only:
+            _system_only(base, tag, work, partitions, spines, repeats, records[:n], broker_pid, keep)
+            return
         console.print("ceiling: step functions in-process, best of 3 …")
         ceiling, us_per_trace = _ceiling(base, values[: min(n, 10_000)])
 

@@ -22,6 +22,7 @@ _ID_SEQ = re.compile(r"(?<![A-Za-z0-9])(?P<pre>[A-Z]{1,3}[ -]?)?[A-Za-z]{0,8}\d[
                      r"(?:[ ./-]\d[A-Za-z0-9]{0,12}){0,6}(?:-?[A-Za-z]{1,2}|[ -][A-Z]{1,2})?(?![A-Za-z0-9])")
 # where a sequence can be, on the mask: a digit group of 7+ characters, three digits in a row (every PAN, codice
 # fiscale, DNI has them), or digits and capitals alternating ("C4J8K2L9M"). Literal-led ("0"), so re skips ahead.
+_A_DIGIT = re.compile(r"\d")  # the same class as _ID_SEQ's digits
 _SEQ_MASK = re.compile(rb"0(?:[0 \-.()/]{5,200}0|00|A0A0)")
 _TAG_HEAD = re.compile(r"<[A-Z][A-Z_]{1,30}_$")
 _DATE_SHAPE = re.compile(r"\d{1,4}([-./])\d{1,2}\1\d{1,4}")  # where a sequence can be (on the mask)
@@ -131,7 +132,12 @@ def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterab
         ws = w.start() - 16 if w.start() > 16 else 0
         stop, pos = w.end(), max(ws, scanned)  # windows overlap: a sequence is looked at once
         while True:
-            found = _ID_SEQ.search(text, pos, stop + 40)  # bounded: where a sequence starts ...
+            # a sequence has a digit within its first 13 characters, so none starts before the next digit - 12:
+            # the search begins there (the same leftmost match; most searches then end at once, with no digit near)
+            d = _A_DIGIT.search(text, pos, stop + 40)
+            if d is None or d.start() - 12 > stop:
+                break
+            found = _ID_SEQ.search(text, max(pos, d.start() - 12), stop + 40)  # bounded: where a sequence starts ...
             if not found or found.start() > stop:
                 break
             m = _ID_SEQ.match(text, found.start()) or found  # ... and unbounded: where it ends

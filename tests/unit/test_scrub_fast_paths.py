@@ -59,3 +59,21 @@ def test_house_number_candidates_match_the_byte_checks() -> None:
         expected = [(m.start(), m.end()) for m in re.finditer(rb"00*", mask)
                     if m.end() - m.start() <= 6 and not (m.start() > 0 and mask[m.start() - 1] in b"0Aa?.-/:+$#")]
         assert [m.span() for m in _HOUSE_NUMBER.finditer(mask)] == expected, mask
+
+
+def test_strict_id_spans_match_the_plain_finditer() -> None:
+    """The strict tier's id search (mask-led in ASCII text) finds exactly what the two patterns' finditer finds."""
+    from streams.scrub.strict import _DATE, _DIGIT_GROUPS, _MIXED_ID, id_spans
+
+    def plain(t: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _MIXED_ID.finditer(t)] + [
+            m.span() for m in _DIGIT_GROUPS.finditer(t) if not _DATE.fullmatch(m.group())]
+
+    texts = ["order AB12345C and ref x9y8z7w6, card 4111 1111 1111 1111 on 2024-01-02", "12 34567890.5",
+             "a1b2c3d4e5 " * 3 + "Z" * 41 + "123", "call 0044-20-7946-0958, id 123456789012345678901234567890123",
+             "ab1c2\u0663d tail 12345678", "x" * 39 + "123", "..12345678,", "A1B2C3 ٣٤٥٦٧٨٩٠١٢"]
+    rng = random.Random(5)
+    alphabet = "aZ09 -.,_x7Q3-  12345678\n/"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 70))) for _ in range(20_000)]
+    for t in texts:
+        assert id_spans(t, make_mask(t)) == plain(t), t
