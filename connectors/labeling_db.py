@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint,
-                        create_engine, event, func, select, update)
+                        bindparam, create_engine, event, func, insert, select, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -210,12 +210,14 @@ class LabelStore:
         return ls
 
     def session_user(self, sid: str, now: datetime | None = None) -> tuple[LoginSession, User] | None:
-        with self.Reader() as s:
-            ls = s.get(LoginSession, sid)
-            if ls is None or _aware(ls.expires_at) <= (now or _now()):
-                return None
-            u = s.get(User, ls.user_id)
-            return (ls, u) if u is not None and u.active else None
+        """The live session ``sid`` and its active user: one Core query (this runs on every request)."""
+        with self.reader.connect() as c:
+            row = c.execute(_SESSION_USER, {"sid": sid}).first()
+        if row is None or _aware(row.expires_at) <= (now or _now()) or not row.active:
+            return None
+        ls = LoginSession(id=sid, user_id=row.id, csrf=row.csrf, expires_at=_aware(row.expires_at))
+        return ls, User(id=row.id, name=row.name, role=row.role, active=row.active, n_done=row.n_done,
+                        pw_hash="", created_at=row.created_at)
 
     def end_session(self, sid: str) -> None:
         with self.Session.begin() as s:
@@ -280,49 +282,46 @@ class LabelStore:
         if self._expired_at is None or not timedelta(0) <= now - self._expired_at < timedelta(seconds=1):
             self.expire_leases(now)  # at most once a second: a lease's expiry is accurate to that
             self._expired_at = now
-        with self.Session.begin() as s:
-            user = s.get(User, user_id)
-            held = s.execute(select(Assignment).join(Item, Item.id == Assignment.item_id).where(
-                Assignment.user_id == user_id, Assignment.status == "leased", Item.queue == queue)).scalars().first()
+        until = now + timedelta(seconds=lease_s)
+        # Core with prebuilt statements (this runs on every page): one write transaction, 3-5 short statements.
+        with self.engine.begin() as c:
+            n_done = c.execute(_N_DONE, {"uid": user_id}).scalar_one()
+            args = {"uid": user_id, "queue": queue}
+            held = c.execute(_HELD, args).first()
             if held is not None:
-                return _lease(held)
-            rep = s.execute(select(Assignment).join(Item, Item.id == Assignment.item_id).where(
-                Assignment.user_id == user_id, Assignment.status == "scheduled", Item.queue == queue,
-                Assignment.due_count <= user.n_done).limit(1)).scalars().first()
+                return Lease(held.id, held.item_id, held.kind, held.swapped, _aware(held.expires_at))
+            rep = c.execute(_REPEAT, {**args, "n_done": n_done}).first()
             if rep is not None:
-                rep.status, rep.expires_at = "leased", now + timedelta(seconds=lease_s)
-                return _lease(rep)
-            mine = select(Assignment.item_id).where(Assignment.user_id == user_id)
-            if gold_rate and share("gold", user_id, user.n_done) < gold_rate:
-                gold = s.scalars(select(Item).where(Item.queue == queue, Item.gold.is_not(None),
-                                                    Item.id.not_in(mine)).limit(1)).first()
+                c.execute(update(Assignment).where(Assignment.id == rep.id).values(status="leased", expires_at=until))
+                return Lease(rep.id, rep.item_id, rep.kind, rep.swapped, until)
+            if gold_rate and share("gold", user_id, n_done) < gold_rate:
+                gold = c.execute(_GOLD, args).scalar()
                 if gold is not None:
-                    a = Assignment(item_id=gold.id, user_id=user_id, kind="gold", status="leased",
-                                   swapped=share("swap", gold.id, user_id) < 0.5,
-                                   expires_at=now + timedelta(seconds=lease_s))
-                    s.add(a)
-                    s.flush()
-                    return _lease(a)
-            it = s.scalars(self._lock(select(Item).where(
-                Item.queue == queue, Item.status == "open", Item.gold.is_(None),
-                Item.n_labels + Item.n_leased < Item.max_labels, Item.id.not_in(mine)
-            ).order_by(Item.priority.desc(), Item.created_at, Item.id).limit(1))).first()
+                    return self._take(c, gold, user_id, "gold", until)
+            it = c.execute(_NEXT if self.sqlite else _NEXT_PG, args).scalar()
             if it is None:
                 return None
-            it.n_leased += 1
-            a = Assignment(item_id=it.id, user_id=user_id, kind="label", status="leased",
-                           swapped=share("swap", it.id, user_id) < 0.5, expires_at=now + timedelta(seconds=lease_s))
-            s.add(a)
-            s.flush()
-            return _lease(a)
+            c.execute(_LEASE_ONE, {"item": it})
+            return self._take(c, it, user_id, "label", until)
+
+    @staticmethod
+    def _take(c: Any, item_id: str, user_id: int, kind: str, until: datetime) -> Lease:
+        swapped = share("swap", item_id, user_id) < 0.5
+        aid = c.execute(insert(Assignment).values(item_id=item_id, user_id=user_id, kind=kind, status="leased",
+                                                  swapped=swapped, due_count=0, expires_at=until)
+                        ).inserted_primary_key[0]
+        return Lease(aid, item_id, kind, swapped, until)
 
     def assignment(self, assignment_id: int) -> tuple[Assignment, Item] | None:
         with self.Reader() as s:
-            a = s.get(Assignment, assignment_id)
-            return (a, s.get(Item, a.item_id)) if a is not None else None
+            row = s.execute(select(Assignment, Item).join(Item, Item.id == Assignment.item_id).where(
+                Assignment.id == assignment_id)).first()
+            return (row[0], row[1]) if row is not None else None
 
-    def _owned_lease(self, s: Session, user_id: int, assignment_id: int, now: datetime) -> Assignment:
-        a = s.get(Assignment, assignment_id, with_for_update=not self.sqlite)
+    def _owned_lease(self, s: Session, user_id: int, assignment_id: int, now: datetime,
+                     a: Assignment | None = None) -> Assignment:
+        if a is None:
+            a = s.get(Assignment, assignment_id, with_for_update=not self.sqlite)
         if a is None or a.user_id != user_id:
             raise StoreError("this item is not leased to you; take the next one")
         if a.status == "done":
@@ -342,9 +341,12 @@ class LabelStore:
         every 'label' answer of the item so far, by annotator name) decides the rest. All in one transaction."""
         now = now or _now()
         with self.Session.begin() as s:
-            a = self._owned_lease(s, user_id, assignment_id, now)
-            user = s.get(User, user_id)
-            it = s.get(Item, a.item_id, with_for_update=not self.sqlite)
+            # the lease, its item and the user in one query (locked on PostgreSQL), not three
+            q = select(Assignment, Item, User).join(Item, Item.id == Assignment.item_id).join(
+                User, User.id == Assignment.user_id).where(Assignment.id == assignment_id)
+            row = s.execute(q if self.sqlite else q.with_for_update()).first()
+            a = self._owned_lease(s, user_id, assignment_id, now, row[0] if row is not None else None)
+            it, user = row[1], row[2]
             a.status, a.answer, a.submitted_at = "done", answer, now
             user.n_done += 1
             if a.kind == "label":
@@ -419,9 +421,10 @@ class LabelStore:
 
     @staticmethod
     def _outbox(s: Session, records: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
-        for kind, key, payload in records:
-            s.add(Outbox(kind=kind, key=key, payload=json.loads(json.dumps(payload, default=str)),
-                         published=False))
+        rows = [{"kind": kind, "key": key, "payload": json.loads(json.dumps(payload, default=str)),
+                 "published": False} for kind, key, payload in records]
+        if rows:  # one executemany INSERT, not a unit-of-work flush per object
+            s.execute(insert(Outbox), rows)
 
     def pending(self, limit: int = 500) -> list[Outbox]:
         with self.Reader() as s:
@@ -431,6 +434,27 @@ class LabelStore:
         if ids:
             with self.Session.begin() as s:
                 s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(published=True))
+
+
+_MINE = select(Assignment.item_id).where(Assignment.user_id == bindparam("uid"))
+_N_DONE = select(User.n_done).where(User.id == bindparam("uid"))
+_LEASE_COLS = (Assignment.id, Assignment.item_id, Assignment.kind, Assignment.swapped, Assignment.expires_at)
+_HELD = select(*_LEASE_COLS).join(Item, Item.id == Assignment.item_id).where(
+    Assignment.user_id == bindparam("uid"), Assignment.status == "leased", Item.queue == bindparam("queue")).limit(1)
+_REPEAT = select(*_LEASE_COLS).join(Item, Item.id == Assignment.item_id).where(
+    Assignment.user_id == bindparam("uid"), Assignment.status == "scheduled", Item.queue == bindparam("queue"),
+    Assignment.due_count <= bindparam("n_done")).limit(1)
+_GOLD = select(Item.id).where(Item.queue == bindparam("queue"), Item.gold.is_not(None), Item.id.not_in(_MINE)
+                              ).limit(1)
+_NEXT = select(Item.id).where(
+    Item.queue == bindparam("queue"), Item.status == "open", Item.gold.is_(None),
+    Item.n_labels + Item.n_leased < Item.max_labels, Item.id.not_in(_MINE)
+).order_by(Item.priority.desc(), Item.created_at, Item.id).limit(1)
+_NEXT_PG = _NEXT.with_for_update(skip_locked=True)
+_LEASE_ONE = update(Item).where(Item.id == bindparam("item")).values(n_leased=Item.n_leased + 1)
+_SESSION_USER = select(LoginSession.csrf, LoginSession.expires_at, User.id, User.name, User.role, User.active,
+                       User.n_done, User.created_at).join(User, User.id == LoginSession.user_id).where(
+    LoginSession.id == bindparam("sid"))
 
 
 def _sqlite_events(engine: Any, begin: str) -> None:
