@@ -10,9 +10,13 @@ The store knows nothing of what an answer means: ``submit`` takes a ``finish`` c
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import secrets
+import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
@@ -145,15 +149,21 @@ class LabelStore:
             kw["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kw.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-        self.engine = create_engine(url, **kw)
         self.sqlite = url.startswith("sqlite")
-        self.reader = self.engine
         if self.sqlite:
             # Writes: BEGIN IMMEDIATE, one writer at a time (no lost update, no deadlock). Reads: a second engine
-            # with plain deferred transactions, which WAL lets run beside the writer.
+            # with plain deferred transactions, which WAL lets run beside the writer. Writers across threads AND
+            # processes (uvicorn --workers) queue on a lock file beside the DB, so a waiting writer wakes when the
+            # holder commits, not in SQLite's busy-handler sleeps (up to 100 ms each).
+            self.engine = create_engine(url, **{**kw, "connect_args": {**kw["connect_args"],
+                                                                         "factory": _LockingConnection}})
             self.reader = create_engine(url, **kw)
-            for engine, begin in ((self.engine, "BEGIN IMMEDIATE"), (self.reader, "BEGIN")):
-                _sqlite_events(engine, begin)
+            path = self.engine.url.database
+            _sqlite_events(self.engine, "BEGIN IMMEDIATE",
+                           _WriteLock(f"{path}.writelock" if path and path != ":memory:" else None))
+            _sqlite_events(self.reader, "BEGIN", None)
+        else:
+            self.engine = self.reader = create_engine(url, **kw)
         Base.metadata.create_all(self.engine)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.Reader = sessionmaker(self.reader, expire_on_commit=False)
@@ -457,16 +467,86 @@ _SESSION_USER = select(LoginSession.csrf, LoginSession.expires_at, User.id, User
     LoginSession.id == bindparam("sid"))
 
 
-def _sqlite_events(engine: Any, begin: str) -> None:
+class _WriteLock:
+    """One SQLite writer at a time: a thread lock, then ``flock`` on a lock file beside the DB (other processes)."""
+
+    def __init__(self, path: str | None):
+        self.path, self.thread, self.fd = path, threading.Lock(), -1
+
+    def acquire(self) -> None:
+        self.thread.acquire()
+        try:
+            if self.path is not None:
+                if self.fd < 0:
+                    self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.thread.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self.path is not None and self.fd >= 0:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.thread.release()
+
+
+class _LockingConnection(sqlite3.Connection):
+    """Holds the write lock from its BEGIN IMMEDIATE until its COMMIT or ROLLBACK has run (not before: SQLAlchemy's
+    commit/rollback events fire ahead of the DBAPI call)."""
+    wlock: _WriteLock | None = None
+    held = False
+
+    def take(self) -> None:
+        if self.wlock is not None and not self.held:
+            self.wlock.acquire()
+            self.held = True
+
+    def drop(self) -> None:
+        if self.held:
+            self.held = False
+            self.wlock.release()  # type: ignore[union-attr]
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.drop()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.drop()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.drop()
+
+
+def _sqlite_events(engine: Any, begin: str, lock: _WriteLock | None) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         dbapi_conn.execute("PRAGMA journal_mode=WAL")
         dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        if lock is not None:
+            dbapi_conn.wlock = lock
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        dbapi_conn = conn.connection.dbapi_connection
+        if lock is not None:
+            dbapi_conn.take()
+        try:
+            conn.exec_driver_sql(begin)
+        except BaseException:
+            if lock is not None:
+                dbapi_conn.drop()
+            raise
 
 
 def _lease(a: Assignment) -> Lease:

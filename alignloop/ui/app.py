@@ -96,6 +96,9 @@ def create_app(ui: UiState) -> FastAPI:
     app = FastAPI(title="alignloop labeling", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # .html templates autoescape
     templates.env.globals.update(strengths=STRENGTHS)
+    templates.env.auto_reload = False  # compiled once per process, never re-read (nor stat-ed) per request
+    for name in templates.env.list_templates(extensions=["html"]):
+        templates.env.get_template(name)  # at start-up, so the first annotator does not wait for the compiler
     app.state.ui, app.state.templates = ui, templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
