@@ -243,13 +243,17 @@ class LabelStore:
             return 0
         with self.Session.begin() as s:
             have = set(s.scalars(select(Item.id).where(Item.id.in_([r["id"] for r in rows]))))
-            new = [r for r in rows if r["id"] not in have]
             seen: set[str] = set()
-            for r in new:
-                if r["id"] in seen:
+            fresh: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            now = _now()
+            for r in rows:
+                if r["id"] in have or r["id"] in seen:
                     continue
                 seen.add(r["id"])
-                s.add(Item(created_at=_now(), **r))
+                row = {"created_at": now, **r}
+                fresh.setdefault(tuple(sorted(row)), []).append(row)
+            for batch in fresh.values():  # one executemany INSERT per shape of row, not an ORM object per item
+                s.execute(insert(Item), batch)
         return len(seen)
 
     def item(self, item_id: str) -> Item | None:

@@ -109,30 +109,33 @@ than that, so it errs towards more load. ``--think-s 0`` is the closed loop with
 reported beside it."""
 
 
-async def _annotator(base: str, sim: SimAnnotator, seconds: float, lat: list[float], ok: list[tuple[str, str]],
-                     errors: list[str], think: tuple[float, float]) -> None:
+async def _annotator(c: Any, sim: SimAnnotator, seconds: float, lat: dict[str, list[float]],
+                     ok: list[tuple[str, str]], errors: list[str], think: tuple[float, float]) -> None:
+    """One annotator on its own HTTP client ``c`` (made beforehand: an httpx client's set-up would stall the
+    event loop that times everyone else's requests): log in, then take an item, read it, answer it, until
+    ``seconds`` are up."""
     import httpx
 
     rng = random.Random(f"think:{sim.name}")
-    async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-        async def timed(method: str, url: str, **kw: Any) -> Any:
+    async with c:
+        async def timed(what: str, method: str, url: str, **kw: Any) -> Any:
             t0 = time.perf_counter()
             r = await c.request(method, url, **kw)
-            lat.append(time.perf_counter() - t0)
+            lat[what].append(time.perf_counter() - t0)
             return r
 
-        page = await timed("GET", "/login")
+        if think[1]:  # annotators arrive over a few seconds, not in the same millisecond
+            await asyncio.sleep(rng.uniform(0, think[1]))
+        page = await timed("login", "GET", "/login")
         token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-        r = await timed("POST", "/login", data={"csrf": token, "name": sim.name, "password": "bench-password"})
+        r = await timed("login", "POST", "/login", data={"csrf": token, "name": sim.name, "password": "bench-password"})
         if r.status_code != 303:
             errors.append(f"login {sim.name}: {r.status_code}")
             return
         end = time.monotonic() + seconds
-        if think[1]:  # annotators do not all start reading at the same instant
-            await asyncio.sleep(rng.uniform(0, think[1]))
         while time.monotonic() < end:
             try:
-                r = await timed("GET", "/label/pairs", headers={"accept": "text/html"})
+                r = await timed("item_page", "GET", "/label/pairs", headers={"accept": "text/html"})
                 m = re.search(r'action="(/label/pairs/(\d+))"', r.text)
                 if not m:
                     break
@@ -142,7 +145,7 @@ async def _annotator(base: str, sim: SimAnnotator, seconds: float, lat: list[flo
                 form = {"csrf": csrf, **sim.pairwise(truth_of(item), swapped)}
                 if think[1]:
                     await asyncio.sleep(rng.uniform(*think))
-                r = await timed("POST", m.group(1), data=form)
+                r = await timed("submit", "POST", m.group(1), data=form)
             except httpx.HTTPError as exc:  # a timeout is an error, not a label; the DB says what landed
                 errors.append(f"{type(exc).__name__}")
                 continue
@@ -218,18 +221,23 @@ def _page_run(db: Path, sims: list[SimAnnotator], seconds: float, port: int, wor
 
     from connectors.labeling_db import Assignment, LabelStore, Outbox, User
 
-    lat: list[float] = []
+    import httpx
+
+    by: dict[str, list[float]] = {"login": [], "item_page": [], "submit": []}
     ok: list[tuple[str, str]] = []
     errors: list[str] = []
     proc = _serve(db, port, workers)
     cpu0 = _cpu_of(proc.pid)
     try:
-        async def run_all() -> None:
-            await asyncio.gather(*[_annotator(f"http://127.0.0.1:{port}", sim, seconds, lat, ok, errors, think)
-                                   for sim in sims])
-        t0 = time.perf_counter()
-        asyncio.run(run_all())
-        wall = time.perf_counter() - t0
+        async def run_all() -> float:
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)  # a browser tab's keep-alive
+            clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits)
+                       for _ in sims]
+            t0 = time.perf_counter()
+            await asyncio.gather(*[_annotator(c, sim, seconds, by, ok, errors, think)
+                                   for c, sim in zip(clients, sims)])
+            return time.perf_counter() - t0
+        wall = asyncio.run(run_all())
         server_cpu = _cpu_of(proc.pid) - cpu0
     finally:
         _stop(proc)
@@ -243,12 +251,14 @@ def _page_run(db: Path, sims: list[SimAnnotator], seconds: float, port: int, wor
         dup_pairs = len(list(pairs))
         keys = [k for (k,) in s.execute(select(Outbox.key).where(Outbox.kind == "preference"))]
     store.close()
+    lat = [x for xs in by.values() for x in xs]
     p95_ms = round(p95(lat) * 1000, 1)
     return {"think_s": list(think) if think[1] else 0, "workers": workers, "seconds": round(wall, 1),
             "requests": len(lat), "requests_per_s": round(len(lat) / wall, 1),
             "server_cpu_ms_per_request": round(server_cpu / max(1, len(lat)) * 1000, 2),
             "p50_ms": round(statistics.median(lat) * 1000, 1), "p95_ms": p95_ms,
             "p99_ms": round(statistics.quantiles(lat, n=100)[98] * 1000, 1), "target_p95_ms": 200,
+            "p95_ms_by_request": {k: round(p95(v) * 1000, 1) for k, v in by.items() if v},
             "labels_client_ok": len(ok), "labels_in_db": done, "labels_published": len(keys),
             "lost": len(set(ok) - landed), "unacknowledged": done - len(ok),
             "duplicated": (len(keys) - len(set(keys))) + dup_pairs, "errors": len(errors),
