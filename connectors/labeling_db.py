@@ -249,8 +249,9 @@ class LabelStore:
             for r in rows:
                 if r["id"] in have or r["id"] in seen:
                     continue
+                # arrival order within the batch kept (serving order is priority, created_at, id)
+                row = {"created_at": now + timedelta(microseconds=len(seen)), **r}
                 seen.add(r["id"])
-                row = {"created_at": now, **r}
                 fresh.setdefault(tuple(sorted(row)), []).append(row)
             for batch in fresh.values():  # one executemany INSERT per shape of row, not an ORM object per item
                 s.execute(insert(Item), batch)
