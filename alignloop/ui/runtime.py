@@ -109,6 +109,33 @@ async def refresher(ui: UiState, stop: asyncio.Event, *, every_s: float = 10.0, 
             pass
 
 
+def web_app() -> Any:
+    """More web workers beside ``alignloop ui``, for a team: ``uvicorn --factory alignloop.ui.runtime:web_app
+    --workers N --port P`` with the same ``ALIGNLOOP_*`` settings (the same DB: PostgreSQL by
+    ``ALIGNLOOP_UI_DB_URL``, or SQLite on the same host). They serve pages only; the queue consumer, the outbox
+    drain and the landers stay in ``alignloop ui``. Each worker refits its own annotator model every 10 s (the
+    adaptive stop), leaving the ``agreement`` table to ``alignloop ui``."""
+    from contextlib import asynccontextmanager
+
+    from alignloop.ui.app import create_app
+    from schemas.settings import load_settings
+
+    ui = build_state(load_settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        stop = asyncio.Event()
+        task = asyncio.create_task(refresher(ui, stop, table_every_s=float("inf")))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+            ui.store.close()
+
+    return create_app(ui, lifespan=lifespan)
+
+
 async def supervised(name: str, job: Any, stop: asyncio.Event, *, backoff_s: float = 2.0) -> None:
     """Run ``job()`` until ``stop``, restarting it after a failure (a broker outage must not end the UI)."""
     while not stop.is_set():

@@ -283,3 +283,25 @@ def test_agreement_figures_reach_the_page_and_the_metrics(ui: UiState) -> None:
     assert 'alignloop_ui_judge_human_agreement{judge="policy",queue="scores"} 1.0' in metrics
     page = login(ui, "rev").get("/agreement").text
     assert "14 labels on 7 items" in page, re.findall(r"<h2>.*?</h2>", page)
+
+
+def test_a_web_worker_from_the_factory_serves_the_same_db(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``uvicorn --factory alignloop.ui.runtime:web_app --workers N``: a worker built from the settings alone logs
+    in a user of ``alignloop ui``'s DB and leases an item from it; its lifespan runs the model refresher."""
+    from alignloop.ui.runtime import web_app
+    from alignloop.ui.security import db_url
+    from schemas.settings import load_settings
+
+    monkeypatch.setenv("ALIGNLOOP_HOME", str(tmp_path))
+    store = LabelStore(db_url(load_settings()))
+    store.add_user("ann", "annotator", hash_password("correct horse"))
+    q = "pairs"
+    store.add_items([{"id": f"{q}:t1", "queue": q, "trace_id": "t1", "kind": "pairwise", "max_labels": 3,
+                      "payload": {"user_message": "hi", "final_response": "yo", "candidates": ["a", "b"]}}])
+    store.close()
+    with TestClient(web_app(), base_url="http://testserver") as c:
+        r = c.post("/login", data={"csrf": _csrf(c.get("/login").text), "name": "ann", "password": "correct horse"},
+                   follow_redirects=False)
+        assert r.status_code == 303, r.text
+        r = c.get(f"/label/{q}", headers=HTML)
+        assert r.status_code == 200 and 'data-item="pairs:t1"' in r.text
