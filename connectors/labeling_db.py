@@ -328,10 +328,12 @@ class LabelStore:
         return Lease(aid, item_id, kind, swapped, until)
 
     def assignment(self, assignment_id: int) -> tuple[Assignment, Item] | None:
-        with self.Reader() as s:
-            row = s.execute(select(Assignment, Item).join(Item, Item.id == Assignment.item_id).where(
-                Assignment.id == assignment_id)).first()
-            return (row[0], row[1]) if row is not None else None
+        """The lease and its item, detached (one Core query: this runs on every item page and answer)."""
+        with self.reader.connect() as c:
+            row = c.execute(_ASSIGNMENT, {"aid": assignment_id}).mappings().first()
+        if row is None:
+            return None
+        return (Assignment(**{k: row[f"a_{k}"] for k in _A_NAMES}), Item(**{k: row[f"i_{k}"] for k in _I_NAMES}))
 
     def _owned_lease(self, s: Session, user_id: int, assignment_id: int, now: datetime,
                      a: Assignment | None = None) -> Assignment:
@@ -467,6 +469,12 @@ _NEXT = select(Item.id).where(
 ).order_by(Item.priority.desc(), Item.created_at, Item.id).limit(1)
 _NEXT_PG = _NEXT.with_for_update(skip_locked=True)
 _LEASE_ONE = update(Item).where(Item.id == bindparam("item")).values(n_leased=Item.n_leased + 1)
+_A_NAMES = [c.name for c in Assignment.__table__.c]
+_I_NAMES = [c.name for c in Item.__table__.c]
+_ASSIGNMENT = select(*[Assignment.__table__.c[k].label(f"a_{k}") for k in _A_NAMES],
+                     *[Item.__table__.c[k].label(f"i_{k}") for k in _I_NAMES]).join_from(
+    Assignment.__table__, Item.__table__, Item.__table__.c.id == Assignment.__table__.c.item_id).where(
+    Assignment.__table__.c.id == bindparam("aid"))
 _SESSION_USER = select(LoginSession.csrf, LoginSession.expires_at, User.id, User.name, User.role, User.active,
                        User.n_done, User.created_at).join(User, User.id == LoginSession.user_id).where(
     LoginSession.id == bindparam("sid"))
