@@ -17,13 +17,14 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint,
                         bindparam, create_engine, event, func, insert, select, update)
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 ROLES = ("annotator", "reviewer", "admin")
@@ -483,16 +484,27 @@ _SESSION_USER = select(LoginSession.csrf, LoginSession.expires_at, User.id, User
 class _WriteLock:
     """One SQLite writer at a time: a thread lock, then ``flock`` on a lock file beside the DB (other processes)."""
 
-    def __init__(self, path: str | None):
-        self.path, self.thread, self.fd = path, threading.Lock(), -1
+    def __init__(self, path: str | None, timeout_s: float = 30.0):
+        self.path, self.thread, self.fd, self.timeout_s = path, threading.Lock(), -1, timeout_s
 
     def acquire(self) -> None:
-        self.thread.acquire()
+        """Wait up to ``timeout_s`` (as SQLite's busy timeout did), then refuse rather than hang."""
+        deadline = time.monotonic() + self.timeout_s
+        if not self.thread.acquire(timeout=self.timeout_s):
+            raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("the labeling DB stayed locked"))
         try:
             if self.path is not None:
                 if self.fd < 0:
                     self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                fcntl.flock(self.fd, fcntl.LOCK_EX)
+                while True:  # polled every 0.5 ms: a waiter starts within that of the holder's COMMIT
+                    try:
+                        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise OperationalError("BEGIN IMMEDIATE", None,
+                                                   TimeoutError("the labeling DB stayed locked")) from None
+                        time.sleep(0.0005)
         except BaseException:
             self.thread.release()
             raise

@@ -207,3 +207,20 @@ def test_two_processes_on_one_sqlite_file_never_share_a_lease(tmp_path: Any) -> 
     assert len({o.key for o in store.pending()}) == len(store.pending()) == 60
     assert (tmp_path / "labels.db.writelock").exists()
     store.close()
+
+
+def test_a_writer_waiting_on_the_sqlite_lock_file_gives_up_after_its_timeout(tmp_path: Any) -> None:
+    """A second store in the same process holds the write lock: the waiter is refused after its timeout (as
+    SQLite's busy timeout did), and takes the lock once the holder commits."""
+    from sqlalchemy.exc import OperationalError
+
+    from connectors.labeling_db import _WriteLock
+
+    path = str(tmp_path / "labels.db.writelock")
+    holder, waiter = _WriteLock(path), _WriteLock(path, timeout_s=0.2)
+    holder.acquire()
+    with pytest.raises(OperationalError, match="stayed locked"):
+        waiter.acquire()
+    holder.release()
+    waiter.acquire()
+    waiter.release()
