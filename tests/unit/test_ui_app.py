@@ -255,6 +255,26 @@ def test_rollout_buttons_call_the_controller_as_the_admin(ui: UiState, monkeypat
     assert len(calls) == 3
 
 
+def _refresh_in_a_child(ui: UiState) -> dict[str, Any]:
+    """One round of the server's refresher, whose fitting runs in a child process."""
+    import asyncio
+    import time
+
+    from alignloop.ui.runtime import refresher
+
+    async def once() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(refresher(ui, stop, every_s=60, table_every_s=float("inf")))
+        deadline = time.monotonic() + 120
+        while not ui.stats and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(once())
+    return ui.stats
+
+
 def test_agreement_figures_reach_the_page_and_the_metrics(ui: UiState) -> None:
     from alignloop.ui.runtime import UiMetrics, refresh
 
@@ -277,6 +297,8 @@ def test_agreement_figures_reach_the_page_and_the_metrics(ui: UiState) -> None:
                                          "score_safety": "2" if good else "1"})
     stats = refresh(ui)["scores"]
     assert stats["labels"] == 14 and stats["alpha"]["safety"] == 1.0 and stats["alpha"]["decision"] == 1.0
+    ui.stats.clear()
+    assert _refresh_in_a_child(ui)["scores"]["alpha"] == stats["alpha"]  # the server's path: fitted off its GIL
     assert stats["judge_agreement"]["policy"]["agreement"] == 1.0  # the policy judge agreed on every item
     metrics = _client(ui).get("/metrics").text
     assert 'alignloop_ui_agreement_alpha{dimension="safety",queue="scores"} 1.0' in metrics
