@@ -157,13 +157,15 @@ async def _annotator(c: Any, sim: SimAnnotator, seconds: float, lat: dict[str, l
 
 def bench_app() -> Any:
     """The app one uvicorn worker serves in the page-latency run (``uvicorn --factory --workers N``): the bench's
-    DB from ``ALIGNLOOP_BENCH_UI_DB``, its queue config without hidden repeats, a fixed signing key."""
+    DB from ``ALIGNLOOP_BENCH_UI_DB``, its queue config without hidden repeats, a fixed signing key — and, as a
+    ``web_app`` worker does, the annotator-model refresher every 10 s (its fitting in a child process)."""
     import os
 
     from prometheus_client import CollectorRegistry
 
     from alignloop.ui import security
     from alignloop.ui.app import UiState, create_app
+    from alignloop.ui.runtime import refreshing
     from connectors.labeling_db import LabelStore
     from schemas.settings import Settings
 
@@ -171,7 +173,7 @@ def bench_app() -> Any:
     ui = UiState(settings=Settings(home=db.parent, metrics_port=0), store=LabelStore(f"sqlite:///{db}"),
                  cfg=_cfg(repeat_rate=0.0), signer=security.Signer("bench-key" * 4, 3600),
                  registry=CollectorRegistry())
-    return create_app(ui)
+    return create_app(ui, lifespan=refreshing(ui))
 
 
 def _serve(db: Path, port: int, workers: int) -> Any:

@@ -147,12 +147,16 @@ def web_app() -> Any:
     ``ALIGNLOOP_UI_DB_URL``, or SQLite on the same host). They serve pages only; the queue consumer, the outbox
     drain and the landers stay in ``alignloop ui``. Each worker refits its own annotator model every 10 s (the
     adaptive stop), leaving the ``agreement`` table to ``alignloop ui``."""
-    from contextlib import asynccontextmanager
-
     from alignloop.ui.app import create_app
     from schemas.settings import load_settings
 
     ui = build_state(load_settings())
+    return create_app(ui, lifespan=refreshing(ui))
+
+
+def refreshing(ui: UiState) -> Any:
+    """A lifespan that runs ``refresher`` (agreement table left to ``alignloop ui``) and closes the store."""
+    from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
@@ -165,7 +169,7 @@ def web_app() -> Any:
             await task
             ui.store.close()
 
-    return create_app(ui, lifespan=lifespan)
+    return lifespan
 
 
 async def supervised(name: str, job: Any, stop: asyncio.Event, *, backoff_s: float = 2.0) -> None:
