@@ -251,8 +251,10 @@ def _page_run(db: Path, sims: list[SimAnnotator], seconds: float, port: int, wor
         pairs = s.execute(select(Assignment.item_id, Assignment.user_id, func.count()).where(
             Assignment.status == "done").group_by(Assignment.item_id, Assignment.user_id).having(func.count() > 1))
         dup_pairs = len(list(pairs))
-        keys = [k for (k,) in s.execute(select(Outbox.key).where(Outbox.kind == "preference"))]
+        every = [k for (k,) in s.execute(select(Outbox.key).where(Outbox.kind == "preference"))]
     store.close()
+    keys = [k for k in every if k.startswith("human:")]  # one per answer; "consensus:<item>" when one resolves
+    consensus = [k for k in every if k.startswith("consensus:")]
     lat = [x for xs in by.values() for x in xs]
     p95_ms = round(p95(lat) * 1000, 1)
     return {"think_s": list(think) if think[1] else 0, "workers": workers, "seconds": round(wall, 1),
@@ -262,10 +264,12 @@ def _page_run(db: Path, sims: list[SimAnnotator], seconds: float, port: int, wor
             "p99_ms": round(statistics.quantiles(lat, n=100)[98] * 1000, 1), "target_p95_ms": 200,
             "p95_ms_by_request": {k: round(p95(v) * 1000, 1) for k, v in by.items() if v},
             "labels_client_ok": len(ok), "labels_in_db": done, "labels_published": len(keys),
-            "lost": len(set(ok) - landed), "unacknowledged": done - len(ok),
-            "duplicated": (len(keys) - len(set(keys))) + dup_pairs, "errors": len(errors),
+            "consensus_published": len(consensus), "lost": len(set(ok) - landed), "unacknowledged": done - len(ok),
+            "duplicated": (len(keys) - len(set(keys))) + (len(consensus) - len(set(consensus))) + dup_pairs,
+            "errors": len(errors),
             "error_sample": errors[:3],
-            "met": p95_ms <= 200 and not set(ok) - landed and done == len(set(keys)) == len(keys)}
+            "met": p95_ms <= 200 and not set(ok) - landed and done == len(set(keys)) == len(keys)
+            and len(consensus) == len(set(consensus))}
 
 
 def _cpu_of(pid: int) -> float:
