@@ -137,8 +137,11 @@ async def refresher(ui: UiState, stop: asyncio.Event, *, every_s: float = 10.0, 
                 await asyncio.wait_for(stop.wait(), every_s)
             except asyncio.TimeoutError:
                 pass
-    finally:
+    finally:  # end the child with the server, even mid-fit (its figures are advisory); else it outlives us
+        workers = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            proc.terminate()
 
 
 def web_app() -> Any:
