@@ -10,16 +10,21 @@ The store knows nothing of what an answer means: ``submit`` takes a ``finish`` c
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import secrets
+import sqlite3
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint,
-                        create_engine, event, func, select, update)
-from sqlalchemy.exc import IntegrityError
+                        bindparam, create_engine, event, func, insert, select, update)
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 ROLES = ("annotator", "reviewer", "admin")
@@ -145,15 +150,21 @@ class LabelStore:
             kw["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kw.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-        self.engine = create_engine(url, **kw)
         self.sqlite = url.startswith("sqlite")
-        self.reader = self.engine
         if self.sqlite:
             # Writes: BEGIN IMMEDIATE, one writer at a time (no lost update, no deadlock). Reads: a second engine
-            # with plain deferred transactions, which WAL lets run beside the writer.
+            # with plain deferred transactions, which WAL lets run beside the writer. Writers across threads AND
+            # processes (uvicorn --workers) queue on a lock file beside the DB, so a waiting writer wakes when the
+            # holder commits, not in SQLite's busy-handler sleeps (up to 100 ms each).
+            self.engine = create_engine(url, **{**kw, "connect_args": {**kw["connect_args"],
+                                                                         "factory": _LockingConnection}})
             self.reader = create_engine(url, **kw)
-            for engine, begin in ((self.engine, "BEGIN IMMEDIATE"), (self.reader, "BEGIN")):
-                _sqlite_events(engine, begin)
+            path = self.engine.url.database
+            _sqlite_events(self.engine, "BEGIN IMMEDIATE",
+                           _WriteLock(f"{path}.writelock" if path and path != ":memory:" else None))
+            _sqlite_events(self.reader, "BEGIN", None)
+        else:
+            self.engine = self.reader = create_engine(url, **kw)
         Base.metadata.create_all(self.engine)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.Reader = sessionmaker(self.reader, expire_on_commit=False)
@@ -210,12 +221,14 @@ class LabelStore:
         return ls
 
     def session_user(self, sid: str, now: datetime | None = None) -> tuple[LoginSession, User] | None:
-        with self.Reader() as s:
-            ls = s.get(LoginSession, sid)
-            if ls is None or _aware(ls.expires_at) <= (now or _now()):
-                return None
-            u = s.get(User, ls.user_id)
-            return (ls, u) if u is not None and u.active else None
+        """The live session ``sid`` and its active user: one Core query (this runs on every request)."""
+        with self.reader.connect() as c:
+            row = c.execute(_SESSION_USER, {"sid": sid}).first()
+        if row is None or _aware(row.expires_at) <= (now or _now()) or not row.active:
+            return None
+        ls = LoginSession(id=sid, user_id=row.id, csrf=row.csrf, expires_at=_aware(row.expires_at))
+        return ls, User(id=row.id, name=row.name, role=row.role, active=row.active, n_done=row.n_done,
+                        pw_hash="", created_at=row.created_at)
 
     def end_session(self, sid: str) -> None:
         with self.Session.begin() as s:
@@ -231,13 +244,18 @@ class LabelStore:
             return 0
         with self.Session.begin() as s:
             have = set(s.scalars(select(Item.id).where(Item.id.in_([r["id"] for r in rows]))))
-            new = [r for r in rows if r["id"] not in have]
             seen: set[str] = set()
-            for r in new:
-                if r["id"] in seen:
+            fresh: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            now = _now()
+            for r in rows:
+                if r["id"] in have or r["id"] in seen:
                     continue
+                # arrival order within the batch kept (serving order is priority, created_at, id)
+                row = {"created_at": now + timedelta(microseconds=len(seen)), **r}
                 seen.add(r["id"])
-                s.add(Item(created_at=_now(), **r))
+                fresh.setdefault(tuple(sorted(row)), []).append(row)
+            for batch in fresh.values():  # one executemany INSERT per shape of row, not an ORM object per item
+                s.execute(insert(Item), batch)
         return len(seen)
 
     def item(self, item_id: str) -> Item | None:
@@ -280,49 +298,48 @@ class LabelStore:
         if self._expired_at is None or not timedelta(0) <= now - self._expired_at < timedelta(seconds=1):
             self.expire_leases(now)  # at most once a second: a lease's expiry is accurate to that
             self._expired_at = now
-        with self.Session.begin() as s:
-            user = s.get(User, user_id)
-            held = s.execute(select(Assignment).join(Item, Item.id == Assignment.item_id).where(
-                Assignment.user_id == user_id, Assignment.status == "leased", Item.queue == queue)).scalars().first()
+        until = now + timedelta(seconds=lease_s)
+        # Core with prebuilt statements (this runs on every page): one write transaction, 3-5 short statements.
+        with self.engine.begin() as c:
+            n_done = c.execute(_N_DONE, {"uid": user_id}).scalar_one()
+            args = {"uid": user_id, "queue": queue}
+            held = c.execute(_HELD, args).first()
             if held is not None:
-                return _lease(held)
-            rep = s.execute(select(Assignment).join(Item, Item.id == Assignment.item_id).where(
-                Assignment.user_id == user_id, Assignment.status == "scheduled", Item.queue == queue,
-                Assignment.due_count <= user.n_done).limit(1)).scalars().first()
+                return Lease(held.id, held.item_id, held.kind, held.swapped, _aware(held.expires_at))
+            rep = c.execute(_REPEAT, {**args, "n_done": n_done}).first()
             if rep is not None:
-                rep.status, rep.expires_at = "leased", now + timedelta(seconds=lease_s)
-                return _lease(rep)
-            mine = select(Assignment.item_id).where(Assignment.user_id == user_id)
-            if gold_rate and share("gold", user_id, user.n_done) < gold_rate:
-                gold = s.scalars(select(Item).where(Item.queue == queue, Item.gold.is_not(None),
-                                                    Item.id.not_in(mine)).limit(1)).first()
+                c.execute(update(Assignment).where(Assignment.id == rep.id).values(status="leased", expires_at=until))
+                return Lease(rep.id, rep.item_id, rep.kind, rep.swapped, until)
+            if gold_rate and share("gold", user_id, n_done) < gold_rate:
+                gold = c.execute(_GOLD, args).scalar()
                 if gold is not None:
-                    a = Assignment(item_id=gold.id, user_id=user_id, kind="gold", status="leased",
-                                   swapped=share("swap", gold.id, user_id) < 0.5,
-                                   expires_at=now + timedelta(seconds=lease_s))
-                    s.add(a)
-                    s.flush()
-                    return _lease(a)
-            it = s.scalars(self._lock(select(Item).where(
-                Item.queue == queue, Item.status == "open", Item.gold.is_(None),
-                Item.n_labels + Item.n_leased < Item.max_labels, Item.id.not_in(mine)
-            ).order_by(Item.priority.desc(), Item.created_at, Item.id).limit(1))).first()
+                    return self._take(c, gold, user_id, "gold", until)
+            it = c.execute(_NEXT if self.sqlite else _NEXT_PG, args).scalar()
             if it is None:
                 return None
-            it.n_leased += 1
-            a = Assignment(item_id=it.id, user_id=user_id, kind="label", status="leased",
-                           swapped=share("swap", it.id, user_id) < 0.5, expires_at=now + timedelta(seconds=lease_s))
-            s.add(a)
-            s.flush()
-            return _lease(a)
+            c.execute(_LEASE_ONE, {"item": it})
+            return self._take(c, it, user_id, "label", until)
+
+    @staticmethod
+    def _take(c: Any, item_id: str, user_id: int, kind: str, until: datetime) -> Lease:
+        swapped = share("swap", item_id, user_id) < 0.5
+        aid = c.execute(insert(Assignment).values(item_id=item_id, user_id=user_id, kind=kind, status="leased",
+                                                  swapped=swapped, due_count=0, expires_at=until)
+                        ).inserted_primary_key[0]
+        return Lease(aid, item_id, kind, swapped, until)
 
     def assignment(self, assignment_id: int) -> tuple[Assignment, Item] | None:
-        with self.Reader() as s:
-            a = s.get(Assignment, assignment_id)
-            return (a, s.get(Item, a.item_id)) if a is not None else None
+        """The lease and its item, detached (one Core query: this runs on every item page and answer)."""
+        with self.reader.connect() as c:
+            row = c.execute(_ASSIGNMENT, {"aid": assignment_id}).mappings().first()
+        if row is None:
+            return None
+        return (Assignment(**{k: row[f"a_{k}"] for k in _A_NAMES}), Item(**{k: row[f"i_{k}"] for k in _I_NAMES}))
 
-    def _owned_lease(self, s: Session, user_id: int, assignment_id: int, now: datetime) -> Assignment:
-        a = s.get(Assignment, assignment_id, with_for_update=not self.sqlite)
+    def _owned_lease(self, s: Session, user_id: int, assignment_id: int, now: datetime,
+                     a: Assignment | None = None) -> Assignment:
+        if a is None:
+            a = s.get(Assignment, assignment_id, with_for_update=not self.sqlite)
         if a is None or a.user_id != user_id:
             raise StoreError("this item is not leased to you; take the next one")
         if a.status == "done":
@@ -342,9 +359,12 @@ class LabelStore:
         every 'label' answer of the item so far, by annotator name) decides the rest. All in one transaction."""
         now = now or _now()
         with self.Session.begin() as s:
-            a = self._owned_lease(s, user_id, assignment_id, now)
-            user = s.get(User, user_id)
-            it = s.get(Item, a.item_id, with_for_update=not self.sqlite)
+            # the lease, its item and the user in one query (locked on PostgreSQL), not three
+            q = select(Assignment, Item, User).join(Item, Item.id == Assignment.item_id).join(
+                User, User.id == Assignment.user_id).where(Assignment.id == assignment_id)
+            row = s.execute(q if self.sqlite else q.with_for_update()).first()
+            a = self._owned_lease(s, user_id, assignment_id, now, row[0] if row is not None else None)
+            it, user = row[1], row[2]
             a.status, a.answer, a.submitted_at = "done", answer, now
             user.n_done += 1
             if a.kind == "label":
@@ -419,9 +439,10 @@ class LabelStore:
 
     @staticmethod
     def _outbox(s: Session, records: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
-        for kind, key, payload in records:
-            s.add(Outbox(kind=kind, key=key, payload=json.loads(json.dumps(payload, default=str)),
-                         published=False))
+        rows = [{"kind": kind, "key": key, "payload": json.loads(json.dumps(payload, default=str)),
+                 "published": False} for kind, key, payload in records]
+        if rows:  # one executemany INSERT, not a unit-of-work flush per object
+            s.execute(insert(Outbox), rows)
 
     def pending(self, limit: int = 500) -> list[Outbox]:
         with self.Reader() as s:
@@ -433,16 +454,124 @@ class LabelStore:
                 s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(published=True))
 
 
-def _sqlite_events(engine: Any, begin: str) -> None:
+_MINE = select(Assignment.item_id).where(Assignment.user_id == bindparam("uid"))
+_N_DONE = select(User.n_done).where(User.id == bindparam("uid"))
+_LEASE_COLS = (Assignment.id, Assignment.item_id, Assignment.kind, Assignment.swapped, Assignment.expires_at)
+_HELD = select(*_LEASE_COLS).join(Item, Item.id == Assignment.item_id).where(
+    Assignment.user_id == bindparam("uid"), Assignment.status == "leased", Item.queue == bindparam("queue")).limit(1)
+_REPEAT = select(*_LEASE_COLS).join(Item, Item.id == Assignment.item_id).where(
+    Assignment.user_id == bindparam("uid"), Assignment.status == "scheduled", Item.queue == bindparam("queue"),
+    Assignment.due_count <= bindparam("n_done")).limit(1)
+_GOLD = select(Item.id).where(Item.queue == bindparam("queue"), Item.gold.is_not(None), Item.id.not_in(_MINE)
+                              ).limit(1)
+_NEXT = select(Item.id).where(
+    Item.queue == bindparam("queue"), Item.status == "open", Item.gold.is_(None),
+    Item.n_labels + Item.n_leased < Item.max_labels, Item.id.not_in(_MINE)
+).order_by(Item.priority.desc(), Item.created_at, Item.id).limit(1)
+_NEXT_PG = _NEXT.with_for_update(skip_locked=True)
+_LEASE_ONE = update(Item).where(Item.id == bindparam("item")).values(n_leased=Item.n_leased + 1)
+_A_NAMES = [c.name for c in Assignment.__table__.c]
+_I_NAMES = [c.name for c in Item.__table__.c]
+_ASSIGNMENT = select(*[Assignment.__table__.c[k].label(f"a_{k}") for k in _A_NAMES],
+                     *[Item.__table__.c[k].label(f"i_{k}") for k in _I_NAMES]).join_from(
+    Assignment.__table__, Item.__table__, Item.__table__.c.id == Assignment.__table__.c.item_id).where(
+    Assignment.__table__.c.id == bindparam("aid"))
+_SESSION_USER = select(LoginSession.csrf, LoginSession.expires_at, User.id, User.name, User.role, User.active,
+                       User.n_done, User.created_at).join(User, User.id == LoginSession.user_id).where(
+    LoginSession.id == bindparam("sid"))
+
+
+class _WriteLock:
+    """One SQLite writer at a time: a thread lock, then ``flock`` on a lock file beside the DB (other processes)."""
+
+    def __init__(self, path: str | None, timeout_s: float = 30.0):
+        self.path, self.thread, self.fd, self.timeout_s = path, threading.Lock(), -1, timeout_s
+
+    def acquire(self) -> None:
+        """Wait up to ``timeout_s`` (as SQLite's busy timeout did), then refuse rather than hang."""
+        deadline = time.monotonic() + self.timeout_s
+        if not self.thread.acquire(timeout=self.timeout_s):
+            raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("the labeling DB stayed locked"))
+        try:
+            if self.path is not None:
+                if self.fd < 0:
+                    self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                while True:  # polled every 0.5 ms: a waiter starts within that of the holder's COMMIT
+                    try:
+                        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise OperationalError("BEGIN IMMEDIATE", None,
+                                                   TimeoutError("the labeling DB stayed locked")) from None
+                        time.sleep(0.0005)
+        except BaseException:
+            self.thread.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self.path is not None and self.fd >= 0:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.thread.release()
+
+
+class _LockingConnection(sqlite3.Connection):
+    """Holds the write lock from its BEGIN IMMEDIATE until its COMMIT or ROLLBACK has run (not before: SQLAlchemy's
+    commit/rollback events fire ahead of the DBAPI call)."""
+    wlock: _WriteLock | None = None
+    held = False
+
+    def take(self) -> None:
+        if self.wlock is not None and not self.held:
+            self.wlock.acquire()
+            self.held = True
+
+    def drop(self) -> None:
+        if self.held:
+            self.held = False
+            self.wlock.release()  # type: ignore[union-attr]
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.drop()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.drop()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.drop()
+
+
+def _sqlite_events(engine: Any, begin: str, lock: _WriteLock | None) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         dbapi_conn.execute("PRAGMA journal_mode=WAL")
         dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        if lock is not None:
+            dbapi_conn.wlock = lock
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        dbapi_conn = conn.connection.dbapi_connection
+        if lock is not None:
+            dbapi_conn.take()
+        try:
+            conn.exec_driver_sql(begin)
+        except BaseException:
+            if lock is not None:
+                dbapi_conn.drop()
+            raise
 
 
 def _lease(a: Assignment) -> Lease:

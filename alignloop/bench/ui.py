@@ -16,7 +16,6 @@ import random
 import re
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,27 +100,42 @@ def _load_items(store: Any, n: int) -> float:
     return time.perf_counter() - t0
 
 
-async def _annotator(base: str, sim: SimAnnotator, seconds: float, lat: list[float], ok: list[tuple[str, str]],
-                     errors: list[str]) -> None:
+THINK_S = (2.0, 10.0)
+"""Seconds a simulated annotator reads an item before answering, drawn uniformly. Silent reading runs at about
+238 words a minute (Brysbaert 2019, "How many words do we read per minute? A review and meta-analysis of reading
+rate", Journal of Memory and Language 109, 104047); a bench item (question, response, two candidates, a tool call
+and two judge verdicts) is 40–60 words, i.e. 10–15 s to read, plus the keystrokes. 2–10 s (mean 6 s) is faster
+than that, so it errs towards more load. ``--think-s 0`` is the closed loop with no reading at all: a load test,
+reported beside it."""
+
+
+async def _annotator(c: Any, sim: SimAnnotator, seconds: float, lat: dict[str, list[float]],
+                     ok: list[tuple[str, str]], errors: list[str], think: tuple[float, float]) -> None:
+    """One annotator on its own HTTP client ``c`` (made beforehand: an httpx client's set-up would stall the
+    event loop that times everyone else's requests): log in, then take an item, read it, answer it, until
+    ``seconds`` are up."""
     import httpx
 
-    async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-        async def timed(method: str, url: str, **kw: Any) -> Any:
+    rng = random.Random(f"think:{sim.name}")
+    async with c:
+        async def timed(what: str, method: str, url: str, **kw: Any) -> Any:
             t0 = time.perf_counter()
             r = await c.request(method, url, **kw)
-            lat.append(time.perf_counter() - t0)
+            lat[what].append(time.perf_counter() - t0)
             return r
 
-        page = await timed("GET", "/login")
+        if think[1]:  # annotators arrive over a few seconds, not in the same millisecond
+            await asyncio.sleep(rng.uniform(0, think[1]))
+        page = await timed("login", "GET", "/login")
         token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-        r = await timed("POST", "/login", data={"csrf": token, "name": sim.name, "password": "bench-password"})
+        r = await timed("login", "POST", "/login", data={"csrf": token, "name": sim.name, "password": "bench-password"})
         if r.status_code != 303:
             errors.append(f"login {sim.name}: {r.status_code}")
             return
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
-                r = await timed("GET", "/label/pairs", headers={"accept": "text/html"})
+                r = await timed("item_page", "GET", "/label/pairs", headers={"accept": "text/html"})
                 m = re.search(r'action="(/label/pairs/(\d+))"', r.text)
                 if not m:
                     break
@@ -129,7 +143,9 @@ async def _annotator(base: str, sim: SimAnnotator, seconds: float, lat: list[flo
                 item = re.search(r'data-item="([^"]+)"', r.text).group(1)
                 swapped = "Call support" in re.search(r'id="side-1">([^<]*)<', r.text).group(1)
                 form = {"csrf": csrf, **sim.pairwise(truth_of(item), swapped)}
-                r = await timed("POST", m.group(1), data=form)
+                if think[1]:
+                    await asyncio.sleep(rng.uniform(*think))
+                r = await timed("submit", "POST", m.group(1), data=form)
             except httpx.HTTPError as exc:  # a timeout is an error, not a label; the DB says what landed
                 errors.append(f"{type(exc).__name__}")
                 continue
@@ -139,65 +155,173 @@ async def _annotator(base: str, sim: SimAnnotator, seconds: float, lat: list[flo
                 errors.append(f"{r.status_code}: {r.text[:80]}")
 
 
-def page_latency(n_items: int, n_annotators: int, seconds: float, port: int) -> dict[str, Any]:
-    import uvicorn
-    from argon2 import PasswordHasher
+def bench_app() -> Any:
+    """The app one uvicorn worker serves in the page-latency run (``uvicorn --factory --workers N``): the bench's
+    DB from ``ALIGNLOOP_BENCH_UI_DB``, its queue config without hidden repeats, a fixed signing key — and, as a
+    ``web_app`` worker does, the annotator-model refresher every 10 s (its fitting in a child process)."""
+    import os
+
     from prometheus_client import CollectorRegistry
-    from sqlalchemy import func, select
 
     from alignloop.ui import security
     from alignloop.ui.app import UiState, create_app
-    from connectors.labeling_db import Assignment, LabelStore, Outbox
+    from alignloop.ui.runtime import refreshing
+    from connectors.labeling_db import LabelStore
     from schemas.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ui-"))
-    store = LabelStore(f"sqlite:///{tmp / 'ui.db'}")
-    load_s = _load_items(store, n_items)
-    security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # logins are not the subject
-    pw = security.hash_password("bench-password")
-    rng = random.Random(5)
-    sims = [SimAnnotator(f"a{i:02d}", rng.choice([0.9, 0.8, 0.7]), seed=i) for i in range(n_annotators)]
-    for sim in sims:
-        store.add_user(sim.name, "annotator", pw)
-    ui = UiState(settings=Settings(home=tmp, metrics_port=0), store=store, cfg=_cfg(repeat_rate=0.0),
-                 signer=security.Signer("bench-key" * 4, 3600), registry=CollectorRegistry())
-    server = uvicorn.Server(uvicorn.Config(create_app(ui), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    while not server.started:
-        time.sleep(0.05)
-    lat: list[float] = []
+    db = Path(os.environ["ALIGNLOOP_BENCH_UI_DB"])
+    ui = UiState(settings=Settings(home=db.parent, metrics_port=0), store=LabelStore(f"sqlite:///{db}"),
+                 cfg=_cfg(repeat_rate=0.0), signer=security.Signer("bench-key" * 4, 3600),
+                 registry=CollectorRegistry())
+    return create_app(ui, lifespan=refreshing(ui))
+
+
+def _serve(db: Path, port: int, workers: int) -> Any:
+    """uvicorn with ``workers`` processes over the bench DB, in its own process group (the clients stay in this
+    process, off the server's GIL). Returns the Popen once /healthz answers."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    env = {**os.environ, "ALIGNLOOP_BENCH_UI_DB": str(db)}
+    cmd = [sys.executable, "-m", "uvicorn", "alignloop.bench.ui:bench_app", "--factory", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, env=env, cwd=os.getcwd(), start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the bench's UI server exited ({proc.returncode}): {' '.join(cmd)}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                # every worker must be up before the clocks start: wait until several answers came back
+                time.sleep(1.0 + 0.5 * workers)
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the bench's UI server did not answer /healthz in 120 s")
+
+
+def _stop(proc: Any) -> None:
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: uvicorn's supervisor and its workers
+        proc.wait(20)
+    except Exception:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def _page_run(db: Path, sims: list[SimAnnotator], seconds: float, port: int, workers: int,
+              think: tuple[float, float]) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from connectors.labeling_db import Assignment, LabelStore, Outbox, User
+
+    import httpx
+
+    by: dict[str, list[float]] = {"login": [], "item_page": [], "submit": []}
     ok: list[tuple[str, str]] = []
     errors: list[str] = []
-
-    async def run_all() -> None:
-        await asyncio.gather(*[_annotator(f"http://127.0.0.1:{port}", sim, seconds, lat, ok, errors)
-                               for sim in sims])
-    t0 = time.perf_counter()
-    asyncio.run(run_all())
-    wall = time.perf_counter() - t0
-    server.should_exit = True
-    th.join(10)
+    proc = _serve(db, port, workers)
+    cpu0 = _cpu_of(proc.pid)
+    try:
+        async def run_all() -> float:
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)  # a browser tab's keep-alive
+            clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits)
+                       for _ in sims]
+            t0 = time.perf_counter()
+            await asyncio.gather(*[_annotator(c, sim, seconds, by, ok, errors, think)
+                                   for c, sim in zip(clients, sims)])
+            return time.perf_counter() - t0
+        wall = asyncio.run(run_all())
+        server_cpu = _cpu_of(proc.pid) - cpu0
+    finally:
+        _stop(proc)
+    store = LabelStore(f"sqlite:///{db}")
     with store.Session() as s:
-        from connectors.labeling_db import User
-
         landed = set(s.execute(select(Assignment.item_id, User.name).join(User, User.id == Assignment.user_id)
                                .where(Assignment.status == "done")).tuples())
         done = s.scalar(select(func.count()).select_from(Assignment).where(Assignment.status == "done"))
         pairs = s.execute(select(Assignment.item_id, Assignment.user_id, func.count()).where(
             Assignment.status == "done").group_by(Assignment.item_id, Assignment.user_id).having(func.count() > 1))
         dup_pairs = len(list(pairs))
-        keys = [k for (k,) in s.execute(select(Outbox.key).where(Outbox.kind == "preference"))]
+        every = [k for (k,) in s.execute(select(Outbox.key).where(Outbox.kind == "preference"))]
     store.close()
-    return {"items_queued": n_items, "load_s": round(load_s, 2), "annotators": n_annotators,
-            "seconds": round(wall, 1), "requests": len(lat), "requests_per_s": round(len(lat) / wall, 1),
-            "p50_ms": round(statistics.median(lat) * 1000, 1), "p95_ms": round(p95(lat) * 1000, 1),
-            "target_p95_ms": 200, "labels_client_ok": len(ok), "labels_in_db": done,
-            "labels_published": len(keys), "lost": len(set(ok) - landed),
-            "unacknowledged": done - len(ok), "duplicated": (len(keys) - len(set(keys))) + dup_pairs,
-            "errors": len(errors), "error_sample": errors[:3],
-            "met": p95(lat) * 1000 <= 200 and not set(ok) - landed and done == len(set(keys)) == len(keys)}
+    keys = [k for k in every if k.startswith("human:")]  # one per answer; "consensus:<item>" when one resolves
+    consensus = [k for k in every if k.startswith("consensus:")]
+    lat = [x for xs in by.values() for x in xs]
+    p95_ms = round(p95(lat) * 1000, 1)
+    return {"think_s": list(think) if think[1] else 0, "workers": workers, "seconds": round(wall, 1),
+            "requests": len(lat), "requests_per_s": round(len(lat) / wall, 1),
+            "server_cpu_ms_per_request": round(server_cpu / max(1, len(lat)) * 1000, 2),
+            "p50_ms": round(statistics.median(lat) * 1000, 1), "p95_ms": p95_ms,
+            "p99_ms": round(statistics.quantiles(lat, n=100)[98] * 1000, 1), "target_p95_ms": 200,
+            "p95_ms_by_request": {k: round(p95(v) * 1000, 1) for k, v in by.items() if v},
+            "labels_client_ok": len(ok), "labels_in_db": done, "labels_published": len(keys),
+            "consensus_published": len(consensus), "lost": len(set(ok) - landed), "unacknowledged": done - len(ok),
+            "duplicated": (len(keys) - len(set(keys))) + (len(consensus) - len(set(consensus))) + dup_pairs,
+            "errors": len(errors),
+            "error_sample": errors[:3],
+            "met": p95_ms <= 200 and not set(ok) - landed and done == len(set(keys)) == len(keys)
+            and len(consensus) == len(set(consensus))}
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its children, from /proc (the uvicorn workers)."""
+    tick = 100.0
+    total = 0.0
+    try:
+        import os
+
+        tick = float(os.sysconf("SC_CLK_TCK"))
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for p in [str(pid), *kids]:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(f[11]) + int(f[12])) / tick
+    except OSError:
+        pass
+    return total
+
+
+def page_latency(n_items: int, n_annotators: int, seconds: float, port: int, workers: int = 2,
+                 think: tuple[float, float] = THINK_S) -> dict[str, Any]:
+    """Load ``n_items``, then two runs on copies of that DB: annotators who read for ``think`` seconds before each
+    answer (the target's run) and a closed loop with no think time (a load test), each over real HTTP against
+    ``workers`` uvicorn processes, the clients in this process."""
+    import shutil
+
+    from argon2 import PasswordHasher
+
+    from alignloop.ui import security
+    from connectors.labeling_db import LabelStore
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    store = LabelStore(f"sqlite:///{tmp / 'base.db'}")
+    load_s = _load_items(store, n_items)
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # logins are not the subject
+    pw = cheap.hash("bench-password")  # verification reads the parameters from the hash itself
+    assert security.check_password(pw, "bench-password")
+    rng = random.Random(5)
+    sims = [SimAnnotator(f"a{i:02d}", rng.choice([0.9, 0.8, 0.7]), seed=i) for i in range(n_annotators)]
+    for sim in sims:
+        store.add_user(sim.name, "annotator", pw)
+    store.close()  # the last connection closing checkpoints the WAL into base.db
+    runs: dict[str, Any] = {}
+    for name, th in (("reading", think), ("closed_loop", (0.0, 0.0))):
+        if name == "reading" and not think[1]:
+            continue
+        db = tmp / f"{name}.db"
+        shutil.copy(tmp / "base.db", db)
+        runs[name] = _page_run(db, sims, seconds, port, workers, th)
+    main = runs.get("reading") or runs["closed_loop"]
+    return {"items_queued": n_items, "load_s": round(load_s, 2), "annotators": n_annotators, **main,
+            "closed_loop": runs["closed_loop"], "met": main["met"]}
 
 
 # --- 3. reliability -------------------------------------------------------------------------------------------
@@ -291,6 +415,10 @@ def register(bench_app: typer.Typer) -> None:
            queue_items: int = typer.Option(300, help="Items trickled through judge.human_queue."),
            queue_rate: float = typer.Option(50.0, help="Their rate per second."),
            port: int = typer.Option(8791, help="Port for the bench's UI server."),
+           workers: int = typer.Option(2, help="uvicorn worker processes for the page-latency run."),
+           think_s: str = typer.Option("2,10", help="Seconds each annotator reads an item before answering, "
+                                       "uniform MIN,MAX (docs: Brysbaert 2019 reading rate); 0 = only the "
+                                       "closed-loop load test. The closed loop is always run and reported too."),
            seed: int = typer.Option(7),
            parts: str = typer.Option("queue,page,reliability", help="Which parts to run (comma-separated).")) -> None:
         """Queue→servable p95, page p95 under load with zero lost/duplicated labels, and whether agreement
@@ -302,7 +430,9 @@ def register(bench_app: typer.Typer) -> None:
         if "queue" in want:
             figures["queue_to_servable"] = asyncio.run(queue_latency(queue_items, queue_rate))
         if "page" in want:
-            figures["page_latency"] = page_latency(items, annotators, seconds, port)
+            lo, _, hi = think_s.partition(",")
+            think = (float(lo), float(hi or lo))
+            figures["page_latency"] = page_latency(items, annotators, seconds, port, workers, think)
         if "reliability" in want:
             figures["reliability"] = reliability(sim_items, seed)
         q = figures.get("queue_to_servable", {"skipped": "not run"})
@@ -311,7 +441,9 @@ def register(bench_app: typer.Typer) -> None:
         r = figures.get("reliability", {"adaptive": {}, "fixed_3": {}, "singled_out": None})
         print_table("labeling UI", [
             ("queue→servable p95 s (≤ 2)", q.get("p95_s", q.get("skipped"))),
-            ("page p95 ms (≤ 200)", p["p95_ms"]), ("requests/s", p["requests_per_s"]),
+            ("page p95 ms (≤ 200), annotators reading", p["p95_ms"]), ("requests/s", p["requests_per_s"]),
+            ("closed loop, no think time: p95 ms, req/s", f"{p.get('closed_loop', {}).get('p95_ms')}, "
+                                                         f"{p.get('closed_loop', {}).get('requests_per_s')}"),
             ("labels ok / in db / published", f"{p['labels_client_ok']} / {p['labels_in_db']} / {p['labels_published']}"),
             ("lost / duplicated", f"{p['lost']} / {p['duplicated']}"),
             ("adaptive labels/item, accuracy", f"{r['adaptive'].get('labels_per_resolved_item')}, "

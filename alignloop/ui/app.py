@@ -90,12 +90,15 @@ async def form_of(request: Request, who: Who | None) -> dict[str, str]:
     return form
 
 
-def create_app(ui: UiState) -> FastAPI:
+def create_app(ui: UiState, lifespan: Any = None) -> FastAPI:
     from alignloop.ui import routes
 
-    app = FastAPI(title="alignloop labeling", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="alignloop labeling", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # .html templates autoescape
     templates.env.globals.update(strengths=STRENGTHS)
+    templates.env.auto_reload = False  # compiled once per process, never re-read (nor stat-ed) per request
+    for name in templates.env.list_templates(extensions=["html"]):
+        templates.env.get_template(name)  # at start-up, so the first annotator does not wait for the compiler
     app.state.ui, app.state.templates = ui, templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

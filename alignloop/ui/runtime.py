@@ -77,13 +77,27 @@ def build_state(settings: "Settings", *, registry: CollectorRegistry | None = No
     return ui
 
 
-def refresh(ui: UiState, *, write_table: bool = False) -> dict[str, Any]:
-    """Refit each queue's annotator model, recompute its agreement figures, update the gauges (and write the
-    ``agreement`` table). Returns the figures."""
-    for q in ui.cfg.queues:
-        rows = ui.store.done_answers(q.name)
-        ui.finisher.models[q.name] = fit_model(q, rows)
-        ui.stats[q.name] = summarise(q, rows)
+def figures(url: str, cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each queue's annotator model and agreement figures, from the DB at ``url``: the CPU-heavy part of a refresh
+    (crowd-kit's Dawid–Skene, scikit-learn, krippendorff; ~1.3 CPU-s at 1,600 answers), run in a child process by
+    ``refresher`` so it never holds the web server's GIL."""
+    store = LabelStore(url)
+    try:
+        models: dict[str, Any] = {}
+        stats: dict[str, Any] = {}
+        for q in cfg.queues:
+            rows = store.done_answers(q.name)
+            models[q.name], stats[q.name] = fit_model(q, rows), summarise(q, rows)
+        return models, stats
+    finally:
+        store.close()
+
+
+def apply(ui: UiState, models: dict[str, Any], stats: dict[str, Any], *, write_table: bool = False
+          ) -> dict[str, Any]:
+    """Install refitted models and figures; update the gauges (and write the ``agreement`` table)."""
+    ui.finisher.models.update(models)
+    ui.stats.update(stats)
     if ui.metrics is not None:
         ui.metrics.show(ui.stats, ui.store.counts())
     if write_table:
@@ -93,20 +107,72 @@ def refresh(ui: UiState, *, write_table: bool = False) -> dict[str, Any]:
     return ui.stats
 
 
+def refresh(ui: UiState, *, write_table: bool = False) -> dict[str, Any]:
+    """Refit each queue's annotator model, recompute its agreement figures, update the gauges (and write the
+    ``agreement`` table), in this process. Returns the figures."""
+    models, stats = figures(ui.store.url, ui.cfg)
+    return apply(ui, models, stats, write_table=write_table)
+
+
 async def refresher(ui: UiState, stop: asyncio.Event, *, every_s: float = 10.0, table_every_s: float = 60.0) -> None:
+    """Refresh every ``every_s``: the fitting in one child process (spawned once, kept), the results applied
+    here — a refresh in a thread held the GIL for ~1.3 s every 10 s and stalled every page meanwhile."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     last_table = 0.0
-    while not stop.is_set():
+    loop = asyncio.get_running_loop()
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        while not stop.is_set():
+            try:
+                due = time.monotonic() - last_table >= table_every_s
+                models, stats = await loop.run_in_executor(pool, figures, ui.store.url, ui.cfg)
+                await asyncio.to_thread(apply, ui, models, stats, write_table=due)
+                if due:
+                    last_table = time.monotonic()
+            except Exception as exc:  # figures are advisory: a bad refresh must not stop the labeling
+                log.warning("agreement refresh failed: %s", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), every_s)
+            except asyncio.TimeoutError:
+                pass
+    finally:  # end the child with the server, even mid-fit (its figures are advisory); else it outlives us
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            proc.terminate()
+
+
+def web_app() -> Any:
+    """More web workers beside ``alignloop ui``, for a team: ``uvicorn --factory alignloop.ui.runtime:web_app
+    --workers N --port P`` with the same ``ALIGNLOOP_*`` settings (the same DB: PostgreSQL by
+    ``ALIGNLOOP_UI_DB_URL``, or SQLite on the same host). They serve pages only; the queue consumer, the outbox
+    drain and the landers stay in ``alignloop ui``. Each worker refits its own annotator model every 10 s (the
+    adaptive stop), leaving the ``agreement`` table to ``alignloop ui``."""
+    from alignloop.ui.app import create_app
+    from schemas.settings import load_settings
+
+    ui = build_state(load_settings())
+    return create_app(ui, lifespan=refreshing(ui))
+
+
+def refreshing(ui: UiState) -> Any:
+    """A lifespan that runs ``refresher`` (agreement table left to ``alignloop ui``) and closes the store."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        stop = asyncio.Event()
+        task = asyncio.create_task(refresher(ui, stop, table_every_s=float("inf")))
         try:
-            due = time.monotonic() - last_table >= table_every_s
-            await asyncio.to_thread(refresh, ui, write_table=due)
-            if due:
-                last_table = time.monotonic()
-        except Exception as exc:  # figures are advisory: a bad refresh must not stop the labeling
-            log.warning("agreement refresh failed: %s", exc)
-        try:
-            await asyncio.wait_for(stop.wait(), every_s)
-        except asyncio.TimeoutError:
-            pass
+            yield
+        finally:
+            stop.set()
+            await task
+            ui.store.close()
+
+    return lifespan
 
 
 async def supervised(name: str, job: Any, stop: asyncio.Event, *, backoff_s: float = 2.0) -> None:

@@ -166,3 +166,61 @@ def test_concurrent_annotators_never_share_a_lease(store: LabelStore) -> None:
         t.join()
     assert len(got) == 40 and len(set(got)) == 40  # every item once, none twice
     assert len(store.pending()) == 40
+
+
+_WORKER = """
+import sys, threading
+from datetime import datetime, timezone
+from connectors.labeling_db import Finish, LabelStore
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+store = LabelStore(sys.argv[1])
+out = threading.Lock()
+def ok(_s, item, _a, _answers, who):
+    return Finish(records=(("label", f"k-{item.id}-{who}", {"x": 1}),))
+def work(u):
+    while (lease := store.next_item(u, "scores", lease_s=60, now=T0)) is not None:
+        store.submit(u, lease.assignment_id, {"v": 1}, ok, now=T0)
+        with out:  # one line at a time: threads' prints interleave
+            print(lease.item_id, flush=True)
+threads = [threading.Thread(target=work, args=(int(u),)) for u in sys.argv[2:]]
+for t in threads: t.start()
+for t in threads: t.join()
+store.close()
+"""
+
+
+def test_two_processes_on_one_sqlite_file_never_share_a_lease(tmp_path: Any) -> None:
+    """As under ``uvicorn --workers``: two processes (three threads each) lease and submit on one SQLite file; the
+    writers queue on the lock file, and every item is labelled once, published once."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'labels.db'}"
+    store = LabelStore(url)
+    store.add_items(_items(60, max_labels=1))
+    users = [str(u) for u in _users(store, *[f"u{i}" for i in range(6)])]
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, url, *users[i::2]], stdout=subprocess.PIPE, text=True)
+             for i in range(2)]
+    got = [line for p in procs for line in p.communicate(timeout=120)[0].split()]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert len(got) == 60 and len(set(got)) == 60  # every item once, none twice
+    assert len({o.key for o in store.pending()}) == len(store.pending()) == 60
+    assert (tmp_path / "labels.db.writelock").exists()
+    store.close()
+
+
+def test_a_writer_waiting_on_the_sqlite_lock_file_gives_up_after_its_timeout(tmp_path: Any) -> None:
+    """A second store in the same process holds the write lock: the waiter is refused after its timeout (as
+    SQLite's busy timeout did), and takes the lock once the holder commits."""
+    from sqlalchemy.exc import OperationalError
+
+    from connectors.labeling_db import _WriteLock
+
+    path = str(tmp_path / "labels.db.writelock")
+    holder, waiter = _WriteLock(path), _WriteLock(path, timeout_s=0.2)
+    holder.acquire()
+    with pytest.raises(OperationalError, match="stayed locked"):
+        waiter.acquire()
+    holder.release()
+    waiter.acquire()
+    waiter.release()

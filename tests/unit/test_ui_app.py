@@ -255,6 +255,26 @@ def test_rollout_buttons_call_the_controller_as_the_admin(ui: UiState, monkeypat
     assert len(calls) == 3
 
 
+def _refresh_in_a_child(ui: UiState) -> dict[str, Any]:
+    """One round of the server's refresher, whose fitting runs in a child process."""
+    import asyncio
+    import time
+
+    from alignloop.ui.runtime import refresher
+
+    async def once() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(refresher(ui, stop, every_s=60, table_every_s=float("inf")))
+        deadline = time.monotonic() + 120
+        while not ui.stats and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(once())
+    return ui.stats
+
+
 def test_agreement_figures_reach_the_page_and_the_metrics(ui: UiState) -> None:
     from alignloop.ui.runtime import UiMetrics, refresh
 
@@ -277,9 +297,33 @@ def test_agreement_figures_reach_the_page_and_the_metrics(ui: UiState) -> None:
                                          "score_safety": "2" if good else "1"})
     stats = refresh(ui)["scores"]
     assert stats["labels"] == 14 and stats["alpha"]["safety"] == 1.0 and stats["alpha"]["decision"] == 1.0
+    ui.stats.clear()
+    assert _refresh_in_a_child(ui)["scores"]["alpha"] == stats["alpha"]  # the server's path: fitted off its GIL
     assert stats["judge_agreement"]["policy"]["agreement"] == 1.0  # the policy judge agreed on every item
     metrics = _client(ui).get("/metrics").text
     assert 'alignloop_ui_agreement_alpha{dimension="safety",queue="scores"} 1.0' in metrics
     assert 'alignloop_ui_judge_human_agreement{judge="policy",queue="scores"} 1.0' in metrics
     page = login(ui, "rev").get("/agreement").text
     assert "14 labels on 7 items" in page, re.findall(r"<h2>.*?</h2>", page)
+
+
+def test_a_web_worker_from_the_factory_serves_the_same_db(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``uvicorn --factory alignloop.ui.runtime:web_app --workers N``: a worker built from the settings alone logs
+    in a user of ``alignloop ui``'s DB and leases an item from it; its lifespan runs the model refresher."""
+    from alignloop.ui.runtime import web_app
+    from alignloop.ui.security import db_url
+    from schemas.settings import load_settings
+
+    monkeypatch.setenv("ALIGNLOOP_HOME", str(tmp_path))
+    store = LabelStore(db_url(load_settings()))
+    store.add_user("ann", "annotator", hash_password("correct horse"))
+    q = "pairs"
+    store.add_items([{"id": f"{q}:t1", "queue": q, "trace_id": "t1", "kind": "pairwise", "max_labels": 3,
+                      "payload": {"user_message": "hi", "final_response": "yo", "candidates": ["a", "b"]}}])
+    store.close()
+    with TestClient(web_app(), base_url="http://testserver") as c:
+        r = c.post("/login", data={"csrf": _csrf(c.get("/login").text), "name": "ann", "password": "correct horse"},
+                   follow_redirects=False)
+        assert r.status_code == 303, r.text
+        r = c.get(f"/label/{q}", headers=HTML)
+        assert r.status_code == 200 and 'data-item="pairs:t1"' in r.text
