@@ -13,6 +13,7 @@ from schemas.dlq import DeadLetter
 from schemas.drift import DriftEvent, TrainRequest
 from schemas.drift_state import DriftSnapshot
 from schemas.escalation import EscalationEvent, HumanQueueItem
+from schemas.otlp_spans import OtlpSpanRecord
 from schemas.preference import Label, Preference
 from schemas.registry import RegistryEvent
 from schemas.rollout import RolloutDecisionRecord, RolloutFlag
@@ -58,6 +59,7 @@ AUDIT = "audit.log"
 FEEDBACK_DLQ = "feedback.dlq"
 ROLLOUT_DECISIONS = "rollout.decisions"
 WEBHOOKS_DLQ = "webhooks.dlq"
+OTLP_SPANS = "ingest.otlp_spans"
 
 TOPICS: dict[str, TopicSpec] = {
     s.name: s
@@ -89,6 +91,10 @@ TOPICS: dict[str, TopicSpec] = {
                   retention_ms=-1),
         TopicSpec(WEBHOOKS_DLQ, WebhookDeadLetter, "Webhook deliveries that failed every attempt, with the signed "
                   "payload, for re-sending.", retention_ms=30 * DAY_MS),
+        TopicSpec(OTLP_SPANS, OtlpSpanRecord,
+                  "Spans the OTLP receiver acknowledged, per OTel trace (key: trace id), and the assembler's done "
+                  "markers; unscrubbed span attributes (raw zone, like agent.traces).", raw_zone=True,
+                  retention_ms=3 * DAY_MS, configs={"max.message.bytes": "10485760"}),
     ]
 }
 
