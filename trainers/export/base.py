@@ -4,7 +4,8 @@ An exporter is one class: ``name``, the ``tables`` it reads, ``export(rows, out)
 (``trainers.export.run``) reads the pinned snapshot, applies the filters and the agreement gate, calls
 ``export`` and writes the lineage sidecar, so an exporter never deals with Delta, filters or lineage.
 Text is passed through the strict scrub tier once more on the way out (defence in depth, as the trainers do):
-tables are scrubbed already, but a row may predate a scrubber fix.
+tables are scrubbed already, but a row may predate a scrubber fix. ``Rescrub`` runs that pass once per distinct
+string of an export.
 """
 from __future__ import annotations
 
@@ -81,10 +82,65 @@ def _keep(v: Any) -> Any:
     return v
 
 
-def conversation(row: dict[str, Any], rescrub: bool = True) -> Conversation:
+_ONLY_TAGS = re.compile(r"(?:\s*<[A-Z][A-Z_]{1,30}(?:_[0-9a-f]{6,64})?>)*\s*")
+
+
+def inert(text: str) -> bool:
+    """Whether the strict pass provably leaves ``text`` as it is: only pseudonyms/tags and whitespace (the strict
+    pass drops every finding that overlaps a tag, and no detector matches whitespace alone), or no letter or digit
+    at all (every detector — structured kinds, credentials, ids, names — needs one)."""
+    return _ONLY_TAGS.fullmatch(text) is not None or not any(ch.isalnum() for ch in text)
+
+
+class Rescrub:
+    """The strict pass over one export's text: each distinct string scrubbed once. The pass is a pure function of
+    the text (no key, no state that changes its output), so a repeated string — system prompts, memory, tool
+    results and errors, pseudonyms in tool arguments — gets the output it got the first time; inert strings
+    (``inert``) are passed through. Bounded: cleared when ``max_entries`` distinct strings are held."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._d: dict[str, str] = {}
+        self.scrubbed = 0  # strings the strict pass actually ran on
+        self.calls = 0
+
+    def text(self, s: str) -> str:
+        self.calls += 1
+        if not s:
+            return s
+        hit = self._d.get(s)
+        if hit is None:
+            if inert(s):
+                hit = s
+            else:
+                hit = _strict_text(s)
+                self.scrubbed += 1
+            if len(self._d) >= self.max_entries:
+                self._d.clear()
+            self._d[s] = hit
+        return hit
+
+    def value(self, v: Any) -> Any:
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, list):
+            return [self.value(x) for x in v]
+        if isinstance(v, dict):
+            return {k: self.value(x) for k, x in v.items()}
+        return v
+
+
+def cleaners(rescrub: "bool | Rescrub") -> tuple[Any, Any]:
+    """(text, value) functions for ``rescrub``: a Rescrub's, the strict pass's, or identity when off."""
+    if isinstance(rescrub, Rescrub):
+        return rescrub.text, rescrub.value
+    return (_strict_text, _strict_value) if rescrub else (_keep, _keep)
+
+
+def conversation(row: dict[str, Any], rescrub: "bool | Rescrub" = True) -> Conversation:
     """A ``traces`` or ``sft_examples`` row as a Conversation (text scrubbed strictly once more unless
     ``rescrub`` is off)."""
-    strict_text, strict_value = (_strict_text, _strict_value) if rescrub else (_keep, _keep)
+    strict_text, strict_value = cleaners(rescrub)
     if "final_response" not in row:  # sft_examples: the prompt already renders the context in
         return Conversation(id=str(row.get("example_id")), user=strict_text(row["prompt"]),
                             answer=strict_text(row["response"]), row=row)
@@ -141,7 +197,8 @@ class Exporter:
     directory: ClassVar[bool] = False  # writes a directory (datasets, Argilla), never one JSONL file
 
     def __init__(self, rescrub: bool = True) -> None:
-        self.rescrub = rescrub  # the strict scrub tier over every text again (about 85% of an export's time)
+        # the strict scrub tier over every text again, once per distinct string (Rescrub); False: off
+        self.rescrub: bool | Rescrub = Rescrub() if rescrub else False
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise NotImplementedError

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streams.scrub.strict import strict_text
-from trainers.export.base import Conversation, Exporter, conversation, safe_function_name, tool_text
+from trainers.export.base import (Conversation, Exporter, Rescrub, cleaners, conversation, safe_function_name,
+                                  tool_text)
 
 CONVERSATIONAL = ("traces", "sft_examples")
 
@@ -83,8 +83,8 @@ class TrlSft(Exporter):
         return out
 
 
-def preference_record(r: dict[str, Any], rescrub: bool = True) -> dict[str, Any]:
-    clean = strict_text if rescrub else str
+def preference_record(r: dict[str, Any], rescrub: "bool | Rescrub" = True) -> dict[str, Any]:
+    clean = cleaners(rescrub)[0] if rescrub else str
     return {"prompt": clean(r["prompt"]), "chosen": clean(r["chosen"]),
             "rejected": clean(r["rejected"]), "margin": float(r["strength"] if r.get("strength") is not None
                                                                      else 1.0)}
@@ -114,13 +114,13 @@ class HfDataset(Exporter):
         from datasets import Dataset, DatasetDict
 
         if rows and "chosen" in rows[0]:
-            records = TrlPreference(self.rescrub).records(rows)
+            records = TrlPreference.records(self, rows)
         else:
             # messages as typed rows; tool arguments and the tools' schemas as JSON text: they differ per tool,
             # and one Arrow column cannot hold every shape
             records = [{"messages": [_typed(m) for m in r["messages"]],
                         "tools": json.dumps(r.get("tools") or [], ensure_ascii=False)}
-                       for r in TrlSft(self.rescrub).records(rows)]
+                       for r in TrlSft.records(self, rows)]
         DatasetDict({"train": Dataset.from_list(records)}).save_to_disk(str(out))
         return sorted(p for p in out.rglob("*") if p.is_file())
 
