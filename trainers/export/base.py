@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from streams.scrub.strict import strict_text as _strict_text
@@ -82,6 +83,9 @@ def _keep(v: Any) -> Any:
     return v
 
 
+_SEP = "\n\x1f\n"  # streams.scrub.trace's separator: no detector's span crosses it
+_LONG = 512
+_GROUP_CHARS = 4096
 _ONLY_TAGS = re.compile(r"(?:\s*<[A-Z][A-Z_]{1,30}(?:_[0-9a-f]{6,64})?>)*\s*")
 
 
@@ -120,6 +124,66 @@ class Rescrub:
             self._d[s] = hit
         return hit
 
+    def prime(self, texts: Any) -> None:
+        """Scrub the distinct new ``texts`` ahead, joined in groups as the stream scrubs a trace's strings
+        (``streams.scrub.trace``: one ``scrub`` call per group, findings mapped back by offset, a string a finding
+        straddles into scrubbed on its own), so the per-row calls that follow are memo hits. The per-call cost of
+        the strict pass is mostly fixed: a short string alone costs about what 30 of them joined do."""
+        todo = [t for t in dict.fromkeys(t for t in texts if t and isinstance(t, str)) if t not in self._d]
+        if len(self._d) + len(todo) > self.max_entries:
+            self._d.clear()
+        todo = [t for t in todo if not (inert(t) and not self._d.__setitem__(t, t))]
+        group: list[str] = []
+        size = 0
+        for t in todo:
+            if len(t) >= _LONG:  # alone: a recurring long text hits the scrubber's own memo
+                self._d[t] = _strict_text(t)
+                self.scrubbed += 1
+                continue
+            group.append(t)
+            size += len(t)
+            if size >= _GROUP_CHARS:
+                self._joined(group)
+                group, size = [], 0
+        if group:
+            self._joined(group)
+
+    def _joined(self, group: list[str]) -> None:
+        from bisect import bisect_right
+
+        from streams.scrub.strict import strict_scrubber
+
+        starts, pos = [], 0
+        for t in group:
+            starts.append(pos)
+            pos += len(t) + len(_SEP)
+        found = strict_scrubber().replacements(_SEP.join(group))
+        per: dict[int, list[tuple[str, int, int, str]]] = {}
+        redo: set[int] = set()
+        for f in found:
+            i = bisect_right(starts, f[1]) - 1
+            if f[2] > starts[i] + len(group[i]):  # runs into a separator: those strings are scrubbed alone
+                redo.update(range(i, bisect_right(starts, f[2] - 1)))
+            else:
+                per.setdefault(i, []).append(f)
+        for i, t in enumerate(group):
+            if i in redo:
+                self._d[t] = _strict_text(t)
+                self.scrubbed += 1
+                continue
+            fs = per.get(i)
+            if not fs:
+                self._d[t] = t
+                continue
+            base, parts, cur = starts[i], [], 0
+            for _, a, b, rep in sorted(fs, key=lambda f: f[1]):
+                parts.append(t[cur:a - base])
+                parts.append(rep)
+                cur = b - base
+            parts.append(t[cur:])
+            self._d[t] = "".join(parts)
+        self.scrubbed += 1  # one strict call for the group
+
     def value(self, v: Any) -> Any:
         if isinstance(v, str):
             return self.text(v)
@@ -128,6 +192,37 @@ class Rescrub:
         if isinstance(v, dict):
             return {k: self.value(x) for k, x in v.items()}
         return v
+
+
+def _strings(v: Any) -> Iterator[str]:
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, list):
+        for x in v:
+            yield from _strings(x)
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from _strings(x)
+
+
+def row_texts(rows: list[dict[str, Any]]) -> Iterator[str]:
+    """The strings ``conversation`` / ``preference_record`` pass to the strict pass, for ``Rescrub.prime``."""
+    for row in rows:
+        for k in ("user_message", "final_response", "prompt", "response", "chosen", "rejected"):
+            v = row.get(k)
+            if isinstance(v, str):
+                yield v
+        for item in _loads(row.get("context_json"), []):
+            if isinstance(item, dict):
+                c = item.get("content", "")
+                if isinstance(c, str):
+                    yield c
+        for c in _loads(row.get("tool_calls_json"), []):
+            if isinstance(c, dict):
+                yield from _strings(c.get("args"))
+                yield from _strings(c.get("result"))
+                if isinstance(c.get("error"), str):
+                    yield c["error"]
 
 
 def cleaners(rescrub: "bool | Rescrub") -> tuple[Any, Any]:
@@ -202,6 +297,17 @@ class Exporter:
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def primed(self, rows: list[dict[str, Any]], chunk: int = 5_000) -> Iterator[dict[str, Any]]:
+        """``rows``, each chunk's strings strict-scrubbed ahead in joined groups (``Rescrub.prime``) before its rows
+        are yielded; the rows as they are with rescrub off."""
+        if not isinstance(self.rescrub, Rescrub):
+            yield from rows
+            return
+        for i in range(0, len(rows), chunk):
+            part = rows[i:i + chunk]
+            self.rescrub.prime(row_texts(part))
+            yield from part
 
     def target(self, out: Path) -> Path:
         return out if out.suffix == ".jsonl" else out / f"{self.name}.jsonl"

@@ -74,7 +74,7 @@ class TrlSft(Exporter):
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": trl_messages(c)}
             if c.tool_schemas:
@@ -98,7 +98,7 @@ class TrlPreference(Exporter):
     tables = ("preferences",)
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [preference_record(r, self.rescrub) for r in rows]
+        return [preference_record(r, self.rescrub) for r in self.primed(rows)]
 
 
 class HfDataset(Exporter):
@@ -134,7 +134,7 @@ class OpenAISft(Exporter):
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": openai_messages(c)}
             if c.tool_schemas:
@@ -151,7 +151,7 @@ class OpenAIDpo(Exporter):
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             p = preference_record(r, self.rescrub)
             out.append({"input": {"messages": [{"role": "user", "content": p["prompt"]}]},
                         "preferred_output": [{"role": "assistant", "content": p["chosen"]}],
@@ -169,7 +169,7 @@ class OpenAIRft(Exporter):
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": openai_messages(c, final=False, weights=False),
                                    "reference_answer": c.answer,
