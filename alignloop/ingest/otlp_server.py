@@ -128,6 +128,7 @@ class OtlpReceiver:
 
                     task = asyncio.create_task(Assembler(self.settings, settle_s=self.settle_s,
                                                          turns_counter=self.turns).run())
+                    task.add_done_callback(_log_end)
                 try:
                     yield
                 finally:
@@ -138,6 +139,14 @@ class OtlpReceiver:
 
         return Starlette(routes=[Route("/v1/traces", self.handle, methods=["POST"]),
                                  Route("/metrics", self.metrics, methods=["GET"])], lifespan=lifespan)
+
+
+def _log_end(task: "asyncio.Task[None]") -> None:
+    """The in-process assembler stopped (fenced by another, or failing): the receiver still acknowledges only what
+    Kafka holds, and any assembler started later publishes it."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the turn assembler stopped: %r; spans keep landing on ingest.otlp_spans, run "
+                  "`alignloop ingest assemble` to publish them", task.exception())
 
 
 def serve(settings: "Settings", *, host: str, port: int, settle_s: float, assemble: bool = True) -> None:
