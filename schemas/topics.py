@@ -13,6 +13,7 @@ from schemas.dlq import DeadLetter
 from schemas.drift import DriftEvent, TrainRequest
 from schemas.drift_state import DriftErase, DriftSnapshot
 from schemas.escalation import EscalationEvent, HumanQueueItem
+from schemas.otlp_spans import OtlpSpanRecord
 from schemas.preference import Label, Preference
 from schemas.registry import RegistryEvent
 from schemas.rollout import RolloutDecisionRecord, RolloutFlag
@@ -59,6 +60,7 @@ FEEDBACK_DLQ = "feedback.dlq"
 ROLLOUT_DECISIONS = "rollout.decisions"
 WEBHOOKS_DLQ = "webhooks.dlq"
 DRIFT_ERASE = "drift.erase"
+OTLP_SPANS = "ingest.otlp_spans"
 
 TOPICS: dict[str, TopicSpec] = {
     s.name: s
@@ -96,6 +98,10 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec(DRIFT_ERASE, DriftErase, "Erasure commands to the drift monitors: keyed trace ids to drop from "
                   "their state (no id or text). Read by every monitor, group-less, from its stored position.",
                   retention_ms=365 * DAY_MS, partitions=1),
+        TopicSpec(OTLP_SPANS, OtlpSpanRecord,
+                  "Spans the OTLP receiver acknowledged, per OTel trace (key: trace id), and the assembler's done "
+                  "markers; unscrubbed span attributes (raw zone, like agent.traces).", raw_zone=True,
+                  retention_ms=3 * DAY_MS, configs={"max.message.bytes": "10485760"}),
     ]
 }
 

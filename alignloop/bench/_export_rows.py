@@ -68,3 +68,74 @@ def seed(settings: Any, n: int = 12, pref_source: str = "llm_judge") -> None:
     write_table(settings, "traces", [trace_row(i) for i in range(n)])
     write_table(settings, "preferences", [pref_row(i, pref_source) for i in range(n)])
     write_table(settings, "sft_examples", [sft_row(i) for i in range(n)])
+
+
+def _const(n: int, v: Any, typ: Any) -> Any:
+    return pa.array([v] * n, type=typ)
+
+
+def trace_batch(start: int, stop: int) -> pa.Table:
+    """``trace_row(i)`` for ``start <= i < stop`` built column by column (the same values, no per-row dicts):
+    a million rows in seconds rather than minutes."""
+    schema, _ = TABLES["traces"]
+    idx = range(start, stop)
+    n = len(idx)
+    ctx = trace_row(0)["context_json"]
+    calls = []
+    for i in idx:
+        if i % 2:
+            calls.append("[]")
+        else:
+            calls.append(json.dumps([{"name": "email.send" if i % 4 == 0 else "lookup_order",
+                                      "args": {"order_id": 1000 + i, "to": "<EMAIL_ab12cd34>"},
+                                      "result": {"status": "ok"}, "error": None, "status": "ok",
+                                      "latency_ms": 3.0}]))
+    v = json.loads(trace_row(0)["verdicts_json"])
+    cols = {
+        "trace_id": [f"t{i}" for i in idx], "conversation_id": [f"c{i % 3}" for i in idx],
+        "agent_id": _const(n, "support-bot", pa.string()), "policy_id": _const(n, "base", pa.string()),
+        "adapter_hash": _const(n, None, pa.string()), "ts": _const(n, NOW, schema.field("ts").type),
+        "date": _const(n, "2026-11-30", pa.string()),
+        "user_message": [f"Where is my order number {1000 + i}? write to {LEAKED_EMAIL}" if i == 1
+                         else f"Where is order {1000 + i}?" for i in idx],
+        "final_response": [f"Order {1000 + i} ships tomorrow." for i in idx], "context_json": _const(n, ctx, pa.string()),
+        "tool_calls_json": calls,
+        "tool_names": [[] if i % 2 else ["email.send" if i % 4 == 0 else "lookup_order"] for i in idx],
+        "n_tool_errors": _const(n, 0, pa.int32()), "latency_ms": _const(n, 100.0, pa.float64()),
+        "flags": _const(n, [], pa.list_(pa.string())), "candidates_json": _const(n, "[]", pa.string()),
+        "metadata_json": _const(n, json.dumps({"source": "test"}), pa.string()),
+        "outcome": ["pass" if i % 3 else "fail" for i in idx],
+        "scores_json": [json.dumps({"safety": 0.5 + i / 100, "tool_correctness": 0.8}) for i in idx],
+        "verdicts_json": [json.dumps([{**v[0], "passed": i % 3 != 0, "scores": {"safety": 0.5 + i / 100}}, v[1]])
+                          for i in idx],
+        "tags": _const(n, [], pa.list_(pa.string())), "pii_json": _const(n, "[]", pa.string()),
+        "pii_count": _const(n, 0, pa.int32()), "src_topic": _const(n, "agent.traces", pa.string()),
+        "src_partition": [i % 2 for i in idx], "src_offset": [10 + i for i in idx],
+        "processed_at": _const(n, NOW, schema.field("processed_at").type), "conv_key": _const(n, None, pa.string()),
+    }
+    return pa.table({f.name: pa.array(cols[f.name], type=f.type) if not isinstance(cols[f.name], pa.Array)
+                     else cols[f.name] for f in schema}, schema=schema)
+
+
+def pref_batch(start: int, stop: int) -> pa.Table:
+    """``pref_row(i)`` for ``start <= i < stop``, column by column."""
+    schema, _ = TABLES["preferences"]
+    idx = range(start, stop)
+    n = len(idx)
+    chosen = [f"Order {i} ships tomorrow, tracking sent." for i in idx]
+    rejected = [f"I don't know about order {i}." + (f" Ask {LEAKED_EMAIL}." if i == 1 else "") for i in idx]
+    cols = {
+        "pref_id": [f"p{i}" for i in idx], "prompt": [f"Where is order {i}?" for i in idx],
+        "candidates": [[c, r] for c, r in zip(chosen, rejected)], "chosen_idx": _const(n, 0, pa.int32()),
+        "rejected_idx": _const(n, 1, pa.int32()), "chosen": chosen, "rejected": rejected,
+        "strength": [0.25 + (i % 4) / 4 for i in idx], "rationale": _const(n, "", pa.string()),
+        "safety_tags": _const(n, [], pa.list_(pa.string())), "source": _const(n, "llm_judge", pa.string()),
+        "annotator": _const(n, "", pa.string()), "trace_id": [f"t{i}" for i in idx],
+        "conversation_id": [f"c{i}" for i in idx], "policy_id": _const(n, "base", pa.string()),
+        "judge_versions_json": _const(n, "{}", pa.string()), "metadata_json": _const(n, "{}", pa.string()),
+        "date": _const(n, "2026-11-30", pa.string()), "src_topic": _const(n, "feedback.preferences", pa.string()),
+        "src_partition": _const(n, 0, pa.int32()), "src_offset": list(idx),
+        "created_at": _const(n, NOW, schema.field("created_at").type), "conv_key": _const(n, None, pa.string()),
+    }
+    return pa.table({f.name: pa.array(cols[f.name], type=f.type) if not isinstance(cols[f.name], pa.Array)
+                     else cols[f.name] for f in schema}, schema=schema)

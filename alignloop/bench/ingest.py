@@ -5,8 +5,9 @@
 - OTLP end to end (``--kafka``, a broker from the settings): spans/s accepted by a real ``alignloop ingest otlp``
   process (every response waits for Kafka's acks) and turns/s published, against publishing the same Trace records
   straight to agent.traces with the plain producer.
-- Export: rows/s per format over an n-row ``traces`` (or ``preferences``) table, against reading the same rows
-  from Delta into Python (``read_rows``), the floor every exporter pays.
+- Export: rows/s and CPU-µs per row per format over an n-row ``traces`` (or ``preferences``) table (generated as
+  Arrow columns, 100,000-row commits), against reading the same rows from Delta into Python (``read_rows``: the
+  columns exporters read, as dicts), the floor every exporter pays; the Arrow read alone is reported too.
 """
 from __future__ import annotations
 
@@ -127,36 +128,57 @@ def bench_kafka(bodies: list[bytes], spans: int, turns: int, concurrency: int) -
             "plain_publish_traces_per_s": len(records) / plain_s, "otlp_cost_vs_plain_publish": otlp_s / plain_s}
 
 
-def bench_export(n: int, formats: list[str], root: Path) -> dict[str, Any]:
-    from alignloop.bench._export_rows import pref_row, trace_row, write_table
+def bench_export(n: int, formats: list[str], root: Path, no_rescrub: bool = True) -> dict[str, Any]:
+    from deltalake import DeltaTable, write_deltalake
+
+    from alignloop.bench._export_rows import pref_batch, trace_batch
     from schemas.settings import Settings
+    from schemas.tables import TABLES
     from trainers.export import EXPORTERS
-    from trainers.export.run import read_rows, run_export
+    from trainers.export.run import _without_gc, read_rows, run_export
 
     s = Settings(home=root / "home", lake_root=str(root / "lake"))
-    chunk = 20_000
-    for start in range(0, n, chunk):  # in chunks: one Arrow table of a million Python dicts is heavy
-        write_table(s, "traces", [trace_row(i) for i in range(start, min(n, start + chunk))])
-        write_table(s, "preferences", [pref_row(i) for i in range(start, min(n, start + chunk))])
+    tables = {EXPORTERS[f].tables[0] for f in formats} or {"traces"}
+    chunk = 100_000
     out: dict[str, Any] = {}
-    for table in ("traces", "preferences"):
+    for table, make in (("traces", trace_batch), ("preferences", pref_batch)):
+        if table not in tables:
+            continue
+        t0, c0 = time.perf_counter(), time.process_time()
+        for start in range(0, n, chunk):  # Arrow tables built column by column, one Delta commit per chunk
+            write_deltalake(s.table_uri(table), make(start, min(n, start + chunk)), mode="append",
+                            partition_by=TABLES[table][1] or None)
+        out[f"write_{table}_s"] = time.perf_counter() - t0
+        out[f"write_{table}_cpu_s"] = time.process_time() - c0
         t0 = time.perf_counter()
-        rows, _, _ = read_rows(s.table_uri(table), None, [], None)
-        out[f"read_{table}_rows_per_s"] = len(rows) / (time.perf_counter() - t0)
+        arrow = DeltaTable(s.table_uri(table)).to_pyarrow_table()
+        out[f"read_{table}_arrow_rows_per_s"] = arrow.num_rows / (time.perf_counter() - t0)
+        del arrow
+        t0, c0 = time.perf_counter(), time.process_time()
+        rows, _, _ = _without_gc(read_rows, s.table_uri(table), None, [], None)  # what every exporter pays
+        secs = time.perf_counter() - t0
+        out[f"read_{table}_rows_per_s"] = len(rows) / secs
+        out[f"read_{table}_cpu_us_per_row"] = (time.process_time() - c0) / len(rows) * 1e6
+        print(f"{table}: wrote {n:,} rows in {out[f'write_{table}_s']:.1f} s; read "
+              f"{out[f'read_{table}_rows_per_s']:,.0f} rows/s as dicts, "
+              f"{out[f'read_{table}_arrow_rows_per_s']:,.0f} as Arrow", file=sys.stderr, flush=True)
         del rows
     for fmt in formats:
         table = EXPORTERS[fmt].tables[0]
-        t0 = time.perf_counter()
-        res = run_export(s, fmt, table, out=root / "out" / (fmt if EXPORTERS[fmt].directory else f"{fmt}.jsonl"))
-        secs = time.perf_counter() - t0
-        out[f"{fmt}_rows_per_s"] = res.lineage["row_count"] / secs
-        out[f"{fmt}_cost_vs_read"] = out[f"read_{table}_rows_per_s"] / out[f"{fmt}_rows_per_s"]
-        if fmt == "trl-sft":  # the same export without the strict re-scrub: what the exporter itself costs
-            t0 = time.perf_counter()
-            res = run_export(s, fmt, table, out=root / "out" / "plain.jsonl", rescrub=False)
-            out["trl-sft_no_rescrub_rows_per_s"] = res.lineage["row_count"] / (time.perf_counter() - t0)
-            out["trl-sft_no_rescrub_cost_vs_read"] = (out["read_traces_rows_per_s"]
-                                                      / out["trl-sft_no_rescrub_rows_per_s"])
+        runs = [("", True)] + ([("_no_rescrub", False)] if no_rescrub and fmt == "trl-sft" else [])
+        for suffix, rescrub in runs:  # trl-sft without the strict re-scrub too: what the exporter itself costs
+            t0, c0 = time.perf_counter(), time.process_time()
+            dest = root / "out" / (fmt + suffix if EXPORTERS[fmt].directory else f"{fmt}{suffix}.jsonl")
+            res = run_export(s, fmt, table, out=dest, rescrub=rescrub)
+            secs = time.perf_counter() - t0
+            key = f"{fmt}{suffix}"
+            out[f"{key}_rows_per_s"] = res.lineage["row_count"] / secs
+            out[f"{key}_cpu_us_per_row"] = (time.process_time() - c0) / res.lineage["row_count"] * 1e6
+            out[f"{key}_cost_vs_read"] = out[f"read_{table}_rows_per_s"] / out[f"{key}_rows_per_s"]
+            for p in res.files:
+                p.unlink()  # a million-row export is gigabytes: keep the disk for the next one
+            print(f"{key}: {out[f'{key}_rows_per_s']:,.0f} rows/s, {out[f'{key}_cpu_us_per_row']:,.1f} CPU-us/row",
+                  file=sys.stderr, flush=True)
     return out
 
 
@@ -168,16 +190,18 @@ def register(bench_app: typer.Typer) -> None:
         kafka: bool = typer.Option(False, "--kafka", help="Also measure end to end through a broker (settings)."),
         concurrency: int = typer.Option(4, help="Concurrent OTLP requests (--kafka)."),
         rows: int = typer.Option(20_000, help="Rows of the export table (the issue's target is 1,000,000)."),
+        skip_otlp: bool = typer.Option(False, "--skip-otlp", help="Only the export figures."),
         formats: str = typer.Option("trl-sft,trl-preference,hf,openai-sft,openai-dpo,openai-rft,argilla",
                                     help="Comma-separated export formats."),
     ) -> None:
         """OTLP spans/s and turns/s, export rows/s per format; each against a plain baseline of the same run."""
         from alignloop.bench._results import print_table, write_result
 
-        bodies, spans = _otel_bodies(turns, per_request)
+        bodies, spans = _otel_bodies(turns, per_request) if not skip_otlp else ([], 0)
         figures: dict[str, Any] = {"turns": turns, "per_request": per_request, "rows": rows}
-        figures["otlp_mapping"] = bench_mapping(bodies, spans)
-        if kafka:
+        if not skip_otlp:
+            figures["otlp_mapping"] = bench_mapping(bodies, spans)
+        if kafka and not skip_otlp:
             figures["otlp_kafka"] = bench_kafka(bodies, spans, figures["otlp_mapping"]["turns"], concurrency)
         with tempfile.TemporaryDirectory(prefix="alignloop-bench-ingest-") as tmp:
             figures["export"] = bench_export(rows, [f for f in formats.split(",") if f], Path(tmp))

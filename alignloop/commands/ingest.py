@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for every one)."),
         settle_s: float = typer.Option(5.0, "--settle-s", min=0.1,
                                        help="Publish a turn whose OTel trace sent no root span after this long."),
+        assemble: bool = typer.Option(True, "--assemble/--no-assemble",
+                                      help="Run the turn assembler in this process (--no-assemble: run "
+                                           "`alignloop ingest assemble` separately)."),
     ) -> None:
         """Serve OTLP/HTTP on /v1/traces (protobuf and JSON): one Trace per agent turn to agent.traces, spans it
         cannot map to agent.traces.dlq with a reason."""
@@ -30,7 +33,30 @@ def register(app: typer.Typer) -> None:
             raise UserError(str(exc)) from None
         typer.echo(f"OTLP/HTTP receiver on http://{host}:{port}/v1/traces -> {settings.topic('agent.traces')}",
                    err=True)
-        serve(settings, host=host, port=port, settle_s=settle_s)
+        serve(settings, host=host, port=port, settle_s=settle_s, assemble=assemble)
+
+    @ingest.command("assemble")
+    def assemble_cmd(
+        settle_s: float = typer.Option(5.0, "--settle-s", min=0.1,
+                                       help="Publish a turn whose OTel trace sent no root span after this long."),
+        partitions: str = typer.Option("", "--partitions",
+                                       help="Comma-separated partitions of ingest.otlp_spans to own (default all)."),
+    ) -> None:
+        """Group the spans the OTLP receiver acknowledged (ingest.otlp_spans) into turns and publish them to
+        agent.traces in Kafka transactions: exactly once across kill -9 and restarts."""
+        from alignloop.errors import UserError
+        from alignloop.ingest.assembler import serve as serve_assembler
+        from schemas.settings import ConfigError, load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            owned = [int(p) for p in partitions.split(",") if p.strip()] or None
+        except ValueError:
+            raise UserError(f"--partitions takes comma-separated numbers, got {partitions!r}") from None
+        serve_assembler(settings, settle_s=settle_s, partitions=owned)
 
     @ingest.command("openai-log")
     def openai_log(

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from schemas.dlq import MAX_ERROR_CHARS, DeadLetter
-from schemas.topics import DLQ, TRACES
+from schemas.topics import DLQ, OTLP_SPANS, TRACES
 from schemas.trace import Trace
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class IngestSink:
         self.producer = producer
         self.traces_topic = settings.topic(TRACES)
         self.dlq_topic = settings.topic(DLQ)
+        self.spans_topic = settings.topic(OTLP_SPANS)
         self._futures: list[Any] = []
         self.sent_traces = 0
         self.sent_dead = 0
@@ -39,6 +40,13 @@ class IngestSink:
                                        key=trace.conversation_id.encode())
         self._futures.append(fut)
         self.sent_traces += 1
+        return fut
+
+    async def spans(self, trace_id: str, value: bytes) -> Any:
+        """Start sending one OTel trace's spans of one request (an ``OtlpSpanRecord``) to ``ingest.otlp_spans``,
+        keyed by trace id: a turn's spans share a partition, where one assembler groups them."""
+        fut = await self.producer.send(self.spans_topic, value, key=trace_id.encode())
+        self._futures.append(fut)
         return fut
 
     async def dead(self, letter: DeadLetter) -> Any:

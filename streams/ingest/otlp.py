@@ -61,14 +61,29 @@ class Span:
         return "chat" if "gen_ai.request.model" in self.attributes or "gen_ai.response.model" in self.attributes \
             else first
 
+    def to_dict(self) -> dict[str, Any]:
+        """The span as a JSON-ready dict (``from_dict`` reads it back)."""
+        return {"trace_id": self.trace_id, "span_id": self.span_id, "parent_span_id": self.parent_id,
+                "name": self.name, "start_time_unix_nano": self.start_ns,
+                "end_time_unix_nano": self.end_ns, "attributes": self.attributes,
+                "events": [{"name": n, "time_unix_nano": t, "attributes": a} for n, t, a in self.events],
+                "status": {"code": self.status_code, "message": self.status_message},
+                "resource": self.resource, "scope": self.scope}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Span":
+        st = d.get("status") or {}
+        return cls(trace_id=d["trace_id"], span_id=d["span_id"], parent_id=d.get("parent_span_id", ""),
+                   name=d.get("name", ""), start_ns=int(d.get("start_time_unix_nano", 0)),
+                   end_ns=int(d.get("end_time_unix_nano", 0)), attributes=d.get("attributes") or {},
+                   events=[(e.get("name", ""), int(e.get("time_unix_nano", 0)), e.get("attributes") or {})
+                           for e in d.get("events") or []],
+                   status_code=int(st.get("code", 0)), status_message=st.get("message", ""),
+                   resource=d.get("resource") or {}, scope=d.get("scope", ""))
+
     def to_json(self) -> bytes:
         """The span as JSON (what a dead letter keeps of it)."""
-        return json.dumps({"trace_id": self.trace_id, "span_id": self.span_id, "parent_span_id": self.parent_id,
-                           "name": self.name, "start_time_unix_nano": self.start_ns,
-                           "end_time_unix_nano": self.end_ns, "attributes": self.attributes,
-                           "events": [{"name": n, "time_unix_nano": t, "attributes": a} for n, t, a in self.events],
-                           "status": {"code": self.status_code, "message": self.status_message},
-                           "resource": self.resource, "scope": self.scope}, default=str).encode()
+        return json.dumps(self.to_dict(), default=str).encode()
 
 
 @dataclass

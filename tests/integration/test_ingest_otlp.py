@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -129,3 +130,88 @@ def test_sdk_spans_land_as_traces_without_pii_and_bad_input_is_dead_lettered(kaf
     assert sum("tools" in x for x in lines) == 6
     text = res.files[0].read_text()
     assert EMAIL not in text and PHONE not in text and "555-0199" not in text
+
+
+def _spawn(args: list[str], settings, log_path):
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "alignloop.cli", "ingest", *args], cwd=REPO,
+                            env=settings_env(settings), stdout=log, stderr=log, start_new_session=True)
+
+
+def _kill9(proc) -> None:
+    proc.kill()  # SIGKILL: no shutdown code runs
+    proc.wait(10)
+
+
+def test_acknowledged_turns_land_once_across_kill_9_of_the_assembler_and_the_receiver(kafka_settings, tmp_path):
+    """The real SDK exporter sends 36 turns in small batches; the assembler is killed -9 twice mid-stream and the
+    receiver once after it acknowledged a wave. Every turn is on agent.traces once (committed reads), whole."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from alignloop.rollout_store import read_committed
+    from connectors.kafka import end_offsets
+
+    s = kafka_settings
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    logs = tmp_path / "procs.log"
+    recv = _spawn(["otlp", "--port", str(port), "--no-assemble"], s, logs)
+    asm = _spawn(["assemble", "--settle-s", "2"], s, logs)
+    procs = [recv, asm]
+
+    def up():
+        try:
+            return httpx.get(f"{url}/metrics", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            assert recv.poll() is None, logs.read_text()
+            return False
+
+    def published() -> int:
+        return sum(asyncio.run(end_offsets(s, s.topic(TRACES))).values())  # includes uncommitted records
+
+    try:
+        wait_for(up, 60, what="the OTLP receiver to listen")
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces"),
+                                                       max_export_batch_size=3, schedule_delay_millis=20))
+        tracer = provider.get_tracer("shop-agent")
+        answers: dict[str, int] = {}
+        n = 0
+        for wave in range(2):  # the assembler is killed while the exporter is still sending
+            for _ in range(12):
+                answers[agent_turn(tracer, n, conversation=f"conv-{n}")["answer"]] = n
+                n += 1
+            before = published()
+            wait_for(lambda: published() >= before + 3, 60, what="the assembler to publish some turns")
+            _kill9(asm)
+            asm = _spawn(["assemble", "--settle-s", "2"], s, logs)
+            procs.append(asm)
+        assert provider.force_flush(30_000)  # every request of both waves answered 200
+        _kill9(recv)  # after its acks: what it acknowledged is in Kafka, it held nothing
+        recv = _spawn(["otlp", "--port", str(port), "--no-assemble"], s, logs)
+        procs.append(recv)
+        wait_for(up, 60, what="the OTLP receiver to listen again")
+        for _ in range(12):
+            answers[agent_turn(tracer, n, conversation=f"conv-{n}")["answer"]] = n
+            n += 1
+        assert provider.force_flush(30_000)
+        provider.shutdown()
+
+        def landed():
+            recs = asyncio.run(read_committed(s, s.topic(TRACES)))
+            return len(recs) >= n and recs
+        wait_for(landed, 60, what="every acknowledged turn on agent.traces")
+        time.sleep(2.5)  # a settle window more: a duplicate would show up now
+        recs = [json.loads(m.value) for m in asyncio.run(read_committed(s, s.topic(TRACES)))]
+        assert asm.poll() is None and recv.poll() is None, logs.read_text()[-3000:]
+        ids = [r["trace_id"] for r in recs]
+        assert len(recs) == n == 36 and len(set(ids)) == n, sorted(ids)  # each turn once
+        assert sorted(r["final_response"] for r in recs) == sorted(answers)  # and whole: the right answer each
+        assert all(len(r["tool_calls"]) == 1 and r["user_message"].startswith("Where is order") for r in recs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)

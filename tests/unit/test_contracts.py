@@ -140,6 +140,9 @@ EXAMPLES["webhooks.dlq"] = {
     "attempts": 5, "last_error": "HTTP 503", "last_status": 503, "src_topic": "audit.log", "src_partition": 0,
     "src_offset": 7, "failed_at": "2026-12-01T00:00:05Z"}
 
+EXAMPLES["ingest.otlp_spans"] = {"kind": "spans", "trace_id": "ab" * 16, "spans": [
+    {"trace_id": "ab" * 16, "span_id": "cd" * 8, "parent_span_id": "", "name": "chat m", "attributes": {}}]}
+
 
 def test_every_topic_has_an_example():
     assert set(EXAMPLES) == set(TOPICS)

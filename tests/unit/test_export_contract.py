@@ -169,3 +169,35 @@ def test_cli_exports_and_refuses_with_one_line(settings, tmp_path):
     assert "4 of 12 rows of traces@0 -> openai-sft" in ok.stdout and (tmp_path / "f.jsonl.lineage.json").is_file()
     missing = run("trl-sft", "--table", "traces", "--version", "9", "--out", str(tmp_path / "x.jsonl"))
     assert missing.returncode == 2 and "has no version 9" in missing.stderr and len(missing.stderr.splitlines()) == 1
+
+
+def test_the_per_export_rescrub_gives_what_the_strict_pass_gives_running_it_once_per_distinct_string():
+    from streams.scrub.strict import strict_text
+    from trainers.export.base import Rescrub, inert
+
+    texts = ["Write to jane.roe@example.com or call +1 (415) 555-0199", "hi", "<EMAIL_ab12cd34>",
+             " <EMAIL_ab12cd34> <PERSON_0123abcd> ", "--- ... !!", "order A1B2C3D4 for bob smith", "",
+             "my card 4111 1111 1111 1111", "<EMAIL_ab12cd34> and jane.roe@example.com"]
+    r = Rescrub()
+    for _ in range(3):  # repeats come from the memo
+        assert [r.text(t) for t in texts] == [strict_text(t) for t in texts]
+    assert r.scrubbed == 5 and r.calls == 3 * len(texts)  # once each; the tag-only, symbol-only and empty ones never
+    assert inert("<EMAIL_ab12cd34>") and inert(" <EMAIL_ab12cd34> <ID> ") and inert("--- !!")
+    assert not inert("<EMAIL_ab12cd34> x") and not inert("bob") and not inert("<email_ab12cd34>")
+    assert r.value({"to": ["jane.roe@example.com", 3]}) == {"to": [strict_text("jane.roe@example.com"), 3]}
+
+
+def test_priming_scrubs_strings_joined_with_the_same_result_as_one_by_one():
+    from alignloop.bench._export_rows import trace_row
+    from streams.scrub.strict import strict_text
+    from trainers.export.base import Rescrub, row_texts
+
+    planted = ["jane.roe@example.com", "call +1 (415) 555-0199", "Bob Smith", "ends with bob smith",
+               "4111 1111 1111 1111", "IBAN GB82 WEST 1234 5698 7654 32", "order A1B2C3D4", "12345678",
+               "Mr", "Jones wrote", "key sk-abcdefghijklmnopqrstuvwx1234", "192.168.0.1", "x" * 600 + " a@b.co"]
+    texts = list(row_texts([trace_row(i) for i in range(40)])) + planted + [p + "." for p in planted]
+    r = Rescrub()
+    r.prime(texts)
+    calls = r.scrubbed
+    assert [r.text(t) for t in texts] == [strict_text(t) for t in texts]
+    assert r.scrubbed == calls and calls < len(set(texts)) / 4  # all memo hits after priming, few strict calls

@@ -53,7 +53,7 @@ class ArgillaExport(Exporter):
         import argilla as rg
 
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             c = conversation(r, self.rescrub)
             prompt = "\n\n".join([f"**system**: {c.system}"] * bool(c.system) + [f"**{role}**: {t}"
                                  for role, t in c.history] + [f"**user**: {c.user}"])

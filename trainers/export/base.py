@@ -4,7 +4,8 @@ An exporter is one class: ``name``, the ``tables`` it reads, ``export(rows, out)
 (``trainers.export.run``) reads the pinned snapshot, applies the filters and the agreement gate, calls
 ``export`` and writes the lineage sidecar, so an exporter never deals with Delta, filters or lineage.
 Text is passed through the strict scrub tier once more on the way out (defence in depth, as the trainers do):
-tables are scrubbed already, but a row may predate a scrubber fix.
+tables are scrubbed already, but a row may predate a scrubber fix. ``Rescrub`` runs that pass once per distinct
+string of an export.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from streams.scrub.strict import strict_text as _strict_text
@@ -81,10 +83,159 @@ def _keep(v: Any) -> Any:
     return v
 
 
-def conversation(row: dict[str, Any], rescrub: bool = True) -> Conversation:
+_SEP = "\n\x1f\n"  # streams.scrub.trace's separator: no detector's span crosses it
+_LONG = 512
+_GROUP_CHARS = 4096
+_ONLY_TAGS = re.compile(r"(?:\s*<[A-Z][A-Z_]{1,30}(?:_[0-9a-f]{6,64})?>)*\s*")
+
+
+def inert(text: str) -> bool:
+    """Whether the strict pass provably leaves ``text`` as it is: only pseudonyms/tags and whitespace (the strict
+    pass drops every finding that overlaps a tag, and no detector matches whitespace alone), or no letter or digit
+    at all (every detector — structured kinds, credentials, ids, names — needs one)."""
+    return _ONLY_TAGS.fullmatch(text) is not None or not any(ch.isalnum() for ch in text)
+
+
+class Rescrub:
+    """The strict pass over one export's text: each distinct string scrubbed once. The pass is a pure function of
+    the text (no key, no state that changes its output), so a repeated string — system prompts, memory, tool
+    results and errors, pseudonyms in tool arguments — gets the output it got the first time; inert strings
+    (``inert``) are passed through. Bounded: cleared when ``max_entries`` distinct strings are held."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._d: dict[str, str] = {}
+        self.scrubbed = 0  # strings the strict pass actually ran on
+        self.calls = 0
+
+    def text(self, s: str) -> str:
+        self.calls += 1
+        if not s:
+            return s
+        hit = self._d.get(s)
+        if hit is None:
+            if inert(s):
+                hit = s
+            else:
+                hit = _strict_text(s)
+                self.scrubbed += 1
+            if len(self._d) >= self.max_entries:
+                self._d.clear()
+            self._d[s] = hit
+        return hit
+
+    def prime(self, texts: Any) -> None:
+        """Scrub the distinct new ``texts`` ahead, joined in groups as the stream scrubs a trace's strings
+        (``streams.scrub.trace``: one ``scrub`` call per group, findings mapped back by offset, a string a finding
+        straddles into scrubbed on its own), so the per-row calls that follow are memo hits. The per-call cost of
+        the strict pass is mostly fixed: a short string alone costs about what 30 of them joined do."""
+        todo = [t for t in dict.fromkeys(t for t in texts if t and isinstance(t, str)) if t not in self._d]
+        if len(self._d) + len(todo) > self.max_entries:
+            self._d.clear()
+        todo = [t for t in todo if not (inert(t) and not self._d.__setitem__(t, t))]
+        group: list[str] = []
+        size = 0
+        for t in todo:
+            if len(t) >= _LONG:  # alone: a recurring long text hits the scrubber's own memo
+                self._d[t] = _strict_text(t)
+                self.scrubbed += 1
+                continue
+            group.append(t)
+            size += len(t)
+            if size >= _GROUP_CHARS:
+                self._joined(group)
+                group, size = [], 0
+        if group:
+            self._joined(group)
+
+    def _joined(self, group: list[str]) -> None:
+        from bisect import bisect_right
+
+        from streams.scrub.strict import strict_scrubber
+
+        starts, pos = [], 0
+        for t in group:
+            starts.append(pos)
+            pos += len(t) + len(_SEP)
+        found = strict_scrubber().replacements(_SEP.join(group))
+        per: dict[int, list[tuple[str, int, int, str]]] = {}
+        redo: set[int] = set()
+        for f in found:
+            i = bisect_right(starts, f[1]) - 1
+            if f[2] > starts[i] + len(group[i]):  # runs into a separator: those strings are scrubbed alone
+                redo.update(range(i, bisect_right(starts, f[2] - 1)))
+            else:
+                per.setdefault(i, []).append(f)
+        for i, t in enumerate(group):
+            if i in redo:
+                self._d[t] = _strict_text(t)
+                self.scrubbed += 1
+                continue
+            fs = per.get(i)
+            if not fs:
+                self._d[t] = t
+                continue
+            base, parts, cur = starts[i], [], 0
+            for _, a, b, rep in sorted(fs, key=lambda f: f[1]):
+                parts.append(t[cur:a - base])
+                parts.append(rep)
+                cur = b - base
+            parts.append(t[cur:])
+            self._d[t] = "".join(parts)
+        self.scrubbed += 1  # one strict call for the group
+
+    def value(self, v: Any) -> Any:
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, list):
+            return [self.value(x) for x in v]
+        if isinstance(v, dict):
+            return {k: self.value(x) for k, x in v.items()}
+        return v
+
+
+def _strings(v: Any) -> Iterator[str]:
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, list):
+        for x in v:
+            yield from _strings(x)
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from _strings(x)
+
+
+def row_texts(rows: list[dict[str, Any]]) -> Iterator[str]:
+    """The strings ``conversation`` / ``preference_record`` pass to the strict pass, for ``Rescrub.prime``."""
+    for row in rows:
+        for k in ("user_message", "final_response", "prompt", "response", "chosen", "rejected"):
+            v = row.get(k)
+            if isinstance(v, str):
+                yield v
+        for item in _loads(row.get("context_json"), []):
+            if isinstance(item, dict):
+                c = item.get("content", "")
+                if isinstance(c, str):
+                    yield c
+        for c in _loads(row.get("tool_calls_json"), []):
+            if isinstance(c, dict):
+                yield from _strings(c.get("args"))
+                yield from _strings(c.get("result"))
+                if isinstance(c.get("error"), str):
+                    yield c["error"]
+
+
+def cleaners(rescrub: "bool | Rescrub") -> tuple[Any, Any]:
+    """(text, value) functions for ``rescrub``: a Rescrub's, the strict pass's, or identity when off."""
+    if isinstance(rescrub, Rescrub):
+        return rescrub.text, rescrub.value
+    return (_strict_text, _strict_value) if rescrub else (_keep, _keep)
+
+
+def conversation(row: dict[str, Any], rescrub: "bool | Rescrub" = True) -> Conversation:
     """A ``traces`` or ``sft_examples`` row as a Conversation (text scrubbed strictly once more unless
     ``rescrub`` is off)."""
-    strict_text, strict_value = (_strict_text, _strict_value) if rescrub else (_keep, _keep)
+    strict_text, strict_value = cleaners(rescrub)
     if "final_response" not in row:  # sft_examples: the prompt already renders the context in
         return Conversation(id=str(row.get("example_id")), user=strict_text(row["prompt"]),
                             answer=strict_text(row["response"]), row=row)
@@ -141,10 +292,22 @@ class Exporter:
     directory: ClassVar[bool] = False  # writes a directory (datasets, Argilla), never one JSONL file
 
     def __init__(self, rescrub: bool = True) -> None:
-        self.rescrub = rescrub  # the strict scrub tier over every text again (about 85% of an export's time)
+        # the strict scrub tier over every text again, once per distinct string (Rescrub); False: off
+        self.rescrub: bool | Rescrub = Rescrub() if rescrub else False
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def primed(self, rows: list[dict[str, Any]], chunk: int = 5_000) -> Iterator[dict[str, Any]]:
+        """``rows``, each chunk's strings strict-scrubbed ahead in joined groups (``Rescrub.prime``) before its rows
+        are yielded; the rows as they are with rescrub off."""
+        if not isinstance(self.rescrub, Rescrub):
+            yield from rows
+            return
+        for i in range(0, len(rows), chunk):
+            part = rows[i:i + chunk]
+            self.rescrub.prime(row_texts(part))
+            yield from part
 
     def target(self, out: Path) -> Path:
         return out if out.suffix == ".jsonl" else out / f"{self.name}.jsonl"

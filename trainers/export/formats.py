@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streams.scrub.strict import strict_text
-from trainers.export.base import Conversation, Exporter, conversation, safe_function_name, tool_text
+from trainers.export.base import (Conversation, Exporter, Rescrub, cleaners, conversation, safe_function_name,
+                                  tool_text)
 
 CONVERSATIONAL = ("traces", "sft_examples")
 
@@ -74,7 +74,7 @@ class TrlSft(Exporter):
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": trl_messages(c)}
             if c.tool_schemas:
@@ -83,8 +83,8 @@ class TrlSft(Exporter):
         return out
 
 
-def preference_record(r: dict[str, Any], rescrub: bool = True) -> dict[str, Any]:
-    clean = strict_text if rescrub else str
+def preference_record(r: dict[str, Any], rescrub: "bool | Rescrub" = True) -> dict[str, Any]:
+    clean = cleaners(rescrub)[0] if rescrub else str
     return {"prompt": clean(r["prompt"]), "chosen": clean(r["chosen"]),
             "rejected": clean(r["rejected"]), "margin": float(r["strength"] if r.get("strength") is not None
                                                                      else 1.0)}
@@ -98,7 +98,7 @@ class TrlPreference(Exporter):
     tables = ("preferences",)
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [preference_record(r, self.rescrub) for r in rows]
+        return [preference_record(r, self.rescrub) for r in self.primed(rows)]
 
 
 class HfDataset(Exporter):
@@ -114,13 +114,13 @@ class HfDataset(Exporter):
         from datasets import Dataset, DatasetDict
 
         if rows and "chosen" in rows[0]:
-            records = TrlPreference(self.rescrub).records(rows)
+            records = TrlPreference.records(self, rows)
         else:
             # messages as typed rows; tool arguments and the tools' schemas as JSON text: they differ per tool,
             # and one Arrow column cannot hold every shape
             records = [{"messages": [_typed(m) for m in r["messages"]],
                         "tools": json.dumps(r.get("tools") or [], ensure_ascii=False)}
-                       for r in TrlSft(self.rescrub).records(rows)]
+                       for r in TrlSft.records(self, rows)]
         DatasetDict({"train": Dataset.from_list(records)}).save_to_disk(str(out))
         return sorted(p for p in out.rglob("*") if p.is_file())
 
@@ -134,7 +134,7 @@ class OpenAISft(Exporter):
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": openai_messages(c)}
             if c.tool_schemas:
@@ -151,7 +151,7 @@ class OpenAIDpo(Exporter):
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             p = preference_record(r, self.rescrub)
             out.append({"input": {"messages": [{"role": "user", "content": p["prompt"]}]},
                         "preferred_output": [{"role": "assistant", "content": p["chosen"]}],
@@ -169,7 +169,7 @@ class OpenAIRft(Exporter):
 
     def records(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for r in rows:
+        for r in self.primed(rows):
             c = conversation(r, self.rescrub)
             rec: dict[str, Any] = {"messages": openai_messages(c, final=False, weights=False),
                                    "reference_answer": c.answer,

@@ -33,9 +33,19 @@ class ExportResult:
     lineage: dict[str, Any]
 
 
-def read_rows(uri: str, version: int | None, where: list[str], storage_options: dict[str, str] | None
-              ) -> tuple[list[dict[str, Any]], int, int]:
-    """(rows matching every ``where`` SQL condition, the Delta version read, rows in the snapshot)."""
+# The columns any exporter, the agreement gate or the lineage reads: the rest of a row (timestamps, PII findings,
+# candidates, tags, ...) is never turned into Python objects. Converting those dominated reading (datetimes above
+# all).
+EXPORT_COLUMNS = ("trace_id", "example_id", "pref_id", "conversation_id", "agent_id", "policy_id", "outcome",
+                  "user_message", "final_response", "context_json", "tool_calls_json", "metadata_json",
+                  "verdicts_json", "scores_json", "score", "prompt", "response", "chosen", "rejected", "strength",
+                  "source", "src_topic", "src_partition", "src_offset")
+
+
+def read_rows(uri: str, version: int | None, where: list[str], storage_options: dict[str, str] | None,
+              columns: tuple[str, ...] | None = EXPORT_COLUMNS) -> tuple[list[dict[str, Any]], int, int]:
+    """(rows matching every ``where`` SQL condition, as dicts of the table's ``columns`` (None: all), the Delta
+    version read, rows in the snapshot)."""
     from deltalake import DeltaTable, QueryBuilder
     from deltalake.exceptions import TableNotFoundError
 
@@ -49,15 +59,18 @@ def read_rows(uri: str, version: int | None, where: list[str], storage_options: 
         latest = DeltaTable(uri, storage_options=storage_options).version()
         raise ExportError(f"{uri} has no version {version} (versions 0..{latest}; vacuumed or not yet written): "
                           f"{str(exc).splitlines()[0][:200]}") from None
+    names = [f.name for f in dt.schema().fields] if hasattr(dt.schema(), "fields") else None
+    cols = None if columns is None or names is None else [c for c in names if c in columns]
     if not where:
-        table = dt.to_pyarrow_table()
+        table = dt.to_pyarrow_table(columns=cols)
         return table.to_pylist(), int(dt.version()), table.num_rows
     import pyarrow as pa
 
     cond = " AND ".join(f"({w})" for w in where)
+    select = "*" if cols is None else ", ".join(f'"{c}"' for c in cols)
     try:
         qb = QueryBuilder().register("t", dt)
-        table = pa.table(qb.execute(f"SELECT * FROM t WHERE {cond}").read_all())
+        table = pa.table(qb.execute(f"SELECT {select} FROM t WHERE {cond}").read_all())
         total = pa.table(qb.execute("SELECT COUNT(*) AS n FROM t").read_all()).column("n")[0].as_py()
     except Exception as exc:
         raise ExportError(f"bad --where {cond!r}: {str(exc).splitlines()[0][:300]}; write SQL conditions on the "
@@ -98,6 +111,21 @@ def gate(settings: "Settings", rows: list[dict[str, Any]], min_alpha: float) -> 
     return {"applied": True, "passed": True, "min_alpha": min_alpha, **rec}
 
 
+def _without_gc(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` with the cyclic collector off: an export builds a record per row from a list of row dicts,
+    nothing in it is a cycle, and with a million rows alive each full collection re-scanned all of them (the
+    per-row cost grew with the table). It runs again, as usual, afterwards."""
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return fn(*args)
+    finally:
+        if was:
+            gc.enable()
+
+
 def run_export(settings: "Settings", fmt: str, table: str, *, out: Path, version: int | None = None,
                where: list[str] | None = None, min_alpha: float = 0.667, rescrub: bool = True) -> ExportResult:
     if fmt not in EXPORTERS:
@@ -107,11 +135,11 @@ def run_export(settings: "Settings", fmt: str, table: str, *, out: Path, version
         raise ExportError(f"{fmt} exports the {' or '.join(exporter.tables)} table, not {table!r}")
     where = list(where or [])
     uri = settings.table_uri(table)
-    rows, read_version, total = read_rows(uri, version, where, settings.lake_storage_options or None)
+    rows, read_version, total = _without_gc(read_rows, uri, version, where, settings.lake_storage_options or None)
     decision = gate(settings, rows, min_alpha)
     if exporter.directory and out.exists():
         shutil.rmtree(out)  # a re-export replaces the dataset directory, never mixes two
-    files = exporter.export(rows, out)
+    files = _without_gc(exporter.export, rows, out)
     digests = [{"path": str(p.relative_to(out)) if p.is_relative_to(out) else p.name, "bytes": p.stat().st_size,
                 "sha256": _sha256(p)} for p in files]
     content = hashlib.sha256("".join(f"{d['path']}:{d['sha256']}\n" for d in digests).encode()).hexdigest()
