@@ -174,6 +174,33 @@ async def read_topic(settings: "Settings", topic: str, *, timeout_s: float = 5.0
         await consumer.stop()
 
 
+def read_committed_transport(app: Any) -> Any:
+    """A Faust transport for ``app`` whose worker consumer reads ``read_committed``. Faust picks that isolation
+    only in its own exactly-once mode, which alignloop cannot use (faust #323, #517); without it a worker would
+    process records of aborted transactions (a turn assembler killed mid-transaction) and land them twice. The one
+    change: while Faust builds its consumer, it is told it is in a transaction; nothing else reads that flag then.
+    ``tests/integration/test_spine.py`` checks that aborted records never land."""
+    from faust.transport.drivers import aiokafka as driver
+
+    class Thread(driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            was, self.consumer.in_transaction = self.consumer.in_transaction, True
+            try:
+                return super()._create_worker_consumer(transport)
+            finally:
+                self.consumer.in_transaction = was
+
+    class Consumer(driver.Consumer):
+        def _new_consumer_thread(self) -> Any:
+            return Thread(self, loop=self.loop, beacon=self.beacon)
+
+    class Transport(driver.Transport):
+        pass
+
+    Transport.Consumer = Consumer
+    return Transport(app.conf.broker_consumer, app)
+
+
 def spine_producer(settings: "Settings") -> Any:
     """The spine's output producer (not started): idempotent, acks=all, requests large enough for any event the
     spine may emit (``max_event_bytes``) or dead-letter (``max_record_bytes``)."""

@@ -22,7 +22,7 @@ from faust.sensors import Monitor
 from prometheus_client import CollectorRegistry
 
 from connectors.delta_sink import DeltaSink, table_sink
-from connectors.kafka import Publisher, faust_broker_kwargs, spine_producer
+from connectors.kafka import Publisher, faust_broker_kwargs, read_committed_transport, spine_producer
 from schemas.dlq import DeadLetter
 from schemas.record import Record
 from schemas.tables import TRACES_TABLE
@@ -206,6 +206,7 @@ def create_app(settings: "Settings", configs: "AreaConfigs", *, registry: Collec
         topic_disable_leader=True,
         monitor=LeanMonitor(),
     )
+    app.transport = read_committed_transport(app)  # agent.traces has transactional writers (the OTLP assembler)
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None,
                    partition: int | None = None) -> Any:  # the hooks' output, through Faust's producer

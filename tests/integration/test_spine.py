@@ -176,3 +176,32 @@ def test_poison_records_between_valid_traces_are_dead_lettered_and_the_worker_ke
     assert {d.original_bytes(): d.stage for d in letters} == {
         raw: "sink" if reason == "output_too_large" else "validate" for raw, reason in poison.items()}
     assert worker.alive(), f"the worker died on a poison record; see {worker.log_path}"
+
+
+def test_records_of_an_aborted_transaction_never_land(make_settings, worker_factory):
+    """agent.traces has a transactional writer (the OTLP turn assembler): the spine reads read_committed, so the
+    traces of a transaction that was aborted (its writer killed or fenced) are never judged or landed."""
+    from connectors.kafka import create_topics, discard_producer, start_transactional
+
+    s = make_settings()
+    asyncio.run(create_topics(s))
+    sim = Simulator(seed=11)
+    aborted, committed = [sim.trace(i)[0] for i in range(3)], sim.trace(3)[0]
+
+    async def write() -> None:
+        prod = await start_transactional(s, "test-aborted-writer")
+        try:
+            async with prod.transaction():
+                for t in aborted:
+                    await prod.send_and_wait(s.topic(TRACES), json.dumps(t).encode(), key=b"k")
+                raise RuntimeError("abort")
+        except RuntimeError:
+            pass
+        async with prod.transaction():
+            await prod.send_and_wait(s.topic(TRACES), json.dumps(committed).encode(), key=b"k")
+        await discard_producer(prod)
+
+    asyncio.run(write())
+    worker = worker_factory(s).start()
+    wait_for(lambda: committed["trace_id"] in landed_ids(s), 90, what="the committed trace to land", worker=worker)
+    assert landed_ids(s) == [committed["trace_id"]]
