@@ -33,6 +33,7 @@ OTHER_ENV: dict[str, str] = {
     "ALIGNLOOP_SYNTH_API_KEY": "the synthetic-data endpoint's API key (endpoint.api_key_env in configs/synth.yaml)",
     "ALIGNLOOP_WEBHOOK_SECRET": "webhooks: the Standard Webhooks secret of targets that name no secret_env",
     "ALIGNLOOP_REPLAY_PROFILE": "replay: a folder each replay process writes its cProfile stats into (profiling)",
+    "ALIGNLOOP_BENCH_UI_DB": "bench ui: the labeling database its server process serves (set by the bench itself)",
 }
 # Used only when no key is configured; `alignloop worker` warns about it. Never use it in production.
 DEV_PII_KEY = "alignloop-dev-key-change-me"
