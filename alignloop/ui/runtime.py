@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +123,8 @@ async def refresher(ui: UiState, stop: asyncio.Event, *, every_s: float = 10.0, 
 
     last_table = 0.0
     loop = asyncio.get_running_loop()
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent,
+                               initargs=(os.getpid(),))
     try:
         while not stop.is_set():
             try:
@@ -142,6 +144,19 @@ async def refresher(ui: UiState, stop: asyncio.Event, *, every_s: float = 10.0, 
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in workers:
             proc.terminate()
+
+
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """In the refit child: exit once the server that spawned it is gone (``kill -9`` runs no ``finally``; the
+    orphan would otherwise live on, holding the database open)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def web_app() -> Any:
