@@ -4,8 +4,10 @@ agreement refresher (Dawid–Skene refit, figures for the page, Prometheus gauge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -125,7 +127,9 @@ async def refresher(ui: UiState, stop: asyncio.Event, *, every_s: float = 10.0, 
     loop = asyncio.get_running_loop()
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent,
                                initargs=(os.getpid(),))
+    child: int | None = None
     try:
+        child = await loop.run_in_executor(pool, os.getpid)  # the child's pid, to end it mid-fit on shutdown
         while not stop.is_set():
             try:
                 due = time.monotonic() - last_table >= table_every_s
@@ -140,10 +144,10 @@ async def refresher(ui: UiState, stop: asyncio.Event, *, every_s: float = 10.0, 
             except asyncio.TimeoutError:
                 pass
     finally:  # end the child with the server, even mid-fit (its figures are advisory); else it outlives us
-        workers = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in workers:
-            proc.terminate()
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
 
 
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
