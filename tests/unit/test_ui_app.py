@@ -3,7 +3,6 @@ leases submitted twice, oversized input, escaping, pairwise sides, the adaptive 
 the rollout buttons. Records are checked in the outbox (what the drain publishes)."""
 from __future__ import annotations
 
-import os
 import re
 import sys
 import types
@@ -276,34 +275,25 @@ def _refresh_in_a_child(ui: UiState) -> dict[str, Any]:
     return ui.stats
 
 
-def _children() -> set[int]:
-    import glob
-
-    def worker(pid: str) -> bool:  # multiprocessing's resource tracker is shared and lives on: not ours to end
-        try:
-            return b"resource_tracker" not in open(f"/proc/{pid}/cmdline", "rb").read()
-        except OSError:
-            return False
-
-    return {int(p) for f in glob.glob(f"/proc/{os.getpid()}/task/*/children") for p in open(f).read().split()
-            if worker(p)}
-
-
 def test_the_refresher_ends_its_child_when_it_stops(ui: UiState) -> None:
     import asyncio
+    import multiprocessing
     import time
 
     from alignloop.ui.runtime import refresher
 
-    before = _children()
+    def children() -> set[int]:
+        return {p.pid for p in multiprocessing.active_children()}
+
+    before = children()
 
     async def start_and_stop() -> set[int]:
         stop = asyncio.Event()
         task = asyncio.create_task(refresher(ui, stop, every_s=60, table_every_s=float("inf")))
         deadline = time.monotonic() + 60
-        while not (_children() - before) and time.monotonic() < deadline:
+        while not (children() - before) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        spawned = _children() - before
+        spawned = children() - before
         stop.set()
         await task
         return spawned
@@ -311,9 +301,9 @@ def test_the_refresher_ends_its_child_when_it_stops(ui: UiState) -> None:
     spawned = asyncio.run(start_and_stop())
     assert len(spawned) == 1
     deadline = time.monotonic() + 15
-    while spawned & _children() and time.monotonic() < deadline:
+    while spawned & children() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not spawned & _children()
+    assert not spawned & children()
 
 
 def test_agreement_figures_reach_the_page_and_the_metrics(ui: UiState) -> None:
