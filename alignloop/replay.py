@@ -183,8 +183,11 @@ def _code_version() -> str | None:
 
 def run_replay(settings: "Settings", *, topic: str, frm: str, to: str | None, into: str, processes: int = 2,
                batch: int = 5000, policy: Path | None = None, judges: Path | None = None, scrub: Path | None = None,
-               progress: Any = None) -> dict[str, Any]:
-    """Replay a window into ``into``; returns the completed manifest (also written next to the tables)."""
+               rescrub: bool = False, progress: Any = None) -> dict[str, Any]:
+    """Replay a window into ``into``; returns the completed manifest (also written next to the tables).
+
+    Records whose live ``traces`` row was made from the same bytes under the same scrub version are judged from
+    that row's scrubbed text (the same rows; scrubbing is most of the step's cost); ``rescrub`` scrubs them all."""
     from alignloop.configs import load_configs
     from connectors.replay_store import check_name, read_manifest, write_manifest
     from streams.replay.worker import Task
@@ -193,8 +196,11 @@ def run_replay(settings: "Settings", *, topic: str, frm: str, to: str | None, in
         check_name(into)
     except ValueError as exc:
         raise UserError(f"--into: {exc}") from None
+    from streams.scrub import scrub_version
+    from streams.scrub.pseudonym import Pseudonymizer
+
     s = with_configs(settings, policy, judges, scrub)
-    load_configs(s)  # a config that does not validate fails here, one line, before anything is written
+    configs = load_configs(s)  # a config that does not validate fails here, one line, before anything is written
     request = {"topic": topic, "from": frm, "to": to, "configs": {k: str(v) for k, v in config_paths(s).items()},
                "config_hashes": config_hashes(s)}
     old = read_manifest(s, into)
@@ -215,9 +221,12 @@ def run_replay(settings: "Settings", *, topic: str, frm: str, to: str | None, in
         "started_at": datetime.now(timezone.utc).isoformat(), "runs": 0}
     manifest["runs"] = int(manifest.get("runs", 0)) + 1
     manifest["status"] = "running"
+    manifest["scrub_version"] = scrub_version(configs.scrub, Pseudonymizer(s.pii_hmac_key).key_id)
+    manifest["rescrub"] = rescrub
     write_manifest(s, into, manifest)
     ranges = {w["partition"]: (w["start"], w["end"]) for w in windows if w["start"] <= w["end"]}
-    tasks = [Task(into, s.topic(topic), g, spec_from, spec_to, batch) for g in _split(ranges, processes)]
+    tasks = [Task(into, s.topic(topic), g, spec_from, spec_to, batch, reuse=not rescrub)
+             for g in _split(ranges, processes)]
     started = time.perf_counter()
     reports = run_processes(s, tasks, Path(s.home) / "replay" / into, progress)
     manifest.update(finish(s, into, windows), status="complete", wall_s=round(time.perf_counter() - started, 3),
@@ -235,13 +244,15 @@ def finish(settings: "Settings", name: str, windows: list[dict[str, Any]]) -> di
     from streams.replay.rows import content_hash
 
     t = read_table(replay_table_uri(settings.lake, name, REPLAY_RECORDS_TABLE),
-                   columns=["topic", "partition", "offset", "value_sha256", "status"],
                    storage_options=settings.lake_storage_options or None)
-    rows = t.to_pylist() if t.num_columns else []
+    rows = t.select([c for c in ("topic", "partition", "offset", "value_sha256", "status", "reused")
+                     if c in t.column_names]).to_pylist() if t.num_columns else []
     by_part: dict[int, list[int]] = {}
-    counts = {"read": len(rows), "landed": 0, "invalid": 0, "filtered": 0}
+    counts = {"read": len(rows), "landed": 0, "invalid": 0, "filtered": 0, "reused": 0, "rescrubbed": 0}
     for r in rows:
         counts[r["status"]] += 1
+        if r["status"] == "landed":
+            counts["reused" if r.get("reused") else "rescrubbed"] += 1
         by_part.setdefault(r["partition"], []).append(r["offset"])
     per_partition = {}
     for w in windows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from connectors.delta_sink import DeltaSink, conv_keys_for
@@ -97,6 +98,47 @@ def write_manifest(settings: "Settings", name: str, manifest: dict[str, Any]) ->
         fh.write(data)
     filesystem.move(tmp, f"{folder}/{MANIFEST}")
     return f"{folder}/{MANIFEST}"
+
+
+class LiveTraces:
+    """The live ``traces`` rows a replay may reuse instead of scrubbing their records again: looked up by source
+    partition and offset range in one snapshot of the live table (read when the replay process starts), and only
+    rows stamped with ``scrub_version`` (rows from before that column, or scrubbed under other code, config or key,
+    never match). The caller still checks each row's ``src_sha256`` against the record it read."""
+
+    COLUMNS = ["trace_id", "conversation_id", "agent_id", "policy_id", "adapter_hash", "ts", "user_message",
+               "context_json", "tool_calls_json", "final_response", "latency_ms", "flags", "candidates_json",
+               "metadata_json", "pii_json", "src_partition", "src_offset", "src_sha256"]
+
+    def __init__(self, uri: str, topic: str, scrub_version: str, storage_options: dict[str, str] | None = None):
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        self.topic, self.scrub_version = topic, scrub_version
+        try:
+            self._dataset: Any = DeltaTable(uri, storage_options=storage_options).to_pyarrow_dataset()
+        except TableNotFoundError:
+            self._dataset = None
+        if self._dataset is not None and "scrub_version" not in self._dataset.schema.names:
+            self._dataset = None  # a table written before scrub versions: nothing in it can be reused
+
+    def rows(self, spans: dict[int, tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
+        """{(partition, source offset): row} of the live rows in ``spans`` ({partition: (first, last offset)},
+        inclusive), in one scan of the snapshot."""
+        if self._dataset is None or not spans:
+            return {}
+        import operator
+        from functools import reduce
+
+        import pyarrow.dataset as ds
+
+        offset, partition = ds.field("src_offset"), ds.field("src_partition")
+        where = reduce(operator.or_, [(partition == p) & (offset >= first) & (offset <= last)
+                                      for p, (first, last) in spans.items()])
+        where = where & (ds.field("src_topic") == self.topic) & (ds.field("scrub_version") == self.scrub_version)
+        columns = self._dataset.to_table(filter=where, columns=self.COLUMNS).to_pydict()  # faster than to_pylist
+        return {(r["src_partition"], r["src_offset"]): r for r in map(dict, map(zip, repeat(list(columns)),
+                                                                               zip(*columns.values())))}
 
 
 def replay_sink(settings: "Settings", name: str, table: str, writer: str) -> DeltaSink:

@@ -33,6 +33,8 @@ TRACES_SCHEMA = pa.schema([
     pa.field("src_partition", pa.int32(), nullable=False),
     pa.field("src_offset", pa.int64(), nullable=False),
     pa.field("processed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("scrub_version", pa.string()),         # JudgedTrace.scrub_version (None: rows from before 2026-12)
+    pa.field("src_sha256", pa.string()),            # sha256 of the source record's raw value (SourceRef)
 ])
 
 SFT_EXAMPLES_TABLE = "sft_examples"
@@ -239,7 +241,8 @@ REPLAY_RECORDS_SCHEMA = pa.schema([                        # one row per record 
     pa.field("status", pa.string(), nullable=False),        # landed | invalid | filtered (outside the time window)
     pa.field("trace_id", pa.string()),
     pa.field("conversation_id", pa.string()),
-])
+    pa.field("reused", pa.bool_()),                         # landed from the live row's scrubbed text (same
+])                                                          # scrub version, same bytes); False: scrubbed again
 REPLAY_DLQ_TABLE = "dlq"
 REPLAY_DLQ_SCHEMA = pa.schema([                            # invalid records of a replay, with their reasons
     pa.field("topic", pa.string(), nullable=False),

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.trace import Trace
 
-JUDGED_SCHEMA_VERSION = 1
+JUDGED_SCHEMA_VERSION = 2  # 2 (2026-12): scrub_version, source.value_sha256 (optional; version 1 events still read)
 
 # Score dimensions every judge speaks in (0 = worst, 1 = best). A judge fills the ones it knows about.
 DIMENSIONS = ("task_success", "helpfulness", "safety", "policy_compliance", "tool_correctness")
@@ -43,6 +43,8 @@ class SourceRef(BaseModel):
     topic: str
     partition: int
     offset: int
+    value_sha256: str | None = Field(None, description="sha256 (hex) of the record's raw value, when known: a replay "
+                                     "reuses a row only for the very bytes it was made from.")
 
 
 class JudgedTrace(BaseModel):
@@ -55,3 +57,5 @@ class JudgedTrace(BaseModel):
     pii: list[PiiFinding] = Field(default_factory=list)
     source: SourceRef
     processed_at: datetime
+    scrub_version: str | None = Field(None, description="The scrubber's version (code, word lists, config, key id) "
+                                      "that made ``trace``; a replay under the same version reuses the scrubbed text.")

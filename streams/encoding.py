@@ -70,5 +70,5 @@ def to_row(j: JudgedTrace, summary: VerdictSummary | None = None) -> dict[str, A
         "verdicts_json": summary.json, "tags": summary.tags,
         "pii_json": _dump(j.pii), "pii_count": sum(p.count for p in j.pii),
         "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
-        "processed_at": j.processed_at,
+        "processed_at": j.processed_at, "scrub_version": j.scrub_version, "src_sha256": j.source.value_sha256,
     }

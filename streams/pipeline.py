@@ -7,6 +7,7 @@ per record: structural limits at validation (``RecordLimits``), and a time budge
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Pipeline:
         self.scrubber = scrubber
         self.judges = judges
         self.limits = limits or RecordLimits()
+        self.scrub_version: str | None = getattr(scrubber, "version", None)  # build_scrubber's; stamped on outcomes
 
     def _judge(self, clean: Trace, pii: list) -> list:
         """Every judge's verdict (``run_judges``: a judge that raises yields an error verdict)."""
@@ -131,6 +133,19 @@ class Pipeline:
                 out[i] = got
             else:
                 scrubbed.append((i, *got))  # type: ignore[arg-type]
+        self._judge_stage(records, scrubbed, out)
+        return out
+
+    def judge_batch(self, records: Sequence[Record], clean: Sequence[tuple[Trace, list]]
+                    ) -> list[JudgedTrace | DeadLetter]:
+        """``process_batch``'s judge and assembly stages over traces already scrubbed by this pipeline's scrubber
+        version (``clean[i]``: record i's scrubbed trace and PII findings): a replay that reuses the live rows'
+        scrubbed text (``streams.replay``). Same outcomes as ``process_batch`` of the records."""
+        out: list[Any] = [None] * len(records)
+        self._judge_stage(records, [(i, t, pii) for i, (t, pii) in enumerate(clean)], out)
+        return out
+
+    def _judge_stage(self, records: Sequence[Record], scrubbed: list[tuple[int, Trace, list]], out: list) -> None:
         judge, clock, budget = self._judge, time.perf_counter, self.limits.stage_budget_s
         verdicts: list[Any] = []
         for i, clean, pii in scrubbed:
@@ -150,7 +165,6 @@ class Pipeline:
                 out[i] = self._judged(clean, pii, found, records[i])
             except Exception as exc:
                 out[i] = self._failed(records[i], "judge", exc)
-        return out
 
     def _failed(self, record: Record, stage: str, exc: Exception) -> DeadLetter:
         return self.dead_letter(record, stage=stage, reason="processing_error", error=f"{type(exc).__name__}: {exc}")
@@ -181,11 +195,11 @@ class Pipeline:
             return self._over_budget(record, "scrub", clock() - validated)
         return got
 
-    @staticmethod
-    def _judged(clean: Trace, pii: list, verdicts: list, record: Record) -> JudgedTrace:
-        return JudgedTrace(trace=clean, verdicts=verdicts, outcome=aggregate(verdicts), pii=pii,
-                           source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
-                           processed_at=datetime.now(timezone.utc))
+    def _judged(self, clean: Trace, pii: list, verdicts: list, record: Record) -> JudgedTrace:
+        source = SourceRef(topic=record.topic, partition=record.partition, offset=record.offset,
+                           value_sha256=hashlib.sha256(record.value).hexdigest())
+        return JudgedTrace(trace=clean, verdicts=verdicts, outcome=aggregate(verdicts), pii=pii, source=source,
+                           processed_at=datetime.now(timezone.utc), scrub_version=self.scrub_version)
 
 
 def scrubbed_ids(scrubber: "Scrubber", agent_id: str, policy_id: str) -> tuple[str, str]:

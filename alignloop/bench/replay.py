@@ -70,7 +70,8 @@ def measure_replay(settings: Any, name: str, n: int, processes: int, batch: int)
         raise UserError(f"the replay landed {landed} of {n} traces; see {settings.home}/replay/{name}/")
     runs = m["last_run"]
     busy = max(r["done_at"] for r in runs) - min(r["ready_at"] for r in runs)
-    return {"processes": processes, "batch": batch, "landed": landed, "wall_s": round(wall, 3),
+    return {"processes": processes, "batch": batch, "landed": landed, "reused": m["counts"]["reused"],
+            "rescrubbed": m["counts"]["rescrubbed"], "wall_s": round(wall, 3),
             "busy_s": round(busy, 3), "landed_per_s": round(landed / busy, 1),
             "landed_per_s_delta_log": _landed_per_s(replay_table_uri(settings.lake, name, TRACES_TABLE), landed),
             "end_to_end_per_s": round(landed / wall, 1), "startup_s": [round(r["ready_at"] - r["started_at"], 2)

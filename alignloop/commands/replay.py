@@ -14,6 +14,8 @@ def _print_manifest(m: dict) -> None:
     counts = m["counts"]
     c.print(f"replay [bold]{m['name']}[/]: read {counts['read']}, landed {counts['landed']}, invalid "
             f"{counts['invalid']} (in its dlq table), filtered by time {counts['filtered']}; "
+            f"{counts.get('reused', 0)} landed from the live rows' scrubbed text (scrub version "
+            f"{m.get('scrub_version')}), {counts.get('rescrubbed', 0)} scrubbed again; "
             f"{m['processes']} process(es), {m['wall_s']} s")
     for p, w in sorted(m["partitions"].items(), key=lambda kv: int(kv[0])):
         c.print(f"  partition {p}: requested {w['requested']}, read {w['start']}-{w['end']}, actual "
@@ -71,6 +73,8 @@ def register(app: typer.Typer) -> None:
         into: str = typer.Option(None, "--into", help="Replay name: tables land under <lake>/replay/NAME/."),
         processes: int = typer.Option(2, "--processes", min=1, max=64, help="Processes; partitions are split."),
         batch: int = typer.Option(5000, "--batch", min=1, help="Records per step batch and Delta commit."),
+        rescrub: bool = typer.Option(False, "--rescrub", help="Scrub every record again, even where the live row "
+                                                             "was scrubbed under the same scrub version."),
         json_out: bool = typer.Option(False, "--json", help="Print only the manifest, as JSON."),
     ) -> None:
         """Re-run the scrub + judge step over a window of a topic (by time or offsets, per partition), landing
@@ -91,7 +95,7 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task(f"replaying into {into}", total=None)
             manifest = run_replay(settings, topic=topic, frm=frm, to=to, into=into, processes=processes,
                                   batch=batch, policy=policy, judges=judges_config, scrub=scrub_config,
-                                  progress=lambda n, total: bar.update(task, completed=n, total=total))
+                                  rescrub=rescrub, progress=lambda n, total: bar.update(task, completed=n, total=total))
         if json_out:
             print(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         else:

@@ -16,9 +16,10 @@ from streams.scrub.regex import RegexScrubber
 from streams.scrub.strict import StrictScrubber
 from streams.scrub.tiered import TieredScrubber
 from streams.scrub.trace import scrub_trace
+from streams.scrub.version import scrub_version
 
 __all__ = ["Finding", "Pseudonymizer", "RegexScrubber", "SCRUBBERS", "ScrubConfig", "ScrubResult", "Scrubber",
-           "StrictScrubber", "TieredScrubber", "build_scrubber", "load_scrub_config", "scrub_trace"]
+           "StrictScrubber", "TieredScrubber", "build_scrubber", "load_scrub_config", "scrub_trace", "scrub_version"]
 
 # Every scrubber kind, built from a pseudonymizer: tests/unit/test_scrubber_contract.py checks each one, so a new
 # scrubber registered here is tested without new test code.
@@ -41,4 +42,5 @@ def build_scrubber(settings: Any, config: ScrubConfig) -> Scrubber:
         scrubber = TieredScrubber(pseudo, enabled, thresholds=cfg.thresholds, default_threshold=cfg.default_threshold)
     scrubber.fields = tuple(cfg.fields)  # type: ignore[attr-defined]  # read by scrub_trace
     scrubber.max_depth = cfg.max_depth  # type: ignore[attr-defined]
+    scrubber.version = scrub_version(cfg, pseudo.key_id)  # stamped on every judged trace (JudgedTrace.scrub_version)
     return scrubber
