@@ -156,6 +156,7 @@ class EntityDetector:
     def __init__(self, kinds: Iterable[str] = UNSTRUCTURED_KINDS) -> None:
         self.kinds = k = frozenset(kinds)
         self.first, self.last = L.names("first"), L.names("last")
+        self._pair_firsts = self.first - L.NOT_NAME  # the words a lower-case pair can start with
         self._memo: dict[tuple, tuple[Span, ...]] = {}  # raw context key -> verdict (see _runs)
         self._run_facts: dict[str, _Run] = {}  # run -> _run_facts(run)
         self._address, self._dob = "ADDRESS" in k, "DATE_OF_BIRTH" in k
@@ -372,6 +373,10 @@ class EntityDetector:
         """Lower-case "first last" names: a census first name then a census surname, or a first name and a word
         that is not a common one after a cue ("tell", "ask", "cc", "is", "for", ...). ``strict_names`` also takes
         first names that are surnames too ("john smith") without a cue."""
+        # A pair starts at a word in ``first`` and not in NOT_NAME, followed by another word: one findall and one set
+        # operation (in C) rule out most texts before any word's position is read.
+        if self._pair_firsts.isdisjoint(_LOWER_WORD.findall(text)[:-1]):
+            return []
         out: list[Span] = []
         words = [(m.start(), m.end(), m.group()) for m in _LOWER_WORD.finditer(text)]
         first, last, not_name = self.first, self.last, L.NOT_NAME
