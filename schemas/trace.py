@@ -15,7 +15,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, field_validator, model_validator
 from pydantic_core import PydanticSerializationError, to_json
 
 TRACE_SCHEMA_VERSION = 1
@@ -128,12 +128,17 @@ class Trace(BaseModel):
     def _aware(cls, v: datetime) -> datetime:
         return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
 
-    @model_validator(mode="after")
-    def _finite_free_form(self) -> "Trace":
+    @model_validator(mode="wrap")
+    @classmethod
+    def _finite_free_form(cls, data: Any, handler: ModelWrapValidatorHandler["Trace"]) -> "Trace":
         """``allow_inf_nan=False`` covers the typed floats; the free-form values (typed ``Any``) get one Rust
         serialisation, a few µs, that shows any non-finite number as a NaN/Infinity token. Only when such a token
-        appears (a string may merely contain the word) does the Python walk run, to confirm and name the field."""
-        if not self.metadata and not self.tool_calls:
+        appears (a string may merely contain the word) does the Python walk run, to confirm and name the field.
+        A wrap validator, so that a ``Trace`` instance given to another model (``JudgedTrace(trace=...)``) is not
+        checked again: pydantic re-runs "after" model validators on instances it does not revalidate
+        (pydantic#12085); this one was checked when it was made."""
+        self = handler(data)
+        if isinstance(data, Trace) or (not self.metadata and not self.tool_calls):
             return self
         free = {"metadata": self.metadata,
                 "tool_calls": [{"args": c.args, "result": c.result} for c in self.tool_calls]}

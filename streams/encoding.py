@@ -1,7 +1,7 @@
 """How a judged trace leaves the spine: its ``traces.judged`` event (JSON bytes) and its Delta ``traces`` row.
 
 Plain serialisation (pydantic-core, in Rust) with the verdicts' parts worked out once per trace in a
-``VerdictSummary`` for the event, the row and the metrics. No caches: every trace is encoded on its own.
+``VerdictSummary`` for the row and the metrics (memoised by content: see ``summarize``).
 """
 from __future__ import annotations
 
@@ -43,8 +43,22 @@ class VerdictSummary:
         self.labels = tuple(labels)
 
 
+_SUMMARIES: dict[tuple, VerdictSummary] = {}
+_SUMMARIES_MAX = 4096
+
+
 def summarize(verdicts: list[Verdict]) -> VerdictSummary:
-    return VerdictSummary(verdicts)
+    """``VerdictSummary(verdicts)``, memoised by the verdicts' content (every field a summary is made of; bounded):
+    fast judges hand out a few fixed verdicts, so most traces' verdict lists were summarised before, and the key
+    costs about half the summary. Read-only: the row copies ``tags``."""
+    key = tuple([(v.judge, v.judge_version, v.status, tuple(v.scores.items()), v.confidence, v.passed,
+                  tuple(v.reasons), tuple(v.tags), v.error) for v in verdicts])
+    got = _SUMMARIES.get(key)
+    if got is None:
+        if len(_SUMMARIES) >= _SUMMARIES_MAX:
+            _SUMMARIES.clear()
+        got = _SUMMARIES[key] = VerdictSummary(verdicts)
+    return got
 
 
 def encode_event(j: JudgedTrace) -> bytes:
@@ -67,7 +81,7 @@ def to_row(j: JudgedTrace, summary: VerdictSummary | None = None) -> dict[str, A
         "n_tool_errors": sum(c.status != "ok" for c in calls),
         "latency_ms": t.latency_ms, "flags": t.flags, "candidates_json": _dump(t.candidates),
         "metadata_json": _dump(t.metadata), "outcome": j.outcome, "scores_json": summary.scores_json,
-        "verdicts_json": summary.json, "tags": summary.tags,
+        "verdicts_json": summary.json, "tags": list(summary.tags),
         "pii_json": _dump(j.pii), "pii_count": sum(p.count for p in j.pii),
         "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
         "processed_at": j.processed_at, "scrub_version": j.scrub_version, "src_sha256": j.source.value_sha256,

@@ -7,6 +7,7 @@ stable noise floor (estimated in warm-up), and a shifted mix pushes it up.
 """
 from __future__ import annotations
 
+import math
 import re
 import zlib
 
@@ -39,13 +40,14 @@ class HashedEmbedder:
     def embed(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float64)
         toks = _TOKEN.findall(text.lower()[:2000])
+        get, slot = self._cache.get, self._slot
         for tok in toks:
-            i, s = self._slot(tok)
+            i, s = get(tok) or slot(tok)
             v[i] += s
         for a, b in zip(toks, toks[1:]):
-            i, s = self._slot(a + " " + b)
+            i, s = slot(a + " " + b)
             v[i] += 0.5 * s
-        n = np.linalg.norm(v)
+        n = math.sqrt(v @ v)  # what np.linalg.norm computes for a vector, without its Python-level checks
         return v / n if n > 0 else v
 
 

@@ -48,11 +48,19 @@ class LearningJudge(Judge):
         self.n_labels = 0
         self._recent: OrderedDict[str, Features] = OrderedDict()  # trace_id -> features, for labels that follow
         self._cache_size = feature_cache
+        self._hashes: dict[str, int] = {}  # key -> feature index (see _h)
         self.version = f"{LOGIC_VERSION}.{n_features}.{seed}"
 
     # -- features ------------------------------------------------------------------------------------------
     def _h(self, key: str) -> int:
-        return zlib.crc32(key.encode(), self.seed) & (self.n_features - 1)
+        """The feature index of ``key``, kept for the first ``feature_cache`` keys: words and feature names recur,
+        and a dict lookup costs a fraction of encoding and hashing (~150 keys a trace)."""
+        got = self._hashes.get(key)
+        if got is None:
+            got = zlib.crc32(key.encode(), self.seed) & (self.n_features - 1)
+            if len(self._hashes) < self._cache_size:
+                self._hashes[key] = got
+        return got
 
     def features(self, trace: Trace, ctx: JudgeContext, verdicts: list[Verdict] | None = None) -> Features:
         view = text_view(trace, ctx)

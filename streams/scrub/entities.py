@@ -128,6 +128,9 @@ _START = itemgetter(1)
 _LOWER_WORD = re.compile(r"[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)?")
 # ASCII characters that end a _LOWER_WORD word, as spaces: split() then gives every word it can start with
 _ASCII_NON_WORD: Final = {c: " " for c in range(128) if not chr(c).isalpha() and chr(c) not in "'-"}
+_APOSTROPHE_OR_HYPHEN = re.compile("['’-]")
+# ASCII bytes that are not letters, as spaces: split() then gives an ASCII text's maximal runs of letters
+_ASCII_LETTERS_ONLY: Final = bytes(c if chr(c).isascii() and chr(c).isalpha() else 32 for c in range(256))
 _LOWER_CUES: Final = frozenset("tell ask cc dear hi hello hey thanks regards is was for with from to by contact and "
                                "meet call email message ping loop manager named called".split())
 _CAPS_AFTER_COMMA = re.compile(r", [A-Z0-9]{2,}(?![a-z])")
@@ -156,6 +159,9 @@ class EntityDetector:
     def __init__(self, kinds: Iterable[str] = UNSTRUCTURED_KINDS) -> None:
         self.kinds = k = frozenset(kinds)
         self.first, self.last = L.names("first"), L.names("last")
+        self._pair_firsts = self.first - L.NOT_NAME  # the words a lower-case pair can start with
+        self._pair_heads = frozenset(_APOSTROPHE_OR_HYPHEN.split(w, 1)[0].encode() for w in self._pair_firsts
+                                     if w.isascii())  # their letters before any "'" or "-", for ASCII texts
         self._memo: dict[tuple, tuple[Span, ...]] = {}  # raw context key -> verdict (see _runs)
         self._run_facts: dict[str, _Run] = {}  # run -> _run_facts(run)
         self._address, self._dob = "ADDRESS" in k, "DATE_OF_BIRTH" in k
@@ -372,6 +378,15 @@ class EntityDetector:
         """Lower-case "first last" names: a census first name then a census surname, or a first name and a word
         that is not a common one after a cue ("tell", "ask", "cc", "is", "for", ...). ``strict_names`` also takes
         first names that are surnames too ("john smith") without a cue."""
+        # A pair starts at a word in ``first`` and not in NOT_NAME, followed by another word: set operations in C
+        # rule out most texts before any word's position is read. A word's letters up to any "'" or "-" are one of
+        # the text's maximal runs of letters; in ASCII text those come from a bytes translate and split (~6 us per
+        # 750 characters, where the word regex's findall takes ~30).
+        if text.isascii():
+            if self._pair_heads.isdisjoint(text.encode().translate(_ASCII_LETTERS_ONLY).split()):
+                return []
+        elif self._pair_firsts.isdisjoint(_LOWER_WORD.findall(text)[:-1]):
+            return []
         out: list[Span] = []
         words = [(m.start(), m.end(), m.group()) for m in _LOWER_WORD.finditer(text)]
         first, last, not_name = self.first, self.last, L.NOT_NAME
