@@ -15,10 +15,14 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticSerializationError, to_json
 
 TRACE_SCHEMA_VERSION = 1
+# The validation context for JSON this system wrote with ``to_json`` from a validated Trace (a ``traces`` row read
+# back by a replay): ``to_json`` writes a non-finite number as null, so its free-form values need no non-finite check.
+OWN_JSON: dict[str, bool] = {"own_json": True}
 
 
 class ContextItem(BaseModel):
@@ -130,15 +134,16 @@ class Trace(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _finite_free_form(cls, data: Any, handler: ModelWrapValidatorHandler["Trace"]) -> "Trace":
+    def _finite_free_form(cls, data: Any, handler: ModelWrapValidatorHandler["Trace"],
+                          info: ValidationInfo) -> "Trace":
         """``allow_inf_nan=False`` covers the typed floats; the free-form values (typed ``Any``) get one Rust
         serialisation, a few µs, that shows any non-finite number as a NaN/Infinity token. Only when such a token
         appears (a string may merely contain the word) does the Python walk run, to confirm and name the field.
         A wrap validator, so that a ``Trace`` instance given to another model (``JudgedTrace(trace=...)``) is not
         checked again: pydantic re-runs "after" model validators on instances it does not revalidate
-        (pydantic#12085); this one was checked when it was made."""
+        (pydantic#12085); this one was checked when it was made. Nor is JSON this system wrote (``OWN_JSON``)."""
         self = handler(data)
-        if isinstance(data, Trace) or (not self.metadata and not self.tool_calls):
+        if isinstance(data, Trace) or (not self.metadata and not self.tool_calls) or info.context is OWN_JSON:
             return self
         free = {"metadata": self.metadata,
                 "tool_calls": [{"args": c.args, "result": c.result} for c in self.tool_calls]}

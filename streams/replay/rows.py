@@ -12,7 +12,7 @@ from pydantic_core import to_json
 
 from schemas.dlq import DeadLetter
 from schemas.record import Record
-from schemas.trace import Trace
+from schemas.trace import OWN_JSON, Trace
 from schemas.verdict import JudgedTrace, PiiFinding, SourceRef, Verdict
 from streams.scrub.strict import strict_text
 
@@ -63,14 +63,15 @@ def scrubbed_from_row(row: dict[str, Any]) -> tuple[Trace, list[PiiFinding]]:
     """The scrubbed trace and PII findings a ``traces`` row was made from (``streams.encoding.to_row`` inverted,
     the verdicts aside). The row keeps the nested fields as JSON: they are spliced with the scalar fields into one
     document that pydantic-core parses and validates in one pass (a third of the cost of ``json.loads`` of each
-    field and ``model_validate`` of the dict, which a replay pays per reused row)."""
+    field and ``model_validate`` of the dict, which a replay pays per reused row). Written by ``to_json`` from traces
+    the spine validated, it needs no second non-finite check (``OWN_JSON``)."""
     head = to_json({"trace_id": row["trace_id"], "conversation_id": row["conversation_id"],
                     "agent_id": row["agent_id"], "policy_id": row["policy_id"], "adapter_hash": row.get("adapter_hash"),
                     "timestamp": row["ts"], "user_message": row.get("user_message") or "",
                     "final_response": row.get("final_response") or "", "latency_ms": row.get("latency_ms") or 0.0,
                     "flags": row.get("flags") or []})
     nested = [f',"{name}":{row.get(column) or empty}'.encode() for name, column, empty in _NESTED]
-    trace = Trace.model_validate_json(b"".join([head[:-1], *nested, b"}"]))
+    trace = Trace.model_validate_json(b"".join([head[:-1], *nested, b"}"]), context=OWN_JSON)
     return trace, _PII_LIST.validate_json(row.get("pii_json") or "[]")
 
 

@@ -85,3 +85,18 @@ def test_nesting_deeper_than_the_serialiser_and_cycles_from_python_callers() -> 
     cycle.append(cycle)
     with pytest.raises(ValidationError, match="must be JSON values"):
         Trace(**ok, metadata={"a": cycle})
+
+
+def test_json_this_system_wrote_skips_the_non_finite_check_and_nothing_else_does():
+    """``OWN_JSON`` (a replay reading back a ``traces`` row, written by ``to_json``, which writes no non-finite
+    number) skips the check; any other context, an equal dict included, does not."""
+    import json
+
+    from schemas.trace import OWN_JSON, Trace
+
+    doc = json.dumps({"trace_id": "t", "conversation_id": "c", "agent_id": "a", "policy_id": "p",
+                      "user_message": "", "final_response": "", "metadata": {"x": 1e400}})
+    for context in (None, {"own_json": True}, {}):
+        with pytest.raises(ValueError, match="metadata.x is not a finite number"):
+            Trace.model_validate_json(doc, context=context)
+    assert Trace.model_validate_json(doc, context=OWN_JSON).metadata["x"] == float("inf")
