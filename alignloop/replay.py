@@ -227,6 +227,11 @@ def run_replay(settings: "Settings", *, topic: str, frm: str, to: str | None, in
     ranges = {w["partition"]: (w["start"], w["end"]) for w in windows if w["start"] <= w["end"]}
     tasks = [Task(into, s.topic(topic), g, spec_from, spec_to, batch, reuse=not rescrub)
              for g in _split(ranges, processes)]
+    from connectors.replay_store import replay_sink
+    from streams.replay.worker import SINKS
+
+    for table, writer in SINKS:  # here, once, rather than raced by the processes' first commits
+        replay_sink(s, into, table, writer).create()
     started = time.perf_counter()
     reports = run_processes(s, tasks, Path(s.home) / "replay" / into, progress)
     manifest.update(finish(s, into, windows), status="complete", wall_s=round(time.perf_counter() - started, 3),

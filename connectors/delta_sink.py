@@ -82,6 +82,13 @@ class DeltaSink:
             self._table.update_incremental()
         return self._table
 
+    def create(self) -> None:
+        """Create the table, empty, unless it exists: writers started together then append to it rather than race
+        to create it in their first commits."""
+        if self._load() is None:
+            self._table = DeltaTable.create(self.uri, schema=self.schema, partition_by=self.partition_by or None,
+                                            mode="ignore", storage_options=self.storage_options)
+
     def refresh(self) -> None:
         """Forget cached transaction versions (call on partition reassignment)."""
         self._committed.clear()

@@ -12,7 +12,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from connectors.delta_sink import DeltaSink, conv_keys_for
-from schemas.tables import REPLAY_TABLES
+from schemas.tables import REPLAY_TABLES, TRACES_SCHEMA
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -106,9 +106,9 @@ class LiveTraces:
     rows stamped with ``scrub_version`` (rows from before that column, or scrubbed under other code, config or key,
     never match). The caller still checks each row's ``src_sha256`` against the record it read."""
 
-    COLUMNS = ["trace_id", "conversation_id", "agent_id", "policy_id", "adapter_hash", "ts", "user_message",
-               "context_json", "tool_calls_json", "final_response", "latency_ms", "flags", "candidates_json",
-               "metadata_json", "pii_json", "src_partition", "src_offset", "src_sha256"]
+    # every traces column but those judging decides (a replay judges again) and the erasure key (its sink stamps it)
+    COLUMNS = [c for c in TRACES_SCHEMA.names
+               if c not in ("outcome", "scores_json", "verdicts_json", "tags", "processed_at", "conv_key")]
 
     def __init__(self, uri: str, topic: str, scrub_version: str, storage_options: dict[str, str] | None = None):
         from deltalake import DeltaTable

@@ -86,3 +86,14 @@ def to_row(j: JudgedTrace, summary: VerdictSummary | None = None) -> dict[str, A
         "src_topic": j.source.topic, "src_partition": j.source.partition, "src_offset": j.source.offset,
         "processed_at": j.processed_at, "scrub_version": j.scrub_version, "src_sha256": j.source.value_sha256,
     }
+
+
+def rejudged_row(row: dict[str, Any], j: JudgedTrace, summary: VerdictSummary | None = None) -> dict[str, Any]:
+    """``to_row(j, summary)`` for a judged trace made from ``row``'s own scrubbed trace, PII findings and source (a
+    replay judging a live row again): ``row`` with the columns that judging decides replaced, the rest copied
+    rather than serialised again."""
+    summary = summary or summarize(j.verdicts)
+    out = {k: v for k, v in row.items() if k != "conv_key"}  # the sink stamps the erasure key
+    out.update(outcome=j.outcome, scores_json=summary.scores_json, verdicts_json=summary.json, tags=list(summary.tags),
+               processed_at=j.processed_at, scrub_version=j.scrub_version)
+    return out
