@@ -83,7 +83,9 @@ def measure_replay(settings: Any, name: str, n: int, processes: int, batch: int)
 def register(bench_app: typer.Typer) -> None:
     @bench_app.command("replay")
     def replay(
-        n: int = typer.Option(20_000, "--n", min=1000, help="Traces drained live, then replayed."),
+        n: int = typer.Option(40_000, "--n", min=1000, help="Traces drained live, then replayed (each replay "
+                              "process does n / 2 / --batch batches; at 20,000 its cold first batch and last "
+                              "commit are a third of its run)."),
         size_bytes: int = typer.Option(2000, "--size-bytes", help="Approximate trace size."),
         partitions: int = typer.Option(4, "--partitions", min=1),
         spines: int = typer.Option(2, "--spines", min=1, max=8, help="Live spine processes."),
