@@ -28,7 +28,6 @@ from schemas.record import Record
 from schemas.tables import TRACES_TABLE
 from schemas.topics import DLQ, JUDGED, TRACES
 from schemas.verdict import JudgedTrace
-from streams.collect import between_batches
 from streams.encoding import encode_event, summarize, to_row
 from streams.metrics import BatchTally, PipelineMetrics
 from streams.pipeline import Pipeline
@@ -221,8 +220,7 @@ def create_app(settings: "Settings", configs: "AreaConfigs", *, registry: Collec
         async def watch(stream: faust.StreamT) -> None:
             async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_flush_interval_s):
                 try:
-                    with between_batches():
-                        await monitor.handle([e.message.value for e in events])
+                    await monitor.handle([e.message.value for e in events])
                 except (Exception, asyncio.CancelledError) as exc:  # the lake or broker failed, or a stop mid-batch
                     _stop_uncommitted("monitor batch failed", exc)
 
@@ -245,8 +243,7 @@ def create_app(settings: "Settings", configs: "AreaConfigs", *, registry: Collec
                                 int(m.timestamp * 1000) if m.timestamp else None)
                          for m in (e.message for e in events)]
                 try:
-                    with between_batches():  # streams.collect: no cyclic GC during a batch
-                        await handler.handle(batch)
+                    await handler.handle(batch)
                 except (Exception, asyncio.CancelledError) as exc:
                     # Not input (that is dead-lettered): the lake or the broker failed, or the worker was stopped
                     # mid-batch (Faust would ack and commit the half-done batch on its way down).
