@@ -57,7 +57,9 @@ def test_judge_worker_survives_a_flaky_endpoint_and_loses_nothing(kafka_settings
     with FakeLlmServer(timeout_sleep_s=1.0) as server:
         # down for a while (500s, a timeout, 429s, garbage) then healthy
         server.script(["500", "500", "timeout", "429", "500", "garbage", "500", "500", "500", "500", "500", "500"])
-        cfg = JudgesConfig(llm=LlmJudgeConfig(base_url=server.base_url, model="m", timeout_s=0.5, max_retries=1,
+        # timeout_s 2: four hung attempts cost ~8 s, and a healthy reply (milliseconds) never nears it, even on a
+        # loaded CI machine (at 0.5 s one healthy reply was cut off there too: 5 stalls, not 4)
+        cfg = JudgesConfig(llm=LlmJudgeConfig(base_url=server.base_url, model="m", timeout_s=2.0, max_retries=1,
                                               backoff_base_s=0.05, concurrency=3))
         registry = CollectorRegistry()
 
@@ -114,7 +116,9 @@ def test_a_hung_endpoint_shows_as_stalls_and_waiting_requests_and_nothing_is_los
     s = kafka_settings
     with FakeLlmServer(hang_s=30.0) as server:
         server.script(["trickle"] * 4)  # hung for four attempts, then healthy
-        cfg = JudgesConfig(llm=LlmJudgeConfig(base_url=server.base_url, model="m", timeout_s=0.5, max_retries=1,
+        # timeout_s 2: four hung attempts cost ~8 s, and a healthy reply (milliseconds) never nears it, even on a
+        # loaded CI machine (at 0.5 s one healthy reply was cut off there too: 5 stalls, not 4)
+        cfg = JudgesConfig(llm=LlmJudgeConfig(base_url=server.base_url, model="m", timeout_s=2.0, max_retries=1,
                                               backoff_base_s=0.05, concurrency=1))
         registry = CollectorRegistry()
         seen: list[float] = []
