@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from connectors.delta_sink import DeltaSink, conv_keys_for
-from schemas.tables import REPLAY_TABLES, TRACES_SCHEMA
+from schemas.tables import REPLAY_TABLES, TRACES_JUDGING_COLUMNS, TRACES_SCHEMA
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
@@ -107,8 +106,7 @@ class LiveTraces:
     never match). The caller still checks each row's ``src_sha256`` against the record it read."""
 
     # every traces column but those judging decides (a replay judges again) and the erasure key (its sink stamps it)
-    COLUMNS = [c for c in TRACES_SCHEMA.names
-               if c not in ("outcome", "scores_json", "verdicts_json", "tags", "processed_at", "conv_key")]
+    COLUMNS = [c for c in TRACES_SCHEMA.names if c not in TRACES_JUDGING_COLUMNS and c != "conv_key"]
 
     def __init__(self, uri: str, topic: str, scrub_version: str, storage_options: dict[str, str] | None = None):
         from deltalake import DeltaTable
@@ -137,8 +135,9 @@ class LiveTraces:
                                       for p, (first, last) in spans.items()])
         where = where & (ds.field("src_topic") == self.topic) & (ds.field("scrub_version") == self.scrub_version)
         columns = self._dataset.to_table(filter=where, columns=self.COLUMNS).to_pydict()  # faster than to_pylist
-        return {(r["src_partition"], r["src_offset"]): r for r in map(dict, map(zip, repeat(list(columns)),
-                                                                               zip(*columns.values())))}
+        names = list(columns)
+        rows = [dict(zip(names, values)) for values in zip(*columns.values())]
+        return {(r["src_partition"], r["src_offset"]): r for r in rows}
 
 
 def replay_sink(settings: "Settings", name: str, table: str, writer: str) -> DeltaSink:

@@ -37,6 +37,10 @@ TRACES_SCHEMA = pa.schema([
     pa.field("src_sha256", pa.string()),            # sha256 of the source record's raw value (SourceRef)
 ])
 
+# The traces columns that judging decides: a replay that reuses a live row's scrubbed trace sets these afresh and
+# copies the rest (connectors.replay_store.LiveTraces, streams.encoding.rejudged_row)
+TRACES_JUDGING_COLUMNS = ("outcome", "scores_json", "verdicts_json", "tags", "processed_at")
+
 SFT_EXAMPLES_TABLE = "sft_examples"
 SFT_EXAMPLES_SCHEMA = pa.schema([
     pa.field("example_id", pa.string(), nullable=False),   # = trace_id for examples curated from traces

@@ -90,8 +90,8 @@ def to_row(j: JudgedTrace, summary: VerdictSummary | None = None) -> dict[str, A
 
 def rejudged_row(row: dict[str, Any], j: JudgedTrace, summary: VerdictSummary | None = None) -> dict[str, Any]:
     """``to_row(j, summary)`` for a judged trace made from ``row``'s own scrubbed trace, PII findings and source (a
-    replay judging a live row again): ``row`` with the columns that judging decides replaced, the rest copied
-    rather than serialised again."""
+    replay judging a live row again): ``row`` with the columns that judging decides (``TRACES_JUDGING_COLUMNS``)
+    and the scrub version replaced, the rest copied rather than serialised again."""
     summary = summary or summarize(j.verdicts)
     out = {k: v for k, v in row.items() if k != "conv_key"}  # the sink stamps the erasure key
     out.update(outcome=j.outcome, scores_json=summary.scores_json, verdicts_json=summary.json, tags=list(summary.tags),
