@@ -27,6 +27,7 @@ from schemas.dlq import DeadLetter
 from schemas.record import Record
 from schemas.tables import TRACES_TABLE
 from schemas.topics import DLQ, JUDGED, TRACES
+from schemas.trace import OWN_JSON
 from schemas.verdict import JudgedTrace
 from streams.encoding import encode_event, summarize, to_row
 from streams.metrics import BatchTally, PipelineMetrics
@@ -129,7 +130,7 @@ class MonitorHandler:
         judged = []
         for v in values:
             try:
-                judged.append(JudgedTrace.model_validate_json(v))
+                judged.append(JudgedTrace.model_validate_json(v, context=OWN_JSON))  # the spine wrote it
             except ValueError as exc:  # written by our own spine: only a version skew gets here
                 self.invalid.inc()
                 log.warning("skipping an unreadable judged trace: %s", str(exc)[:200])

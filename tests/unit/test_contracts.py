@@ -290,3 +290,19 @@ def test_audit_chain_detects_edits_removals_and_reordering():
     assert verify_chain([chain[1], chain[0], chain[2]]) == 1  # reordered
     forged = AuditEntry.after(chain[0], actor="mallory", action="rollout.promote", subject="agent-1")
     assert verify_chain([chain[0], forged, chain[2]]) == 2  # a substitute breaks the link after it
+
+
+def test_flat_layout_in_json_validates_like_the_dict_and_its_errors_are_the_mapped_ones():
+    """The canonical layout validates in one JSON pass; a flat record falls back to the mapping, so JSON and dict
+    give the same trace, and a flat record with a real error reports that error, not the flat keys."""
+    flat = {**FLAT, "timestamp": "2026-12-01T10:00:00Z"}
+    assert Trace.model_validate_json(json.dumps(flat)) == Trace.model_validate(flat)
+    with pytest.raises(ValidationError) as err:
+        Trace.model_validate_json(json.dumps({**FLAT, "latency": -1}))
+    assert [e["loc"] for e in err.value.errors()] == [("latency_ms",)]
+    with pytest.raises(ValidationError) as err:
+        Trace.model_validate_json(json.dumps({**FLAT, "selected_tools": "calc"}))
+    assert "selected_tools must be a list" in str(err.value)
+    with pytest.raises(ValidationError) as err:
+        Trace.model_validate_json(json.dumps({**FLAT, "unknown_field": 1}))
+    assert [e["loc"] for e in err.value.errors()] == [("unknown_field",)]
