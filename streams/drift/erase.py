@@ -119,13 +119,15 @@ async def erase_drift_state(settings: "Settings", trace_ids: list[str], conversa
         report["files_with_copies"] = [Path(f).name for f in files if _has(Path(f).read_bytes(), needles)]
         return report
     command = DriftErase(erasure_id=erasure_id, trace_keys=sorted(erased_keys))
+    # the snapshots holding copies, read before the command is sent: a monitor that applies it at once has saved a
+    # clean snapshot before a read after the send, and would be missed from applied_by_monitors
+    _, latest = await _latest(settings, topic)
+    dirty = {k for k, m in latest.items() if _has(m.value, needles)}
     async with producer(settings) as prod:
         md = await prod.send_and_wait(settings.topic(DRIFT_ERASE), key=erasure_id.encode(),
                                       value=command.model_dump_json().encode())
         report["command_offset"] = md.offset
         # 1. running monitors apply the command and save: wait for their clean snapshots
-        _, latest = await _latest(settings, topic)
-        dirty = {k for k, m in latest.items() if _has(m.value, needles)}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while dirty and loop.time() < deadline:
