@@ -15,7 +15,7 @@ from typing import Final
 from streams.scrub import lexicon as L
 from streams.scrub.places import find_postcodes, find_vn_addresses
 from streams.scrub.run_facts import _Run, _run_facts, run_parts
-from streams.scrub.regex import lower_same_length
+from streams.scrub.regex import lower_same_length, make_mask
 
 Span = tuple[str, int, int, float]
 UNSTRUCTURED_KINDS: Final = ("PERSON", "ADDRESS", "LOCATION", "ORGANIZATION", "DATE_OF_BIRTH")
@@ -36,6 +36,14 @@ _RUN_FAST = re.compile(rb"A(?=[a-zA?'.&-]|" + _GOES_ON + rb")[a-zA?'.&-]{0,40}+"
 # _RUN_WIDE treats "A" and "?" alike everywhere, so on a non-ASCII text's mask with "?" made "A" the _RUN patterns
 # find its runs, and their search is literal-led (a class-led one tests every position: slow).
 _WIDE_AS_RUN: Final = bytes.maketrans(b"?", b"A")
+
+
+def wide_run_mask(text: str, mask: bytes) -> bytes:
+    """The mask a non-ASCII text's runs are searched on: non-ASCII characters as "A" (a token may start with one),
+    a literal "?" as "'" (inside a token, as in an ASCII text's mask, but never its start: "Что? Anna" keeps Anna)."""
+    if "?" in text:
+        mask = make_mask(text.replace("?", "'"))
+    return mask.translate(_WIDE_AS_RUN)
 # Context cues: the last one to three words before a run (set lookups; a regex anchored at the end would be tried
 # at every position of the context).
 _PERSON_CUES: Final = frozenset("""my name is|name is|name's|i am|i'm|this is|call me|named|called|dear|hi|hello|hey|
@@ -79,8 +87,9 @@ def _cue_flags(before: str) -> tuple[bool, bool]:
     return not phrases.isdisjoint(_PERSON_CUES), not phrases.isdisjoint(_LOC_CUES)
 
 
-_NAME_LOWER_CUE = re.compile(r"(?:my name is|name is|i am|i'm|this is|call me)\s+([a-z][a-z'-]{1,30})"
-                             r"(?:\s+([a-z][a-z'-]{1,30}))?")
+# "\x1f" (scrub_trace's piece separator) is whitespace to re: the gaps here never cross it
+_NAME_LOWER_CUE = re.compile(r"(?:my name is|name is|i am|i'm|this is|call me)[^\S\x1f]+([a-z][a-z'-]{1,30})"
+                             r"(?:[^\S\x1f]+([a-z][a-z'-]{1,30}))?")
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
           r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
 _DATE = (r"(\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|" + _MONTH +
@@ -138,9 +147,20 @@ _CAPS_AFTER_COMMA = re.compile(r", [A-Z0-9]{2,}(?![a-z])")
 _NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
 
 
-def _sentence_start(text: str, s: int) -> bool:
-    prev_char = text[max(0, s - 12):s].rstrip(" \t\"'(")[-1:] if s else ""  # bounded: no O(n) copy per run
-    return prev_char in ("", ".", "!", "?", "\n", ":", "}", "]", ">", "\x1f") or text[max(0, s - 2):s] == "\\n"
+def piece_start(text: str, s: int) -> int:
+    """Where the piece holding offset ``s`` starts: just after the last "\\x1f" before ``s`` and the one line break
+    that follows it (scrub_trace joins a trace's strings with "\\n\\x1f\\n"), or 0. No rule reads context from
+    before it, so each joined string is scrubbed exactly as it would be alone."""
+    i = text.rfind("\x1f", 0, s)
+    if i < 0:
+        return 0
+    return i + 2 if text[i + 1:i + 2] == "\n" and i + 1 < s else i + 1
+
+
+def _sentence_start(text: str, s: int, floor: int = 0) -> bool:
+    """Whether the run at ``s`` starts a sentence; ``floor``: the start of its piece (nothing before it is read)."""
+    prev_char = text[max(floor, s - 12):s].rstrip(" \t\"'(")[-1:] if s > floor else ""  # bounded: no O(n) copy
+    return prev_char in ("", ".", "!", "?", "\n", ":", "}", "]", ">", "\x1f") or text[max(floor, s - 2):s] == "\\n"
 
 
 def _intro_cue(text: str, low: str | None) -> bool:
@@ -198,6 +218,7 @@ class EntityDetector:
     # -- addresses ---------------------------------------------------------------------------------------------
     def _addresses(self, text: str, mask: bytes) -> list[Span]:
         out: list[Span] = []
+        pieces = "\x1f" in text
         if "PO A" in text:
             for m in _MILITARY.finditer(text):
                 out.append(("ADDRESS", m.start(), m.end(), 0.9))
@@ -208,7 +229,7 @@ class EntityDetector:
                 continue
             # number first ("12 Oak Street", "46 rue Nationale"): the next word is capitalised or a street word
             if mask[e:e + 1] in b" -" and _NUMBER_FIRST_NEXT.match(mask, e, e + 12):  # it starts with " " or "-"
-                m = _ADDR.match(text, s)
+                m = _ADDR.match(text, s, text.find("\x1f", s) % (len(text) + 1) if pieces else len(text))
                 if m and "\n" not in m.group():
                     end = self._tail(text, m.end())
                     out.append(("ADDRESS", s, end, 0.8))
@@ -216,7 +237,10 @@ class EntityDetector:
             # house number after the street name ("Wilgenlaan 40", "ul. Siostrzana 48"): a street word close before
             nxt = mask[e:e + 2]
             if s >= 3 and mask[s - 1] == 32 and not (nxt[:1].isalnum() or (nxt[:1] == b" " and nxt[1:].islower())):
-                ws = self._street_word_start(text, max(0, s - 45), s)
+                a = s - 45 if s > 45 else 0
+                if pieces and "\x1f" in text[a:s]:
+                    a = piece_start(text, s)  # a street word in the string before is not this one's
+                ws = self._street_word_start(text, a, s)
                 if ws >= 0:
                     sm = _STREET_FIRST.match(text, ws)
                     if sm and sm.end() == e:
@@ -276,8 +300,12 @@ class EntityDetector:
         get = memo.get
         tags = "<" in text  # pseudonyms (a text scrubbed before): their runs are skipped
         rest: list[tuple[int, int]] = []
-        for m in _RUN_FAST.finditer(mask.translate(_WIDE_AS_RUN) if wide else mask):  # wide: as _RUN_WIDE
+        # scrub_trace's joined strings: a run's context starts no earlier than its own string (``floor``)
+        floor, sep = 0, text.find("\x1f")
+        for m in _RUN_FAST.finditer(wide_run_mask(text, mask) if wide else mask):  # wide: as _RUN_WIDE
             s, e = m.span()
+            if 0 <= sep < s:
+                floor, sep = piece_start(text, s), text.find("\x1f", s)
             if wide and not text[s].isupper():
                 continue
             chunk = text[s:e]
@@ -303,11 +331,11 @@ class EntityDetector:
             # verdicts are memoised (bounded) by the raw context: one slice (context, run, next two characters) and
             # the run's place in it, hashed once. On a miss _classify reads only a few context features: what the
             # run itself tells is cached per run (_run), and runs recur in new contexts far more than new runs come.
-            lo = s - 24 if s > 24 else 0
+            lo = s - 24 if s - 24 > floor else floor
             raw_key = (text[lo:e + 2], s - lo, e - s)
             hit = get(raw_key)
             if hit is None:
-                hit = self._verdict(text, s, chunk)
+                hit = self._verdict(text, s, chunk, lo)
                 if len(memo) >= _MEMO_MAX:
                     memo.clear()
                 memo[raw_key] = hit
@@ -344,11 +372,12 @@ class EntityDetector:
         # verdicts are memoised (bounded) by the raw context: one slice (context, run, next two characters) and
         # the run's place in it, hashed once. On a miss _classify reads only a few context features: what the
         # run itself tells is cached per run (_run), and runs recur in new contexts far more than new runs come.
-        lo = s - 24 if s > 24 else 0
+        floor = piece_start(text, s) if "\x1f" in text else 0
+        lo = s - 24 if s - 24 > floor else floor
         raw_key = (text[lo:e + 2], s - lo, e - s)
         hit = memo.get(raw_key)
         if hit is None:
-            hit = self._verdict(text, s, chunk)
+            hit = self._verdict(text, s, chunk, lo)
             if len(memo) >= _MEMO_MAX:
                 memo.clear()
             memo[raw_key] = hit
@@ -367,11 +396,12 @@ class EntityDetector:
                 chunk = text[s:e]
             self._emit(text, s, e, chunk, out)
 
-    def _verdict(self, text: str, s: int, chunk: str) -> tuple[Span, ...]:
-        """The run's spans: as a whole, or — when the whole is no entity — its parts ("Bruno, Stacey, Paul")."""
-        hit = self._classify(text, s, chunk)
+    def _verdict(self, text: str, s: int, chunk: str, floor: int = 0) -> tuple[Span, ...]:
+        """The run's spans: as a whole, or — when the whole is no entity — its parts ("Bruno, Stacey, Paul").
+        ``floor``: no context before it is read (the start of the run's piece, or further on)."""
+        hit = self._classify(text, s, chunk, floor)
         if not hit and (", " in chunk or ". " in chunk):  # a list of names, or two sentences
-            hit = self._classify_parts(text, s, chunk)
+            hit = self._classify_parts(text, s, chunk, floor)
         return hit
 
     def lowercase_pairs(self, text: str, base: int = 0) -> list[Span]:
@@ -401,12 +431,12 @@ class EntityDetector:
                 out.append(("PERSON", base + s1, base + e2, 0.6))
         return out
 
-    def _classify_parts(self, text: str, s: int, chunk: str) -> tuple[Span, ...]:
+    def _classify_parts(self, text: str, s: int, chunk: str, floor: int = 0) -> tuple[Span, ...]:
         out: list[Span] = []
         for a, part in run_parts(chunk):
             part = self._trim(part) if part[-1] in ".,'-&" else part
             if part and not (" " not in part and part.lower() in L.NOT_NAME):
-                out.extend((k, a + x, a + y, sc) for k, x, y, sc in self._classify(text, s + a, part))
+                out.extend((k, a + x, a + y, sc) for k, x, y, sc in self._classify(text, s + a, part, floor))
         return tuple(out)
 
     @staticmethod
@@ -440,16 +470,16 @@ class EntityDetector:
             runs[chunk] = r
         return r
 
-    def _classify(self, text: str, s: int, chunk: str) -> tuple[Span, ...]:
+    def _classify(self, text: str, s: int, chunk: str, floor: int = 0) -> tuple[Span, ...]:
         """The run ``chunk`` at ``s``: its spans, with offsets relative to ``s``. The rules that need only the
         run were applied in ``_run_facts``; these read the context: a title just before, person and place cues
-        among the last words before, the start of a sentence, a "," or ":" after."""
+        among the last words before, the start of a sentence, a "," or ":" after; none from before ``floor``."""
         verdict, place_prefix, kept, place, words, first_hit, last_hit, placey, nameish, upper = \
             self._run_facts.get(chunk) or self._run(chunk)
         if verdict is not None:  # decided by the run alone
             return verdict
         n = len(chunk)
-        before = text[s - 24 if s > 24 else 0:s].lower()
+        before = text[s - 24 if s - 24 > floor else floor:s].lower()
         # people: a title just before
         last = before.rstrip().rsplit(" ", 1)[-1]
         if last.lower() in _TITLES:  # _is_title, inlined
@@ -460,7 +490,7 @@ class EntityDetector:
             return ()
         if kept:  # leading words that are not names were dropped ("The", "Please", "Monday"): context moves too
             s1 = s + kept
-            before = text[s1 - 24 if s1 > 24 else 0:s1].lower()
+            before = text[s1 - 24 if s1 - 24 > floor else floor:s1].lower()
         if place:
             return (("LOCATION", kept, n, 0.85),)
         if not before[-1:].isspace() or (not kept and last.isprintable() and last not in _CUE_ENDS
@@ -477,7 +507,7 @@ class EntityDetector:
         if placey and not first_hit:
             return (("LOCATION", kept, n, 0.55),)
         # the start of a sentence, read only where a rule below uses it (never after a dropped word)
-        sent_start = not kept and (first_hit or nameish) and _sentence_start(text, s)
+        sent_start = not kept and (first_hit or nameish) and _sentence_start(text, s, floor)
         if first_hit and words <= 3 and not (sent_start and words == 1):
             return (("PERSON", kept, n, 0.8 if words >= 2 else 0.65),)
         if last_hit and words <= 3:

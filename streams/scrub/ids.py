@@ -125,11 +125,13 @@ def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterab
         for t in taken:
             blanked[t[1]:t[2]] = b" " * (t[2] - t[1])
         mask = bytes(blanked)
-    scanned = -1
+    scanned, pieces = -1, "\x1f" in text
     for w in _SEQ_MASK.finditer(mask):
         if text[w.end():w.end() + 1] == "@":
             continue  # digits of an email's local part
         ws = w.start() - 16 if w.start() > 16 else 0
+        if pieces and "\x1f" in text[ws:w.start()]:  # never reach back into another piece of scrub_trace's text
+            ws = text.rindex("\x1f", ws, w.start()) + 1
         stop, pos = w.end(), max(ws, scanned)  # windows overlap: a sequence is looked at once
         while True:
             # a sequence has a digit within its first 13 characters, so none starts before the next digit - 12:

@@ -41,3 +41,35 @@ class ScrubMemo:
         self._d[text] = ScrubResult(res.text, list(res.findings))
         self.held += len(text)
         return res
+
+
+class PieceMemo:
+    """What ``scrub_trace`` found in each short string it has scrubbed: ``(kind, start, end, replacement)`` per
+    finding, usually none. Tool errors, canned replies, URLs, argument values and repeated questions recur across
+    traces far more than whole documents do (about two thirds of the short strings' characters in the simulator's
+    traffic); a string seen before is not joined into the trace's text again, so the detectors read only new text.
+
+    Exact because no detector reads context across scrub_trace's separator (a joined string gets what it would get
+    alone: ``tests/unit/test_scrub_pieces.py``). Bounded by total characters held, cleared when full, like
+    ``ScrubMemo``; holds raw text in process memory only, like the record itself."""
+
+    def __init__(self, budget_chars: int = 2_000_000) -> None:
+        self.budget = budget_chars
+        self.held = 0
+        self.hits = 0
+        self._d: dict[str, tuple[tuple[str, int, int, str], ...]] = {}
+
+    def get(self, piece: str) -> tuple[tuple[str, int, int, str], ...] | None:
+        hit = self._d.get(piece)
+        if hit is not None:
+            self.hits += 1
+        return hit
+
+    def put(self, piece: str, found: tuple[tuple[str, int, int, str], ...]) -> None:
+        if "\x1f" in piece:  # a string holding the separator itself is scrubbed with the others every time
+            return
+        if self.held + len(piece) > self.budget:
+            self._d.clear()
+            self.held = 0
+        self._d[piece] = found
+        self.held += len(piece)

@@ -22,9 +22,11 @@ _CA_TEXT = re.compile(r"[ABCEGHJ-NPRSTVXY]\d[A-Z] \d[A-Z]\d")
 _VN_WORDS: Final = ("Phường", "Quận", "Huyện", "Đường", "Phố", "Ngõ", "Hẻm", "Tỉnh", "Thành phố", "TP.", "Xã ")
 _VN_UP = "A-ZÀ-ỸĐ"
 _VN_WORD = rf"[{_VN_UP}][\wÀ-ỹđĐ]*"
+_GAP = r"[^\S\x1f]"  # whitespace, but never scrub_trace's piece separator ("\x1f" is whitespace to re)
 _VN = re.compile(
-    rf"(?:[Ss]ố\s+)?\d{{1,5}}[A-Za-z]?(?:/\d{{1,4}})?\s+(?:(?:Đường|Phố|Ngõ|Hẻm)\s+)?{_VN_WORD}(?:\s+{_VN_WORD}){{0,3}}"
-    rf"|(?:Phường|Quận|Huyện|Xã|Tỉnh|Thành phố|TP\.)\s*(?:\d{{1,3}}|{_VN_WORD}(?:\s+{_VN_WORD}){{0,3}})")
+    rf"(?:[Ss]ố{_GAP}+)?\d{{1,5}}[A-Za-z]?(?:/\d{{1,4}})?{_GAP}+(?:(?:Đường|Phố|Ngõ|Hẻm){_GAP}+)?{_VN_WORD}"
+    rf"(?:{_GAP}+{_VN_WORD}){{0,3}}"
+    rf"|(?:Phường|Quận|Huyện|Xã|Tỉnh|Thành phố|TP\.){_GAP}*(?:\d{{1,3}}|{_VN_WORD}(?:{_GAP}+{_VN_WORD}){{0,3}})")
 
 
 def find_postcodes(text: str, mask: bytes) -> Iterable[Span]:
@@ -46,8 +48,13 @@ def find_postcodes(text: str, mask: bytes) -> Iterable[Span]:
 
 
 def find_vn_addresses(text: str) -> Iterable[Span]:
+    """In a text (or, in scrub_trace's joined text, a piece of it) that has an administrative word."""
     if text.isascii() or not any(w in text for w in _VN_WORDS):
         return
-    for m in _VN.finditer(text):
-        if not m.group().isascii():  # a Vietnamese name in it: not "12 Oak" in a mixed text
-            yield "ADDRESS", m.start(), m.end(), 0.75
+    pos = 0
+    for piece in text.split("\x1f") if "\x1f" in text else (text,):
+        if not piece.isascii() and any(w in piece for w in _VN_WORDS):
+            for m in _VN.finditer(piece):
+                if not m.group().isascii():  # a Vietnamese name in it: not "12 Oak" in a mixed text
+                    yield "ADDRESS", pos + m.start(), pos + m.end(), 0.75
+        pos += len(piece) + 1

@@ -20,7 +20,7 @@ from streams.scrub.base import Finding, Scrubber, ScrubResult
 from streams.scrub.checks import iban_ok, luhn_ok, ssn_ok
 from streams.scrub.emails import find_obfuscated_emails, find_reversed_email
 from streams.scrub.ids import find_ids
-from streams.scrub.memo import ScrubMemo
+from streams.scrub.memo import PieceMemo, ScrubMemo
 from streams.scrub.pseudonym import Pseudonymizer
 from streams.scrub.credentials import find_secrets, lower_same_length
 
@@ -296,6 +296,7 @@ class DetectingScrubber(Scrubber):
     pseudo: Pseudonymizer
     memo: ScrubMemo
     ident_memo: dict[str, tuple[str, tuple[str, ...]]]  # scrub_trace's memo of scrubbed identifiers (tool names)
+    piece_memo: PieceMemo | None  # scrub_trace's memo of short strings; None where a rule reads across strings
 
     @property
     def key_id(self) -> str:
@@ -347,6 +348,7 @@ class RegexScrubber(DetectingScrubber):
         self.pseudo = pseudonymizer
         self.memo = ScrubMemo()
         self.ident_memo = {}
+        self.piece_memo = PieceMemo()
         self.kinds = frozenset(kinds if kinds is not None else STRUCTURED_KINDS)
         unknown = self.kinds - set(STRUCTURED_KINDS)
         if unknown:

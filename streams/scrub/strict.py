@@ -90,6 +90,7 @@ class StrictScrubber(TieredScrubber):
         super().__init__(pseudonymizer or PlainTags(), STRUCTURED_KINDS + UNSTRUCTURED_KINDS,
                          default_threshold=threshold)
         self.entities.strict_names = True
+        self.piece_memo = None  # its lower-case name rule reads a joined text whole, across scrub_trace's strings
         self.kinds = frozenset(self.supported)
 
     def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:

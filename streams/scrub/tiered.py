@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from streams.scrub.entities import UNSTRUCTURED_KINDS, EntityDetector
-from streams.scrub.memo import ScrubMemo
+from streams.scrub.memo import PieceMemo, ScrubMemo
 from streams.scrub.pseudonym import Pseudonymizer
 from streams.scrub.regex import STRUCTURED_KINDS, DetectingScrubber, RegexScrubber, Span, make_mask
 
@@ -34,6 +34,7 @@ class TieredScrubber(DetectingScrubber):
         self.thresholds = {k: (thresholds or {}).get(k, default_threshold) for k in UNSTRUCTURED_KINDS}
         self.memo = ScrubMemo()
         self.ident_memo = {}
+        self.piece_memo = PieceMemo()
         self.kinds = frozenset(kinds)
 
     def detect(self, text: str, mask: bytes | None = None, low: str | None = None) -> list[Span]:

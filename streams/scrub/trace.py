@@ -7,7 +7,10 @@ marker rather than walked, so hostile tool args cannot exhaust the stack or the 
 For speed the short strings of one trace are joined with a separator and scrubbed in one ``scrub`` call (the
 per-call overhead of ~20 short strings would otherwise dominate); findings are mapped back to their strings by
 offset, and the rare finding that straddles a separator sends the strings it touches back to be scrubbed one by one.
-Long strings are scrubbed on their own, so recurring context (prompts, documents) hits the scrubber's memo.
+Long strings are scrubbed on their own, so recurring context (prompts, documents) hits the scrubber's memo; a short
+string seen before (tool errors, canned replies, argument values) takes what it held from the scrubber's
+``PieceMemo`` and is not joined again. Both are exact because no detector reads across the separator: each string
+gets what it would get alone (``tests/unit/test_scrub_pieces.py``).
 
 The walk itself runs for every record, so it is kept lean: the per-item steps are inlined in the loops, and a
 context item or tool call is copied (pydantic's ``model_copy``) only when its scrubbed fields differ; an unchanged
@@ -196,29 +199,20 @@ class _Walker:
         pieces = self.pieces
         if not pieces:
             return
+        memo = getattr(self.scrubber, "piece_memo", None)  # PieceMemo: what earlier traces' strings held
+        per: dict[int, list[tuple[str, int, int, str]]] = {}  # findings by piece, offsets in it; most pieces have none
         redo: set[int] = set()
-        starts: list[int] = []
-        joined: list[str] = []
-        pos = 0
-        sep = len(SEPARATOR)
+        todo: list[int] = []  # the pieces joined and scrubbed now
         for i, p in enumerate(pieces):
-            starts.append(pos)
             if len(p) >= LONG_PIECE:  # scrubbed alone, so a recurring document hits the scrubber's memo
                 redo.add(i)
-                p = ""
-            joined.append(p)
-            pos += len(p) + sep
-        text = SEPARATOR.join(joined)
-        replacements = getattr(self.scrubber, "replacements", None)  # DetectingScrubber: no Finding objects
-        found = replacements(text) if replacements is not None else [
-            (f.kind, f.start, f.end, f.replacement) for f in self.scrubber.scrub(text).findings]
-        per: dict[int, list[tuple[str, int, int, str]]] = {}  # findings by piece; most pieces have none
-        for f in found:
-            i = bisect_right(starts, f[1]) - 1
-            if f[2] > starts[i] + len(joined[i]):
-                redo.update(range(i, bisect_right(starts, f[2] - 1)))
-            elif f[1] >= starts[i]:
-                per.setdefault(i, []).append(f)
+            elif memo is not None and (hit := memo.get(p)) is not None:
+                if hit:
+                    per[i] = list(hit)
+            else:
+                todo.append(i)
+        if todo:
+            self._scrub_joined(todo, per, redo, memo)
         slots = self.slots
         # every piece goes back as it is, in piece order (a dict's key order follows that) ...
         for (container, key, _), piece in zip(slots, pieces):
@@ -233,16 +227,43 @@ class _Walker:
             if i in redo:
                 container[key] = self.now(piece, field)
                 continue
-            fs = per[i]
-            base, parts, cur = starts[i], [], 0
-            for kind, s, e, rep in fs:
-                parts.append(piece[cur:s - base])
+            parts, cur = [], 0
+            for kind, s, e, rep in per[i]:
+                parts.append(piece[cur:s])
                 parts.append(rep)
-                cur = e - base
+                cur = e
                 tk = (kind, field)
                 tally[tk] = tally.get(tk, 0) + 1
             parts.append(piece[cur:])
             container[key] = "".join(parts)
+
+    def _scrub_joined(self, todo: list[int], per: dict[int, list[tuple[str, int, int, str]]], redo: set[int],
+                      memo: Any) -> None:
+        """The pieces ``todo`` joined and scrubbed in one call; findings go to ``per`` (by piece, offsets in it) and
+        into ``memo``; a finding across a separator sends the pieces it touches to ``redo``."""
+        pieces = self.pieces
+        starts: list[int] = []
+        pos, sep = 0, len(SEPARATOR)
+        for i in todo:
+            starts.append(pos)
+            pos += len(pieces[i]) + sep
+        text = SEPARATOR.join([pieces[i] for i in todo])
+        replacements = getattr(self.scrubber, "replacements", None)  # DetectingScrubber: no Finding objects
+        found = replacements(text) if replacements is not None else [
+            (f.kind, f.start, f.end, f.replacement) for f in self.scrubber.scrub(text).findings]
+        new: dict[int, list[tuple[str, int, int, str]]] = {}
+        for kind, s, e, rep in found:
+            j = bisect_right(starts, s) - 1
+            base = starts[j]
+            if e > base + len(pieces[todo[j]]):
+                redo.update(todo[j:bisect_right(starts, e - 1)])
+            else:
+                new.setdefault(todo[j], []).append((kind, s - base, e - base, rep))
+        if memo is not None:
+            for i in todo:
+                if i not in redo:
+                    memo.put(pieces[i], tuple(new.get(i, ())))
+        per.update(new)
 
     def findings(self) -> list[PiiFinding]:
         return [PiiFinding(kind=k, field=f, count=n) for (k, f), n in sorted(self.tally.items())]

@@ -11,7 +11,8 @@ from streams.scrub import Pseudonymizer, TieredScrubber, scrub_trace
 from streams.scrub import lexicon as L
 from streams.scrub.entities import (_CUE_ENDS, _HOUSE_NUMBER, _HOUSE_NUMBER_CANDIDATE, _LOC_CUES, _NUMBER_FIRST_NEXT,
                                     _OLD_DATE_MASK, _PERSON_CUES, _RUN, _RUN_FAST, _RUN_WIDE, _WIDE_AS_RUN, EntityDetector,
-                                    _cue_flags, _cue_phrases, _intro_cue, _sentence_start)
+                                    _cue_flags, _cue_phrases, _intro_cue, _sentence_start,
+                                    piece_start)
 from streams.scrub.run_facts import _NOT_NAME_ENDINGS, _TOKEN_IN_RUN, _is_title, org_suffix, run_parts, word_key
 from streams.scrub.regex import make_mask
 
@@ -50,16 +51,16 @@ def _texts(seed: int, n: int) -> Iterator[str]:
 
 def _reference_classify(det: EntityDetector, text: str, s: int, chunk: str) -> Iterator[tuple[str, int, int, float]]:
     """The rules as they were written before the run facts were cached and the context reads trimmed (kept here
-    verbatim as the plain path)."""
-    s0 = s
+    verbatim as the plain path), reading no context before the run's piece of a scrub_trace text."""
+    s0, floor = s, piece_start(text, s)
     spans = [(m.start(), m.group()) for m in _TOKEN_IN_RUN.finditer(chunk)]
     toks = [t for _, t in spans]
     lows = [word_key(t) for t in toks]
     if len(lows) == 1 and (lows[0] in L.NOT_NAME or len(lows[0]) < 2):
         return
     e = s + len(chunk)
-    before = text[max(0, s - 24):s].lower()
-    sent_start = _sentence_start(text, s)
+    before = text[max(floor, s - 24):s].lower()
+    sent_start = _sentence_start(text, s, floor)
     whole = " ".join(lows)
     if len(toks) >= 2 and (org_suffix(lows[-1]) or any(t in L.ORG_SUFFIX for t in lows[1:]) and
                            lows[-1] not in L.STREET_SUFFIX):
@@ -94,7 +95,7 @@ def _reference_classify(det: EntityDetector, text: str, s: int, chunk: str) -> I
             return
         s, toks, lows, sent_start = s0 + spans[1][0], toks[1:], lows[1:], False
         spans = spans[1:]
-        before = text[max(0, s - 24):s].lower()
+        before = text[max(floor, s - 24):s].lower()
     if not toks or all(t in L.NOT_NAME for t in lows) or e - s < 2:
         return
     whole = " ".join(lows)
@@ -140,7 +141,8 @@ def _reference_runs(det: EntityDetector, text: str) -> list[tuple[str, int, int,
     """Capitalised runs as found before (_RUN / _RUN_WIDE on the mask), classified by the reference, no memo; then
     names typed in lower case after a self-introduction, as _runs adds them."""
     mask, wide, out = make_mask(text), not text.isascii(), []
-    for m in (_RUN_WIDE if wide else _RUN).finditer(mask):
+    # in a non-ASCII text's mask "?" is also any non-ASCII character; a literal "?" there is read as "'"
+    for m in (_RUN_WIDE if wide else _RUN).finditer(make_mask(text.replace("?", "'")) if wide else mask):
         s, e = m.span()
         if wide and not text[s].isupper():
             continue
@@ -191,7 +193,7 @@ def test_classify_with_cached_run_facts_equals_the_reference() -> None:
             if not chunk:
                 continue
             expected = tuple((k, a - s, b - s, sc) for k, a, b, sc in _reference_classify(det, text, s, chunk))
-            assert det._classify(text, s, chunk) == expected, (text, chunk)
+            assert det._classify(text, s, chunk, piece_start(text, s)) == expected, (text, chunk)
 
 
 def test_cue_flags_equal_the_cue_phrase_sets() -> None:
