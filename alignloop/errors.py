@@ -1,4 +1,9 @@
 """Errors a user can fix: printed as one line (no traceback), exit code 2."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
 
 
 class UserError(Exception):
@@ -17,3 +22,16 @@ def exit_now(code: int) -> None:
     sys.stderr.flush()
     logging.shutdown()
     os._exit(code)
+
+
+def exits_now(command: Callable[..., None]) -> Callable[..., None]:
+    """A one-shot command over Delta tables: once it returns, it leaves through ``exit_now(0)``. Seen on
+    `alignloop lineage conversation`: the full report printed, then SIGABRT in teardown (pyarrow / deltalake native
+    thread pools; apache/arrow#34314, delta-io/delta-rs#2184)."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        command(*args, **kwargs)
+        exit_now(0)
+
+    return run
+

@@ -6,11 +6,11 @@ from typing import Optional
 
 import typer
 
-from alignloop.errors import UserError
+from alignloop.errors import UserError, exits_now
 
 
 def register(app: typer.Typer) -> None:
-    app.command("erase")(erase_cmd)
+    app.command("erase")(exits_now(erase_cmd))
 
 
 def _summary(report: dict) -> list[tuple[str, object]]:

@@ -5,7 +5,7 @@ import json
 
 import typer
 
-from alignloop.errors import UserError
+from alignloop.errors import UserError, exits_now
 
 lineage_app = typer.Typer(help="Lineage: adapter -> datasets, versions, offsets; conversation -> rows, datasets, "
                                "adapters.", no_args_is_help=True)
@@ -24,6 +24,7 @@ def _print(out: dict, timing: bool) -> None:
 
 
 @lineage_app.command("adapter")
+@exits_now
 def adapter_cmd(adapter_id: str = typer.Argument(..., help="<name>@<version> (or a name: its latest version)."),
                 timing: bool = typer.Option(False, "--timing", help="Include the query's wall time.")) -> None:
     """Tables and versions, offset ranges, judge/scrubber/policy versions, registry events and rollouts."""
@@ -38,6 +39,7 @@ def adapter_cmd(adapter_id: str = typer.Argument(..., help="<name>@<version> (or
 
 
 @lineage_app.command("conversation")
+@exits_now
 def conversation_cmd(conversation_id: str = typer.Argument(..., help="The conversation id."),
                      timing: bool = typer.Option(False, "--timing", help="Include per-table query times.")) -> None:
     """Every table row (live and replay), dataset and adapter that includes the conversation."""
