@@ -34,4 +34,3 @@ def exits_now(command: Callable[..., None]) -> Callable[..., None]:
         exit_now(0)
 
     return run
-

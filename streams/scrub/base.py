@@ -28,6 +28,22 @@ class ScrubResult:
         return out
 
 
+def piece_start(text: str, s: int) -> int:
+    """Where the piece of ``text`` holding offset ``s`` starts: just after the last "\\x1f" before ``s`` and the one
+    line break that follows it (scrub_trace joins a trace's strings with "\\n\\x1f\\n"), or 0. Detectors read no
+    context from before it, so each joined string is scrubbed exactly as it would be alone."""
+    i = text.rfind("\x1f", 0, s)
+    if i < 0:
+        return 0
+    return i + 2 if text[i + 1:i + 2] == "\n" and i + 1 < s else i + 1
+
+
+def piece_end(text: str, s: int) -> int:
+    """Where the piece of ``text`` holding offset ``s`` ends: at the next "\\x1f", or the end of the text."""
+    i = text.find("\x1f", s)
+    return i if i >= 0 else len(text)
+
+
 class Scrubber(ABC):
     """Finds PII in text and replaces it with typed, deterministic pseudonyms."""
 

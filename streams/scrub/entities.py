@@ -13,6 +13,7 @@ from operator import itemgetter
 from typing import Final
 
 from streams.scrub import lexicon as L
+from streams.scrub.base import piece_end, piece_start
 from streams.scrub.places import find_postcodes, find_vn_addresses
 from streams.scrub.run_facts import _Run, _run_facts, run_parts
 from streams.scrub.regex import lower_same_length, make_mask
@@ -147,16 +148,6 @@ _CAPS_AFTER_COMMA = re.compile(r", [A-Z0-9]{2,}(?![a-z])")
 _NUMBER_FIRST_NEXT = re.compile(rb"(?:[ -]0{1,5})? (?:[A?]|[a-z]{2,6}\.? [A?])")
 
 
-def piece_start(text: str, s: int) -> int:
-    """Where the piece holding offset ``s`` starts: just after the last "\\x1f" before ``s`` and the one line break
-    that follows it (scrub_trace joins a trace's strings with "\\n\\x1f\\n"), or 0. No rule reads context from
-    before it, so each joined string is scrubbed exactly as it would be alone."""
-    i = text.rfind("\x1f", 0, s)
-    if i < 0:
-        return 0
-    return i + 2 if text[i + 1:i + 2] == "\n" and i + 1 < s else i + 1
-
-
 def _sentence_start(text: str, s: int, floor: int = 0) -> bool:
     """Whether the run at ``s`` starts a sentence; ``floor``: the start of its piece (nothing before it is read)."""
     prev_char = text[max(floor, s - 12):s].rstrip(" \t\"'(")[-1:] if s > floor else ""  # bounded: no O(n) copy
@@ -229,7 +220,7 @@ class EntityDetector:
                 continue
             # number first ("12 Oak Street", "46 rue Nationale"): the next word is capitalised or a street word
             if mask[e:e + 1] in b" -" and _NUMBER_FIRST_NEXT.match(mask, e, e + 12):  # it starts with " " or "-"
-                m = _ADDR.match(text, s, text.find("\x1f", s) % (len(text) + 1) if pieces else len(text))
+                m = _ADDR.match(text, s, piece_end(text, s) if pieces else len(text))
                 if m and "\n" not in m.group():
                     end = self._tail(text, m.end())
                     out.append(("ADDRESS", s, end, 0.8))

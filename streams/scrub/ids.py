@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
+from streams.scrub.base import piece_start
 from streams.scrub.checks import luhn_ok
 
 Span = tuple[str, int, int, float]
@@ -131,7 +132,7 @@ def find_ids(text: str, mask: bytes, low: str, taken: list[Span] = ()) -> Iterab
             continue  # digits of an email's local part
         ws = w.start() - 16 if w.start() > 16 else 0
         if pieces and "\x1f" in text[ws:w.start()]:  # never reach back into another piece of scrub_trace's text
-            ws = text.rindex("\x1f", ws, w.start()) + 1
+            ws = piece_start(text, w.start())
         stop, pos = w.end(), max(ws, scanned)  # windows overlap: a sequence is looked at once
         while True:
             # a sequence has a digit within its first 13 characters, so none starts before the next digit - 12:

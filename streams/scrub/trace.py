@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from schemas.trace import Trace
 from schemas.verdict import PiiFinding
 from streams.scrub.base import Scrubber
 from streams.scrub.checks import key_rule
+from streams.scrub.memo import PieceMemo
 
 ALL_FIELDS: Final = ("user_message", "context", "tool_calls.args", "tool_calls.result", "tool_calls.error",
                      "final_response", "candidates", "metadata", "flags", "agent_id", "policy_id", "tool_calls.name")
@@ -200,7 +202,7 @@ class _Walker:
         if not pieces:
             return
         memo = getattr(self.scrubber, "piece_memo", None)  # PieceMemo: what earlier traces' strings held
-        per: dict[int, list[tuple[str, int, int, str]]] = {}  # findings by piece, offsets in it; most pieces have none
+        per: dict[int, Sequence[tuple[str, int, int, str]]] = {}  # findings by piece, offsets in it; most have none
         redo: set[int] = set()
         todo: list[int] = []  # the pieces joined and scrubbed now
         for i, p in enumerate(pieces):
@@ -208,7 +210,7 @@ class _Walker:
                 redo.add(i)
             elif memo is not None and (hit := memo.get(p)) is not None:
                 if hit:
-                    per[i] = list(hit)
+                    per[i] = hit
             else:
                 todo.append(i)
         if todo:
@@ -237,8 +239,8 @@ class _Walker:
             parts.append(piece[cur:])
             container[key] = "".join(parts)
 
-    def _scrub_joined(self, todo: list[int], per: dict[int, list[tuple[str, int, int, str]]], redo: set[int],
-                      memo: Any) -> None:
+    def _scrub_joined(self, todo: list[int], per: dict[int, Sequence[tuple[str, int, int, str]]], redo: set[int],
+                      memo: PieceMemo | None) -> None:
         """The pieces ``todo`` joined and scrubbed in one call; findings go to ``per`` (by piece, offsets in it) and
         into ``memo``; a finding across a separator sends the pieces it touches to ``redo``."""
         pieces = self.pieces

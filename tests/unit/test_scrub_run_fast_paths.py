@@ -11,8 +11,8 @@ from streams.scrub import Pseudonymizer, TieredScrubber, scrub_trace
 from streams.scrub import lexicon as L
 from streams.scrub.entities import (_CUE_ENDS, _HOUSE_NUMBER, _HOUSE_NUMBER_CANDIDATE, _LOC_CUES, _NUMBER_FIRST_NEXT,
                                     _OLD_DATE_MASK, _PERSON_CUES, _RUN, _RUN_FAST, _RUN_WIDE, _WIDE_AS_RUN, EntityDetector,
-                                    _cue_flags, _cue_phrases, _intro_cue, _sentence_start,
-                                    piece_start)
+                                    _cue_flags, _cue_phrases, _intro_cue, _sentence_start)
+from streams.scrub.base import piece_start
 from streams.scrub.run_facts import _NOT_NAME_ENDINGS, _TOKEN_IN_RUN, _is_title, org_suffix, run_parts, word_key
 from streams.scrub.regex import make_mask
 
